@@ -1,0 +1,5 @@
+import sys
+
+from alignuniform.cli import main
+
+sys.exit(main())
