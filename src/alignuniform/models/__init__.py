@@ -1,0 +1,46 @@
+"""Image (and 1-D) encoders whose outputs lie on the unit hypersphere.
+
+Every encoder has ``forward(x) -> (B, feat_dim)`` L2-normalised embeddings,
+``features(x) -> (B, penultimate_dim)`` penultimate features and ``feature_maps(x)`` conv maps,
+and attributes ``feat_dim`` and ``penultimate_dim``. Build one by name with ``build_model``.
+
+Example:
+    >>> from alignuniform.models import build_model
+    >>> model = build_model("small_alexnet", feat_dim=128)
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from alignuniform._registry import resolve
+
+# values are "module:attr" so a model's module is imported only when it is built
+MODELS: dict[str, str] = {
+    "small_alexnet": "alignuniform.models.small_alexnet:SmallAlexNet",
+    "resnet18_cifar": "alignuniform.models.resnet:ResNet18Cifar",
+    "small_cnn": "alignuniform.models.small_cnn:SmallCNN",
+    "conv1d": "alignuniform.models.conv1d:Conv1dEncoder",
+}
+
+
+def build_model(name: str, **kwargs) -> nn.Module:
+    """Construct the encoder registered as ``name`` with constructor ``kwargs``.
+
+    Args:
+        name: One of ``MODELS`` (``"small_alexnet"``, ``"resnet18_cifar"``, ``"small_cnn"``,
+            ``"conv1d"``).
+        **kwargs: Passed to the constructor, e.g. ``feat_dim=2``.
+
+    Raises:
+        ValueError: Unknown name (the message lists the valid ones).
+        TypeError: A keyword the constructor does not take.
+    """
+    cls = resolve(MODELS, name, "model")
+    try:
+        return cls(**kwargs)
+    except TypeError as err:
+        raise TypeError(f"model {name!r}: {err}") from err
+
+
+__all__ = ["MODELS", "build_model"]
