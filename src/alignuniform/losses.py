@@ -1,0 +1,289 @@
+"""Losses on the unit hypersphere (Wang & Isola, ICML 2020) and their weighted combination.
+
+Every loss is a plain differentiable function of tensors; ``LossCombination`` is the thin
+``nn.Module`` that the training loop uses. ``align_loss``, ``uniform_loss`` and
+``contrastive_loss`` use their inputs as given (the paper's encoders end in an L2
+normalisation); ``nt_xent_loss`` and ``triplet_loss`` are defined with cosine similarity and
+normalise internally. Half-precision inputs are computed in float32, also under autocast.
+
+Example:
+    >>> import torch, torch.nn.functional as F
+    >>> from alignuniform import align_loss, uniform_loss
+    >>> x = F.normalize(torch.randn(256, 128), dim=1)
+    >>> y = F.normalize(x + 0.1 * torch.randn(256, 128), dim=1)
+    >>> loss = align_loss(x, y) + (uniform_loss(x) + uniform_loss(y)) / 2
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alignuniform import _checks
+from alignuniform._kernel import DEFAULT_BLOCK, log_mean_pair_potential
+
+__all__ = [
+    "align_loss",
+    "uniform_loss",
+    "contrastive_loss",
+    "nt_xent_loss",
+    "triplet_loss",
+    "LossCombination",
+    "AlignUniformLoss",
+]
+
+
+def _no_autocast(x: torch.Tensor):
+    # autocast would re-cast the matmuls below to half precision, where exp(logits) overflows
+    if torch.is_autocast_enabled(x.device.type):
+        return torch.autocast(device_type=x.device.type, enabled=False)
+    return contextlib.nullcontext()
+
+
+def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
+    """Alignment: mean over positive pairs of ``||x_i - y_i||_2 ** alpha``.
+
+    Args:
+        x: (N, d) embeddings of the first views.
+        y: (N, d) embeddings of the second views; row i is the positive of ``x[i]``.
+        alpha: exponent, > 0 (the paper's default is 2).
+
+    Returns:
+        A 0-d tensor.
+
+    Example:
+        >>> align_loss(torch.eye(2), torch.eye(2).flip(0))  # orthogonal unit vectors
+        tensor(2.)
+    """
+    alpha = _checks.positive(alpha, "alpha")
+    x = _checks.embeddings(x, "x")
+    y = _checks.embeddings(y, "y")
+    _checks.same_shape(x, y)
+    with _no_autocast(x):
+        if alpha == 2.0:
+            # avoids the undefined gradient of the norm at x_i == y_i
+            return (x - y).pow(2).sum(1).mean()
+        return (x - y).norm(p=2, dim=1).pow(alpha).mean()
+
+
+def uniform_loss(
+    x: torch.Tensor, t: float = 2.0, *, block_size: int = DEFAULT_BLOCK
+) -> torch.Tensor:
+    """Uniformity: ``log`` of the mean of ``exp(-t ||x_i - x_j||^2)`` over pairs ``i < j``.
+
+    For L2-normalised rows this equals the paper's
+    ``torch.pdist(x, p=2).pow(2).mul(-t).exp().mean().log()``, but it is computed block by
+    block (a matrix product per block, a running log-sum-exp, and a backward pass that
+    recomputes the blocks), so memory is O(N * block_size) rather than O(N^2) in both passes.
+
+    The value is an estimate of the population ``L_uniform``; its minimum over distributions
+    on S^{d-1} is ``metrics.uniformity_bound(d, t)``. With self-pairs excluded (as here and in
+    the paper's code) a small batch can give a value *below* that bound: e.g. two antipodal
+    points give ``-4t``. That is a property of the estimator, not a bug.
+
+    Args:
+        x: (N, d) embeddings, N >= 2.
+        t: kernel scale, > 0 (the paper's default is 2).
+        block_size: rows per block; trades speed for memory.
+
+    Returns:
+        A 0-d tensor.
+
+    Example:
+        >>> uniform_loss(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), t=2.0)  # antipodal: -4t
+        tensor(-8.)
+    """
+    t = _checks.positive(t, "t")
+    x = _checks.embeddings(x, "x", min_rows=2)
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    with _no_autocast(x):
+        return log_mean_pair_potential(x, t, block_size)
+
+
+def _info_nce(anchor: torch.Tensor, candidates: torch.Tensor, tau: float) -> torch.Tensor:
+    """Mean cross-entropy where row i of ``anchor`` must pick column i of ``candidates``."""
+    logits = anchor @ candidates.T / tau
+    return F.cross_entropy(logits, torch.arange(anchor.shape[0], device=anchor.device))
+
+
+def contrastive_loss(
+    x: torch.Tensor,
+    y: torch.Tensor,
+    tau: float = 0.07,
+    negatives: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The paper's ``L_contrastive`` (InfoNCE) with temperature ``tau``.
+
+    ``-log( e^{x_i.y_i/tau} / (e^{x_i.y_i/tau} + sum_{n in negatives} e^{x_i.n/tau}) )``,
+    averaged over pairs and symmetrised (``x`` as anchor, then ``y`` as anchor).
+
+    Without ``negatives`` the negatives are in-batch: ``x_i`` scores ``y_i`` against
+    ``{y_j : j != i}`` and ``y_i`` scores ``x_i`` against ``{x_j : j != i}``
+    (M = N - 1). With ``negatives`` (an (M, d) bank, e.g. a queue), every pair is scored
+    against those same M negatives, matching the definition with M iid negatives.
+
+    Args:
+        x: (N, d) embeddings.
+        y: (N, d) embeddings; row i is the positive of ``x[i]``.
+        tau: temperature, > 0.
+        negatives: optional (M, d) negatives shared by all pairs.
+
+    Returns:
+        A 0-d tensor.
+    """
+    tau = _checks.positive(tau, "tau")
+    x = _checks.embeddings(x, "x")
+    y = _checks.embeddings(y, "y")
+    _checks.same_shape(x, y)
+    with _no_autocast(x):
+        if negatives is None:
+            if x.shape[0] < 2:
+                raise ValueError("in-batch contrastive_loss needs at least 2 pairs for negatives")
+            return (_info_nce(x, y, tau) + _info_nce(y, x, tau)) / 2
+        negatives = _checks.embeddings(negatives, "negatives").to(x.dtype)
+        if negatives.shape[1] != x.shape[1]:
+            raise ValueError(
+                f"negatives must have d={x.shape[1]} columns like x, got {tuple(negatives.shape)}"
+            )
+        pos = (x * y).sum(1, keepdim=True) / tau
+        zeros = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
+        loss_x = F.cross_entropy(torch.cat([pos, x @ negatives.T / tau], 1), zeros)
+        loss_y = F.cross_entropy(torch.cat([pos, y @ negatives.T / tau], 1), zeros)
+        return (loss_x + loss_y) / 2
+
+
+def nt_xent_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+    """SimCLR's NT-Xent over the 2N views, with cosine similarity.
+
+    Each of the 2N views has one positive (its partner) and 2N - 2 negatives (every other
+    view); the loss is the mean cross-entropy over the 2N views. Equals lightly's
+    ``NTXentLoss`` and pytorch-metric-learning's ``NTXentLoss`` with ``SelfSupervisedLoss``.
+
+    Args:
+        x: (N, d) first views.
+        y: (N, d) second views.
+        tau: temperature, > 0.
+
+    Returns:
+        A 0-d tensor.
+    """
+    tau = _checks.positive(tau, "tau")
+    x = _checks.embeddings(x, "x")
+    y = _checks.embeddings(y, "y")
+    _checks.same_shape(x, y)
+    with _no_autocast(x):
+        z = F.normalize(torch.cat([x, y]), dim=1)
+        n = x.shape[0]
+        logits = (z @ z.T / tau).fill_diagonal_(float("-inf"))
+        target = torch.arange(2 * n, device=z.device).roll(n)
+        return F.cross_entropy(logits, target)
+
+
+def triplet_loss(
+    anchor: torch.Tensor, positive: torch.Tensor, negative: torch.Tensor, margin: float = 0.2
+) -> torch.Tensor:
+    """Mean of ``max(0, cos(a, n) - cos(a, p) + margin)`` over triplets.
+
+    Args:
+        anchor, positive, negative: (N, d) embeddings; row i forms one triplet.
+        margin: required gap between positive and negative similarity (>= 0).
+
+    Returns:
+        A 0-d tensor.
+    """
+    if not margin >= 0:
+        raise ValueError(f"margin must be >= 0, got {margin!r}")
+    a = _checks.embeddings(anchor, "anchor")
+    p = _checks.embeddings(positive, "positive")
+    n = _checks.embeddings(negative, "negative")
+    _checks.same_shape(a, p, "anchor and positive")
+    _checks.same_shape(a, n, "anchor and negative")
+    with _no_autocast(a):
+        a, p, n = (F.normalize(v, dim=1) for v in (a, p, n))
+        return F.relu((a * n).sum(1) - (a * p).sum(1) + margin).mean()
+
+
+class LossCombination(nn.Module):
+    """``w_c L_contrastive(tau) + w_a L_align(alpha) + w_u L_uniform(t) + w_n NT-Xent(tau_nt)``.
+
+    The space of the paper's sweep of encoders: any weights (zero switches a term off).
+    Uniformity is applied to each view and averaged, as in the paper's code.
+    ``forward(x, y)`` returns a dict with ``"loss"`` (the weighted total) and one detached
+    entry per active term (``"contrastive"``, ``"align"``, ``"uniform"``, ``"nt_xent"``)
+    for logging.
+
+    Example:
+        >>> crit = LossCombination(w_contrastive=1.0, tau=0.2, w_uniform=0.5)
+        >>> out = crit(x, y)
+        >>> out["loss"].backward()
+    """
+
+    def __init__(
+        self,
+        w_contrastive: float = 0.0,
+        tau: float = 0.07,
+        w_align: float = 0.0,
+        alpha: float = 2.0,
+        w_uniform: float = 0.0,
+        t: float = 2.0,
+        w_nt_xent: float = 0.0,
+        tau_nt_xent: float = 0.5,
+    ) -> None:
+        super().__init__()
+        weights = {
+            "w_contrastive": w_contrastive,
+            "w_align": w_align,
+            "w_uniform": w_uniform,
+            "w_nt_xent": w_nt_xent,
+        }
+        for name, w in weights.items():
+            if not w >= 0:
+                raise ValueError(f"{name} must be >= 0, got {w!r}")
+        if not any(weights.values()):
+            raise ValueError(f"at least one weight must be positive, got {weights}")
+        self.w_contrastive, self.w_align = float(w_contrastive), float(w_align)
+        self.w_uniform, self.w_nt_xent = float(w_uniform), float(w_nt_xent)
+        self.tau = _checks.positive(tau, "tau")
+        self.alpha = _checks.positive(alpha, "alpha")
+        self.t = _checks.positive(t, "t")
+        self.tau_nt_xent = _checks.positive(tau_nt_xent, "tau_nt_xent")
+
+    def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        if self.w_contrastive:
+            terms["contrastive"] = (self.w_contrastive, contrastive_loss(x, y, self.tau))
+        if self.w_align:
+            terms["align"] = (self.w_align, align_loss(x, y, self.alpha))
+        if self.w_uniform:
+            uniform = (uniform_loss(x, self.t) + uniform_loss(y, self.t)) / 2
+            terms["uniform"] = (self.w_uniform, uniform)
+        if self.w_nt_xent:
+            terms["nt_xent"] = (self.w_nt_xent, nt_xent_loss(x, y, self.tau_nt_xent))
+        out = {"loss": sum(w * value for w, value in terms.values())}
+        out.update({name: value.detach() for name, (_, value) in terms.items()})
+        return out
+
+    def extra_repr(self) -> str:
+        parts = []
+        if self.w_contrastive:
+            parts.append(f"{self.w_contrastive:g}*contrastive(tau={self.tau:g})")
+        if self.w_align:
+            parts.append(f"{self.w_align:g}*align(alpha={self.alpha:g})")
+        if self.w_uniform:
+            parts.append(f"{self.w_uniform:g}*uniform(t={self.t:g})")
+        if self.w_nt_xent:
+            parts.append(f"{self.w_nt_xent:g}*nt_xent(tau={self.tau_nt_xent:g})")
+        return " + ".join(parts)
+
+
+class AlignUniformLoss(LossCombination):
+    """The paper's objective ``w_a L_align(alpha) + w_u L_uniform(t)`` (default 1, 2, 1, 2)."""
+
+    def __init__(
+        self, w_align: float = 1.0, alpha: float = 2.0, w_uniform: float = 1.0, t: float = 2.0
+    ) -> None:
+        super().__init__(w_align=w_align, alpha=alpha, w_uniform=w_uniform, t=t)
