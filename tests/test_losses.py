@@ -65,7 +65,8 @@ def ref_nt_xent(x, y, tau):
 
 def ref_triplet(a, p, n, margin):
     cos = lambda u, v: u @ v / (np.linalg.norm(u) * np.linalg.norm(v))  # noqa: E731
-    return np.mean([max(0.0, cos(ai, ni) - cos(ai, pi) + margin) for ai, pi, ni in zip(a, p, n, strict=True)])
+    triplets = zip(a, p, n, strict=True)
+    return np.mean([max(0.0, cos(ai, ni) - cos(ai, pi) + margin) for ai, pi, ni in triplets])
 
 
 # ---- values against the loops ------------------------------------------------------------
