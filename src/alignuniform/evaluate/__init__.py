@@ -1,0 +1,49 @@
+"""Judge an encoder the way Wang & Isola (2020) do: linear probe, k-NN, held-out alignment and
+exact uniformity, from the output embedding and from the penultimate layer.
+
+Tensor-level pieces work on precomputed features (``linear_probe``, ``knn_accuracy``); the
+model-level pieces compose them with a frozen encoder (``extract_features``,
+``heldout_alignment``, ``linear_probe_paper``, ``evaluate_encoder``, ``evaluate_checkpoint``,
+``make_monitor``). Nothing here prints except progress bars; the CLI formats the results.
+
+Example:
+    >>> from alignuniform.evaluate import evaluate_checkpoint, save_results
+    >>> results = evaluate_checkpoint("runs/cifar_au/checkpoint.pt", root="../shared/data/cifar10")
+    >>> results["layers"]["penultimate"]["linear_acc"]
+"""
+
+from alignuniform.evaluate.features import (
+    LAYERS,
+    Features,
+    extract_features,
+    heldout_alignment,
+    heldout_alignments,
+)
+from alignuniform.evaluate.knn import knn_accuracy, knn_predict
+from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
+from alignuniform.evaluate.probe import (
+    DEFAULT_WEIGHT_DECAYS,
+    linear_probe,
+    linear_probe_paper,
+    probe_augmentation,
+)
+from alignuniform.evaluate.results import load_results, save_results
+
+__all__ = [
+    "DEFAULT_WEIGHT_DECAYS",
+    "LAYERS",
+    "Features",
+    "evaluate_checkpoint",
+    "evaluate_encoder",
+    "extract_features",
+    "heldout_alignment",
+    "heldout_alignments",
+    "knn_accuracy",
+    "knn_predict",
+    "linear_probe",
+    "linear_probe_paper",
+    "load_results",
+    "make_monitor",
+    "probe_augmentation",
+    "save_results",
+]

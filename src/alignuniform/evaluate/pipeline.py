@@ -1,0 +1,328 @@
+"""Every number of the paper's evaluation for an encoder or a checkpoint, and the training
+monitor."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import torch
+from torch import Tensor, nn
+from torch.utils.data import Dataset
+
+from alignuniform import metrics
+from alignuniform._registry import resolve
+from alignuniform.data.recipes import RecipeSpec
+from alignuniform.evaluate.features import (
+    LAYERS,
+    Features,
+    Mapped,
+    extract_features,
+    heldout_alignment,
+    heldout_alignments,
+    model_device,
+    random_subset,
+)
+from alignuniform.evaluate.knn import knn_accuracy
+from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
+
+# data options that decide which images are held out, copied from the training config
+_SPLIT_KEYS = ("val_fraction", "split_seed")
+
+
+def _layer_numbers(
+    train: Features, test: Features, name: str, *, k: int, weighted_k: int,
+    temperature: float, t: float, seed: int, device: torch.device, fast_probe: bool,
+    probe_kwargs: dict,
+) -> dict:
+    """Probe, k-NN and uniformity of one layer; features are moved to ``device`` here."""
+    tr_x, te_x = train.layer(name).to(device), test.layer(name).to(device)
+    dim = int(tr_x.shape[1])
+    out: dict = {"dim": dim}
+    if fast_probe:
+        out["probe_fast"] = linear_probe(tr_x, train.labels, te_x, test.labels, seed=seed,
+                                         **probe_kwargs)
+    out["knn5_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels, k=k)
+    out["knn_weighted_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels,
+                                           k=min(weighted_k, len(tr_x)), temperature=temperature)
+    out["uniformity"] = float(metrics.uniformity(te_x, t=t))
+    out["uniformity_bound"] = metrics.uniformity_bound(dim, t=t)
+    return out
+
+
+def evaluate_encoder(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset,
+    *,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    recipe: Callable[[Tensor], Tensor] | None = None,
+    protocol: str = "fast",
+    paper_augment: Callable[[Tensor], Tensor] | None = None,
+    paper_epochs: int = 100,
+    layers: Sequence[str] = LAYERS,
+    k: int = 5,
+    weighted_k: int = 200,
+    temperature: float = 0.07,
+    alpha: float = 2.0,
+    t: float = 2.0,
+    seed: int = 0,
+    probe_kwargs: dict | None = None,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> dict:
+    """Every number of the paper's evaluation for each layer, with the settings used.
+
+    The probe and the k-NN classifiers are fitted on ``train_set`` and scored on
+    ``test_set``; alignment is measured on two ``recipe`` views of every test image (seeded),
+    uniformity exactly over all test embeddings, both on L2-normalised features.
+
+    Args:
+        model: The encoder.
+        train_set: Items ``(image, label)`` as stored (e.g. uint8 images).
+        test_set: Held-out items, same format; never seen in training.
+        transform: Deterministic preprocessing before the encoder (e.g.
+            ``build_recipe("cifar10_eval")``); ``None`` when items are ready for the model.
+        recipe: The training augmentation making positive pairs; ``None`` skips alignment.
+        protocol: "fast" (L-BFGS probe on precomputed features), "paper" (Adam on augmented
+            images, needs ``paper_augment``) or "both" (both, timed, on the same encoder).
+        paper_augment: Training augmentation of the paper's probe.
+        paper_epochs: Epochs of the paper's probe (100 in the paper).
+        layers: Which of "embedding" and "penultimate" to evaluate.
+        k: Neighbours of the majority-vote k-NN (5 in the paper).
+        weighted_k, temperature: The weighted k-NN monitor (200 neighbours, T = 0.07).
+        alpha, t: Alignment exponent and uniformity scale.
+        seed: Seeds the probe's validation split, the paper probe and the positive pairs.
+        probe_kwargs: Extra arguments of :func:`linear_probe`.
+        batch_size, device, num_workers, progress: How to run the encoder.
+
+    Returns:
+        ``{"layers": {name: {...}}, "settings": {...}, "n_train", "n_test", "seconds"}``;
+        each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``alignment``,
+        ``uniformity``, ``uniformity_bound``, ``dim`` and the probe details.
+    """
+    if protocol not in ("fast", "paper", "both"):
+        raise ValueError(f"protocol must be 'fast', 'paper' or 'both', got {protocol!r}")
+    if protocol != "fast" and paper_augment is None:
+        raise ValueError("the paper protocol needs paper_augment (see probe_augmentation)")
+    unknown = set(layers) - set(LAYERS)
+    if not layers or unknown:
+        raise ValueError(f"layers must be among {LAYERS}, got {list(layers)}")
+    device = model_device(model, device)
+    run = {"batch_size": batch_size, "device": device, "num_workers": num_workers,
+           "progress": progress}
+    seconds: dict[str, float] = {}
+    tic = time.perf_counter()
+    train = extract_features(model, Mapped(train_set, transform), desc="train features", **run)
+    test = extract_features(model, Mapped(test_set, transform), desc="test features", **run)
+    seconds["features"] = time.perf_counter() - tic
+    results: dict = {"layers": {}}
+    for name in layers:
+        tic = time.perf_counter()
+        results["layers"][name] = _layer_numbers(
+            train, test, name, k=k, weighted_k=weighted_k, temperature=temperature, t=t,
+            seed=seed, device=device, fast_probe=protocol != "paper",
+            probe_kwargs=probe_kwargs or {},
+        )
+        seconds[f"{name}_numbers"] = time.perf_counter() - tic
+    if protocol != "fast":
+        tic = time.perf_counter()
+        paper = linear_probe_paper(
+            model, train_set, test_set, augment=paper_augment, transform=transform,
+            layers=layers, epochs=paper_epochs, seed=seed, device=device,
+            num_workers=num_workers, progress=progress,
+        )
+        seconds["paper_probe"] = time.perf_counter() - tic
+        for name, res in paper.items():
+            results["layers"][name]["probe_paper"] = res
+    if recipe is not None:
+        tic = time.perf_counter()
+        aligned = heldout_alignments(model, test_set, recipe, seed=seed, alpha=alpha, **run)
+        seconds["alignment"] = time.perf_counter() - tic
+    for name, layer in results["layers"].items():
+        probe = layer.get("probe_fast") or layer["probe_paper"]
+        layer["linear_acc"] = probe["accuracy"]
+        layer["alignment"] = aligned.get(name) if recipe is not None else None
+        if protocol == "both":
+            fast_s = seconds["features"] + layer["probe_fast"]["seconds"]
+            layer["fast_vs_paper"] = {
+                "fast_seconds": fast_s,
+                "paper_seconds": layer["probe_paper"]["seconds"],
+                "speedup": layer["probe_paper"]["seconds"] / fast_s,
+                "accuracy_gap": layer["probe_fast"]["accuracy"]
+                - layer["probe_paper"]["accuracy"],
+            }
+    results["n_train"], results["n_test"] = len(train.labels), len(test.labels)
+    results["seconds"] = seconds
+    results["settings"] = {
+        "protocol": protocol, "paper_epochs": paper_epochs if protocol != "fast" else None,
+        "layers": list(layers), "k": k, "weighted_k": weighted_k, "temperature": temperature,
+        "alpha": alpha, "t": t, "seed": seed, "batch_size": batch_size, "device": str(device),
+        "alignment_pairs": "two seeded recipe views of each test item" if recipe else None,
+        "probe_kwargs": {k_: v for k_, v in (probe_kwargs or {}).items()},
+    }
+    return results
+
+
+def _reinitialise(model: nn.Module, seed: int) -> None:
+    """Fresh random weights (and BatchNorm statistics) for every layer, seeded."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        for module in model.modules():
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+
+
+def _eval_data(name: str, root: str | None, data_cfg: dict, seed: int) -> tuple:
+    """(train_set, test_set, test_split): "test" where the data set has one, else "val"."""
+    from alignuniform.data import build_dataset
+
+    # the held-out split must be the one training never saw: rebuild it with the same options
+    kwargs = {key: data_cfg[key] for key in _SPLIT_KEYS if data_cfg.get(key) is not None}
+    train_set = build_dataset(name, root, "train", **kwargs)
+    try:
+        return train_set, build_dataset(name, root, "test", **kwargs), "test"
+    except ValueError:
+        return train_set, build_dataset(name, root, "val", **kwargs), "val"
+
+
+def evaluate_checkpoint(
+    path: str | Path,
+    *,
+    data: str | None = None,
+    root: str | None = None,
+    random_init: bool = False,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+    **kwargs,
+) -> dict:
+    """Evaluate a training checkpoint (see :func:`evaluate_encoder`) on its data set.
+
+    The encoder is rebuilt from the checkpoint's stored config. The probe is fitted on the
+    "train" split and scored on "test" where the data set has one, else on "val", the
+    seeded stratified hold-out that training never saw (rebuilt with the checkpoint's data
+    options). Positive pairs use the checkpoint's training recipe, features its "_eval"
+    transform.
+
+    Args:
+        path: A ``checkpoint.pt`` written by training.
+        data: Data set name; defaults to the checkpoint's.
+        root: Data location; defaults to the checkpoint's.
+        random_init: Replace the trained weights by seeded random ones (the random-init
+            baseline of the same architecture).
+        n_train, n_test: Evaluate on seeded random subsets of these sizes (``None``: all).
+        seed: Seed of the subsets, the random init and everything in ``evaluate_encoder``.
+        device: Where to run; default CUDA when available.
+        **kwargs: Passed to :func:`evaluate_encoder` (``protocol``, ``paper_epochs``, ...).
+
+    Returns:
+        The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
+    """
+    from alignuniform.checkpoint import load_encoder
+    from alignuniform.data import RECIPES, build_recipe
+
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model, state = load_encoder(path, map_location="cpu")
+    config = state.get("config") or {}
+    data_cfg = dict(config.get("data") or {})
+    name = data or data_cfg.get("name")
+    if not name:
+        raise ValueError(f"{path} stores no data set name; pass data= (e.g. 'cifar10')")
+    same_data = name == data_cfg.get("name")
+    root = root or (data_cfg.get("root") if same_data else None)
+    recipe_name = (data_cfg.get("recipe") if same_data else None) or name
+    if recipe_name not in RECIPES or f"{recipe_name}_eval" not in RECIPES:
+        raise ValueError(
+            f"no recipe pair {recipe_name!r} / {recipe_name + '_eval'!r} for data set {name!r}; "
+            f"known recipes: {', '.join(sorted(RECIPES))}"
+        )
+    eval_spec = resolve(RECIPES, f"{recipe_name}_eval", "recipe")
+    if random_init:
+        _reinitialise(model, seed)
+    train_set, test_set, test_split = _eval_data(name, root, data_cfg if same_data else {}, seed)
+    train_set = random_subset(train_set, n_train, seed)
+    test_set = random_subset(test_set, n_test, seed + 1)
+    results = evaluate_encoder(
+        model.to(device), train_set, test_set,
+        transform=build_recipe(f"{recipe_name}_eval"), recipe=build_recipe(recipe_name),
+        paper_augment=probe_augmentation(eval_spec) if isinstance(eval_spec, RecipeSpec) else None,
+        seed=seed, device=device, **kwargs,
+    )
+    model_cfg = config.get("model") or {}
+    results["checkpoint"] = {
+        "path": str(path), "epoch": state.get("epoch"), "step": state.get("step"),
+        "model": model_cfg.get("name", type(model).__name__), "random_init": random_init,
+    }
+    results["data"] = {
+        "name": name, "root": None if root is None else str(root), "train_split": "train",
+        "test_split": test_split, "recipe": recipe_name, "eval_transform": f"{recipe_name}_eval",
+        "n_train": n_train, "n_test": n_test,
+    }
+    return results
+
+
+def make_monitor(
+    train_set: Dataset,
+    test_set: Dataset,
+    recipe: Callable[[Tensor], Tensor],
+    *,
+    transform: Callable[[Tensor], Tensor] | None = None,
+    every: int = 1,
+    n_train: int | None = 5000,
+    n_test: int | None = 1000,
+    k: int = 200,
+    temperature: float = 0.07,
+    t: float = 2.0,
+    seed: int = 0,
+    batch_size: int = 256,
+    num_workers: int = 0,
+) -> Callable[[nn.Module, int], dict]:
+    """A cheap training monitor: weighted k-NN accuracy, alignment and uniformity.
+
+    The subsets (``n_train`` reference and ``n_test`` held-out items) and the positive pairs
+    are fixed once by ``seed``, so values are comparable across epochs; the caller's random
+    state and the model's train/eval mode are left as they were.
+
+    Args:
+        train_set, test_set: Items ``(image, label)`` as stored.
+        recipe: Training augmentation making the held-out positive pairs.
+        transform: Deterministic preprocessing before the encoder.
+        every: Evaluate when ``epoch % every == 0``; other epochs return ``{}``.
+        n_train, n_test: Subset sizes (``None``: all).
+        k, temperature: The weighted k-NN.
+        t: Uniformity scale.
+        seed: Seed of the subsets and the pairs.
+        batch_size, num_workers: How to run the encoder.
+
+    Returns:
+        ``monitor(model, epoch) -> {"knn_acc", "align", "uniform"}``.
+    """
+    if every < 1:
+        raise ValueError(f"every must be >= 1, got {every}")
+    train_sub = Mapped(random_subset(train_set, n_train, seed), transform)
+    test_sub = random_subset(test_set, n_test, seed + 1)
+    if k > len(train_sub):
+        raise ValueError(
+            f"k={k} but the monitor's reference set has only {len(train_sub)} samples; lower "
+            "k or raise n_train"
+        )
+    run = {"batch_size": batch_size, "num_workers": num_workers, "progress": False}
+
+    def monitor(model: nn.Module, epoch: int) -> dict:
+        if epoch % every:
+            return {}
+        train = extract_features(model, train_sub, **run)
+        test = extract_features(model, Mapped(test_sub, transform), **run)
+        return {
+            "knn_acc": knn_accuracy(train.embeddings, train.labels, test.embeddings,
+                                    test.labels, k=k, temperature=temperature),
+            "align": heldout_alignment(model, test_sub, recipe, seed=seed, **run),
+            "uniform": float(metrics.uniformity(test.embeddings, t=t)),
+        }
+
+    return monitor
