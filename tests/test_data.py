@@ -1,0 +1,237 @@
+"""Tests for alignuniform.data: splits, the zip reader and its cache, data sets, recipes."""
+
+from __future__ import annotations
+
+import io
+import os
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision.transforms.v2 import functional as TF
+
+from alignuniform.data import (
+    DATASETS,
+    RECIPES,
+    TwoViews,
+    build_batch_recipe,
+    build_dataset,
+    build_recipe,
+    recipes,
+    stratified_split,
+    zip_images,
+)
+from alignuniform.data.recipes import RecipeSpec
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+CIFAR_ZIP = SHARED / "cifar10" / "cifar10-train-jpeg.zip"
+
+
+def _jpeg(rng: np.random.Generator, size: int = 8) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8)).save(buf, "JPEG")
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny_zip(tmp_path):
+    """A zip of 3 classes x 4 JPEGs at train/<class>/<i>.jpg, like the offline CIFAR-10."""
+    rng = np.random.default_rng(0)
+    path = tmp_path / "tiny.zip"
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for cls in ("cat", "ant", "bee"):
+            for i in range(4):
+                zf.writestr(f"train/{cls}/{i:04d}.jpg", _jpeg(rng))
+    return path
+
+
+def test_stratified_split_is_seeded_disjoint_and_per_class():
+    labels = np.repeat(np.arange(4), [10, 20, 30, 5])
+    train, val = stratified_split(labels, 0.2, seed=1)
+    assert np.intersect1d(train, val).size == 0
+    assert np.array_equal(np.sort(np.concatenate([train, val])), np.arange(len(labels)))
+    assert np.bincount(labels[val]).tolist() == [2, 4, 6, 1]
+    again, _ = stratified_split(labels, 0.2, seed=1)
+    other, _ = stratified_split(labels, 0.2, seed=2)
+    assert np.array_equal(train, again) and not np.array_equal(train, other)
+    with pytest.raises(ValueError, match="val_fraction"):
+        stratified_split(labels, 1.0)
+
+
+def test_zip_decodes_in_place_and_caches(tiny_zip, tmp_path, monkeypatch):
+    cache = tmp_path / "cache"
+    images, labels, classes, skipped = zip_images.load_zip_cached(
+        tiny_zip, cache_dir=cache, progress=False
+    )
+    assert images.shape == (12, 8, 8, 3) and images.dtype == np.uint8
+    assert classes == ["ant", "bee", "cat"] and skipped == []
+    assert np.bincount(labels).tolist() == [4, 4, 4]
+    # independent reference: PIL decode of one member straight from the zip
+    with zipfile.ZipFile(tiny_zip) as zf:
+        ref = np.asarray(Image.open(io.BytesIO(zf.read("train/bee/0002.jpg"))).convert("RGB"))
+    assert np.array_equal(images[4 + 2], ref)
+    assert len(list(cache.glob("*.npz"))) == 1
+
+    def no_decode(*args, **kwargs):
+        raise AssertionError("the cache should have been used")
+
+    monkeypatch.setattr(zip_images, "decode_zip", no_decode)
+    cached = zip_images.load_zip_cached(tiny_zip, cache_dir=cache, progress=False)
+    assert np.array_equal(cached[0], images) and cached[2] == classes
+    # a modified zip (new mtime) is decoded again
+    os.utime(tiny_zip, ns=(1, 1))
+    with pytest.raises(AssertionError, match="cache"):
+        zip_images.load_zip_cached(tiny_zip, cache_dir=cache, progress=False)
+
+
+def test_corrupt_zip_member_is_named_or_skipped_with_a_count(tiny_zip, tmp_path):
+    with zipfile.ZipFile(tiny_zip, "a") as zf:
+        zf.writestr("train/cat/9999.jpg", b"not a jpeg")
+    with pytest.raises(ValueError, match=r"train/cat/9999\.jpg.*skip_corrupt=True"):
+        zip_images.decode_zip(tiny_zip, progress=False)
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        images, *_ = zip_images.load_zip_cached(
+            tiny_zip, cache_dir=tmp_path / "c", skip_corrupt=True, progress=False
+        )
+    assert len(images) == 12
+
+
+def test_cifar10_zip_dataset_splits(tiny_zip, tmp_path):
+    kw = {"cache_dir": tmp_path / "c", "progress": False, "val_fraction": 0.25}
+    train = build_dataset("cifar10", str(tiny_zip), "train", **kw)
+    val = build_dataset("cifar10_zip", str(tiny_zip), "val", **kw)
+    assert len(train) == 9 and len(val) == 3 and sorted(val.labels.tolist()) == [0, 1, 2]
+    image, label = train[0]
+    assert image.shape == (3, 8, 8) and image.dtype == torch.uint8 and isinstance(label, int)
+    with pytest.raises(ValueError, match="split='val'"):
+        build_dataset("cifar10", str(tiny_zip), "test", **kw)
+
+
+def test_missing_data_says_how_to_get_it(tmp_path):
+    with pytest.raises(FileNotFoundError, match="download=True"):
+        build_dataset("cifar10", str(tmp_path / "nowhere"), "train")
+    with pytest.raises(FileNotFoundError, match="stl10"):
+        build_dataset("stl10", str(tmp_path), "train")
+    with pytest.raises(FileNotFoundError, match="class"):
+        build_dataset("imagefolder", str(tmp_path / "nowhere"), "train")
+    with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*cifar10"):
+        build_dataset("cifar100", None, "train")
+
+
+def test_imagefolder_names_a_corrupt_file_or_skips_it(tmp_path):
+    rng = np.random.default_rng(0)
+    for cls in ("a", "b"):
+        (tmp_path / cls).mkdir()
+        for i in range(5):
+            (tmp_path / cls / f"{i}.jpg").write_bytes(_jpeg(rng, 12))
+    (tmp_path / "b" / "broken.jpg").write_bytes(b"\xff\xd8 truncated")
+    train = build_dataset("imagefolder", str(tmp_path), "train", val_fraction=0.2)
+    val = build_dataset("imagefolder", str(tmp_path), "val", val_fraction=0.2)
+    assert len(train) + len(val) == 11 and train[0][0].shape == (3, 12, 12)
+    everything = build_dataset("imagefolder", str(tmp_path), "train", val_fraction=0.0)
+    broken = [i for i, (p, _) in enumerate(everything.samples) if p.endswith("broken.jpg")]
+    with pytest.raises(ValueError, match="broken.jpg"):
+        everything[broken[0]]
+    with pytest.warns(UserWarning, match="skipped 1 unreadable"):
+        ok = build_dataset("imagefolder", str(tmp_path), "train", val_fraction=0.0,
+                           skip_corrupt=True)
+    assert len(ok) == 10
+
+
+def test_registries_hold_the_shared_names():
+    assert {"cifar10", "cifar10_zip", "stl10", "imagefolder", "mnist1d"} <= set(DATASETS)
+    assert DATASETS["mnist1d"] == "alignuniform.data.mnist1d:build_dataset"
+    assert RECIPES["mnist1d"] == "alignuniform.data.mnist1d:mnist1d_view"
+    assert {"stl10", "stl10_eval", "cifar10", "cifar10_eval"} <= set(RECIPES)
+    with pytest.raises(ValueError, match="unknown recipe"):
+        build_recipe("simclr")
+
+
+def test_stl10_recipe_is_the_papers():
+    ops = build_recipe("stl10").transforms
+    names = [type(op).__name__ for op in ops]
+    assert names == ["RandomResizedCrop", "RandomHorizontalFlip", "RandomApply",
+                     "RandomGrayscale", "ToDtype", "Normalize"]
+    assert ops[0].size == (64, 64) and ops[0].scale == (0.08, 1.0)
+    jitter = ops[2].transforms[0]
+    assert ops[2].p == 1.0 and jitter.brightness == (0.6, 1.4) and jitter.hue == (-0.4, 0.4)
+    assert ops[3].p == 0.2
+    assert ops[5].mean == [0.4409, 0.4279, 0.3868] and ops[5].std == [0.2683, 0.2610, 0.2687]
+    out = build_recipe("stl10")(torch.randint(0, 256, (3, 96, 96), dtype=torch.uint8))
+    assert out.shape == (3, 64, 64) and out.dtype == torch.float32
+    evaluated = build_recipe("stl10_eval")(torch.randint(0, 256, (3, 96, 96), dtype=torch.uint8))
+    assert evaluated.shape == (3, 64, 64)
+
+
+def test_two_views_are_independent_views_of_one_image():
+    torch.manual_seed(0)
+    data = build_dataset("synthetic", None, "train", n=8)
+    v1, v2, label = TwoViews(data, build_recipe("cifar10"))[3]
+    assert v1.shape == v2.shape == (3, 32, 32) and label == data[3][1]
+    assert not torch.equal(v1, v2)
+    with pytest.raises(TypeError, match="callable"):
+        TwoViews(data, "cifar10")
+
+
+@pytest.mark.parametrize(
+    ("ours", "theirs", "factors"),
+    [
+        (recipes.adjust_brightness, TF.adjust_brightness, [0.6, 1.0, 1.4]),
+        (recipes.adjust_contrast, TF.adjust_contrast, [0.6, 1.0, 1.4]),
+        (recipes.adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.4]),
+        (recipes.adjust_hue, TF.adjust_hue, [-0.4, -0.1, 0.0, 0.25, 0.4]),
+    ],
+)
+def test_batched_color_ops_match_torchvision_per_image(ours, theirs, factors):
+    torch.manual_seed(0)
+    x = torch.rand(len(factors), 3, 9, 9)
+    x[0, :, :2] = 0.5  # gray pixels: zero saturation, undefined hue
+    got = ours(x, torch.tensor(factors).view(-1, 1, 1, 1))
+    for i, f in enumerate(factors):
+        torch.testing.assert_close(got[i], theirs(x[i], f), atol=1e-5, rtol=1e-5)
+
+
+def test_batched_crop_at_full_scale_is_identity_or_flip():
+    spec = RecipeSpec(size=8, scale=(1.0, 1.0), ratio=(1.0, 1.0), jitter=(0, 0, 0, 0),
+                      p_gray=0.0, mean=(0, 0, 0), std=(1, 1, 1))
+    x = torch.rand(64, 3, 8, 8)
+    out = spec.batched()(x, torch.Generator().manual_seed(0))
+    same = torch.isclose(out, x, atol=1e-5).flatten(1).all(1)
+    flipped = torch.isclose(out, x.flip(-1), atol=1e-5).flatten(1).all(1)
+    assert bool((same | flipped).all()) and 10 < int(flipped.sum()) < 54
+
+
+def test_batched_recipe_shapes_statistics_and_seeding():
+    x = torch.randint(0, 256, (128, 3, 32, 32), dtype=torch.uint8)
+    aug = build_batch_recipe("cifar10")
+    a = aug(x, torch.Generator().manual_seed(1))
+    b = aug(x, torch.Generator().manual_seed(1))
+    assert a.shape == (128, 3, 32, 32) and torch.equal(a, b)
+    per_sample = torch.stack([build_recipe("cifar10")(img) for img in x])
+    # same recipe, two executors: pixel statistics agree
+    assert abs(a.mean().item() - per_sample.mean().item()) < 0.05
+    assert abs(a.std().item() - per_sample.std().item()) < 0.05
+    mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (recipes.CIFAR10_MEAN,
+                                                             recipes.CIFAR10_STD))
+    pixels = a * std + mean
+    gray = torch.isclose(pixels[:, 0], pixels[:, 1], atol=1e-5).flatten(1).all(1)
+    assert 0.08 < gray.float().mean().item() < 0.35  # RandomGrayscale p = 0.2
+    with pytest.raises(ValueError, match="batched"):
+        build_batch_recipe("mnist1d")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CIFAR_ZIP.is_file(), reason=f"offline CIFAR-10 not found at {CIFAR_ZIP}")
+def test_offline_cifar10_zip(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        val = build_dataset("cifar10", str(CIFAR_ZIP), "val", progress=False)
+    train = build_dataset("cifar10", str(CIFAR_ZIP.parent), "train", progress=False)
+    assert len(train) == 45_000 and len(val) == 5_000
+    assert torch.bincount(val.labels).tolist() == [500] * 10
+    assert train.classes[0] == "airplane" and train.classes[9] == "truck"
+    assert train.images.shape[1:] == (3, 32, 32)
