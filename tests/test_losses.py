@@ -150,6 +150,16 @@ def test_uniform_value_and_gradient_match_paper_one_liner(dtype, rtol, gtol):
     assert torch.allclose(a.grad, b.grad, rtol=0, atol=gtol * scale)
 
 
+@pytest.mark.parametrize("scale", [1.0, 6.0])  # 6: t max||x||^2 > 40 takes the general path
+def test_both_kernel_paths_match_the_one_liner(scale):
+    x = scale * sphere(300, 6, 32)
+    a, b = x.clone().requires_grad_(), x.clone().requires_grad_()
+    au.uniform_loss(a, block_size=64).backward()
+    paper_uniform(b).backward()
+    assert torch.allclose(a.grad, b.grad, atol=1e-12 * b.grad.abs().max())
+    assert au.uniform_loss(x).item() == pytest.approx(paper_uniform(x).item(), rel=1e-12)
+
+
 def test_uniform_gradient_keeps_radial_term_like_the_reference():
     # off the sphere, 2 - 2u.v would drop the radial part of the gradient
     x = 1.5 * sphere(50, 8, 11)
@@ -181,9 +191,10 @@ def test_gradcheck_float64():
 # ---- exact special cases and invariances ---------------------------------------------------
 
 
-def test_all_points_equal_gives_uniformity_zero():
-    x = F.normalize(torch.ones(6, 4), dim=1)
-    assert au.uniform_loss(x).item() == pytest.approx(0.0, abs=1e-7)
+@pytest.mark.parametrize("dtype,tol", [(torch.float32, 1e-6), (torch.float64, 1e-13)])
+def test_all_points_equal_gives_uniformity_zero(dtype, tol):
+    x = F.normalize(torch.ones(6, 4, dtype=dtype), dim=1)
+    assert au.uniform_loss(x).item() == pytest.approx(0.0, abs=tol)
 
 
 @pytest.mark.parametrize("t", [0.5, 2.0, 8.0])
