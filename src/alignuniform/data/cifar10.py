@@ -35,7 +35,7 @@ def build_cifar10(
     split: str = "train",
     *,
     val_fraction: float | None = None,
-    seed: int = 0,
+    split_seed: int = 0,
     download: bool = False,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cache_dir: str | Path | None = None,
@@ -54,7 +54,7 @@ def build_cifar10(
         split: "train", "val" or "test".
         val_fraction: Fraction of each class of the training images held out as "val" (and
             removed from "train"); default 0.1 for the zip, 0 for torchvision's format.
-        seed: Seed of the stratified val split.
+        split_seed: Seed of the stratified val split.
         download: Download torchvision's format into ``root`` if it is missing.
         transform: Applied to each (3, 32, 32) uint8 image.
         cache_dir: Cache of the decoded zip (see ``zip_images.load_zip_cached``).
@@ -71,7 +71,8 @@ def build_cifar10(
     root = Path(root).expanduser()
     zip_path = _find_zip(root)
     if zip_path is not None:
-        return build_cifar10_zip(zip_path, split, val_fraction=val_fraction, seed=seed,
+        return build_cifar10_zip(zip_path, split, val_fraction=val_fraction,
+                                 split_seed=split_seed,
                                  transform=transform, cache_dir=cache_dir,
                                  skip_corrupt=skip_corrupt, progress=progress)
     if not download and not (root / "cifar-10-batches-py").is_dir():
@@ -81,7 +82,7 @@ def build_cifar10(
     base = CIFAR10(str(root), train=split != "test", download=download)
     images, labels = base.data, np.asarray(base.targets, dtype=np.int64)
     if split != "test":
-        idx = holdout_indices(labels, split, val_fraction or 0.0, seed, "cifar10")
+        idx = holdout_indices(labels, split, val_fraction or 0.0, split_seed, "cifar10")
         images, labels = images[idx], labels[idx]
     return ArrayDataset(images, labels, list(base.classes), transform)
 
@@ -91,7 +92,7 @@ def build_cifar10_zip(
     split: str = "train",
     *,
     val_fraction: float | None = None,
-    seed: int = 0,
+    split_seed: int = 0,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     cache_dir: str | Path | None = None,
     skip_corrupt: bool = False,
@@ -115,5 +116,5 @@ def build_cifar10_zip(
         zip_path, cache_dir=cache_dir, skip_corrupt=skip_corrupt, progress=progress
     )
     fraction = 0.1 if val_fraction is None else val_fraction
-    idx = holdout_indices(labels, split, fraction, seed, "cifar10_zip")
+    idx = holdout_indices(labels, split, fraction, split_seed, "cifar10_zip")
     return ArrayDataset(images[idx], labels[idx], classes, transform)

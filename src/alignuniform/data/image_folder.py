@@ -71,7 +71,7 @@ def build_imagefolder(
     split: str = "train",
     *,
     val_fraction: float | None = None,
-    seed: int = 0,
+    split_seed: int = 0,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     skip_corrupt: bool = False,
 ) -> ImageFolderDataset:
@@ -85,7 +85,7 @@ def build_imagefolder(
         root: The tree's top directory.
         split: "train", "val" or "test".
         val_fraction: Held-out fraction when ``root`` has no split folders.
-        seed: Seed of that split.
+        split_seed: Seed of that split.
         transform: Applied to each (3, H, W) uint8 image.
         skip_corrupt: Verify every image up front and drop unreadable ones (a warning says
             how many); without it an unreadable image raises an error naming it when read.
@@ -111,7 +111,8 @@ def build_imagefolder(
             raise ValueError(f"{root} has no test/ folder; use split='val' (held out of train)")
         labels = np.array([label for _, label in samples])
         fraction = 0.1 if val_fraction is None else val_fraction
-        samples = [samples[i] for i in holdout_indices(labels, split, fraction, seed, str(root))]
+        keep = holdout_indices(labels, split, fraction, split_seed, str(root))
+        samples = [samples[i] for i in keep]
     if skip_corrupt:
         good = [s for s in samples if _readable(s[0])]
         if len(good) < len(samples):

@@ -19,7 +19,7 @@ def build_stl10(
     split: str = "train",
     *,
     val_fraction: float = 0.0,
-    seed: int = 0,
+    split_seed: int = 0,
     download: bool = False,
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> ArrayDataset:
@@ -34,7 +34,7 @@ def build_stl10(
         root: Directory holding (or to receive, with ``download``) ``stl10_binary``.
         split: One of "train", "val", "test", "unlabeled", "train+unlabeled".
         val_fraction: Fraction of each class of "train" held out as "val".
-        seed: Seed of the val split.
+        split_seed: Seed of the val split.
         download: Download the data (2.6 GB) if missing.
         transform: Applied to each (3, 96, 96) uint8 image.
     """
@@ -55,8 +55,8 @@ def build_stl10(
     if split in ("train", "val", "train+unlabeled"):
         base = STL10(str(root), split="train", download=download)
         labels = np.asarray(base.labels, dtype=np.int64)
-        idx = holdout_indices(labels, "val" if split == "val" else "train", val_fraction, seed,
-                              "stl10")
+        idx = holdout_indices(labels, "val" if split == "val" else "train", val_fraction,
+                              split_seed, "stl10")
         parts.append((base.data[idx], labels[idx]))
         classes = list(base.classes)
     if split in ("test", "unlabeled", "train+unlabeled"):
