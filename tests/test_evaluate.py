@@ -206,3 +206,152 @@ def test_results_json_round_trips(tmp_path):
     assert not list((tmp_path / "out").glob("*.tmp"))
     with pytest.raises(FileNotFoundError):
         ev.load_results(tmp_path / "nope.json")
+
+
+# ---------------------------------------------------------------------------------------------
+# model-level: a tiny encoder on the synthetic image set
+
+
+class _Pool(torch.nn.Module):
+    """Mean colour (penultimate, 3-d) through a fixed random map to a normalised 4-d output."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.head = torch.nn.Linear(3, 4)
+
+    def features(self, x):
+        return x.float().mean(dim=(2, 3))
+
+    def forward(self, x):
+        return torch.nn.functional.normalize(self.head(self.features(x)), dim=1)
+
+
+def _synthetic(split: str, n: int):
+    from alignuniform.data import build_dataset
+
+    return build_dataset("synthetic", None, split, n=n, image_size=32, num_classes=4)
+
+
+def _tiny_cnn():
+    from alignuniform.models import build_model
+
+    torch.manual_seed(0)
+    return build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16)
+
+
+def test_extract_features_matches_direct_forward_and_restores_mode():
+    from alignuniform.data import build_recipe
+
+    model, data = _tiny_cnn(), _synthetic("train", 40)
+    transform = build_recipe("cifar10_eval")
+    model.train()
+    feats = ev.extract_features(model, [(transform(x), y) for x, y in data], batch_size=16,
+                                progress=False)
+    assert model.training
+    model.eval()
+    x = torch.stack([transform(x) for x, _ in data])
+    with torch.no_grad():
+        torch.testing.assert_close(feats.embeddings, model(x))
+        torch.testing.assert_close(feats.penultimate, model.features(x))
+    assert feats.labels.tolist() == [y for _, y in data]
+    assert feats.embeddings.shape == (40, 8) and feats.layer("penultimate").shape == (40, 16)
+
+
+def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
+    from alignuniform.data import build_recipe
+
+    model, data = _tiny_cnn(), _synthetic("val", 24)
+    recipe = build_recipe("cifar10")
+    before = torch.random.get_rng_state()
+    got = ev.heldout_alignments(model, data, recipe, seed=3, batch_size=5, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    # reference: the same seeded draws, one image at a time, float64 formula
+    torch.manual_seed(3)
+    views = [(recipe(x), recipe(x)) for x, _ in data]
+    model.eval()
+    with torch.no_grad():
+        a = model(torch.stack([v[0] for v in views])).double()
+        b = model(torch.stack([v[1] for v in views])).double()
+    assert got["embedding"] == pytest.approx(float((a - b).norm(dim=1).pow(2).mean()), rel=1e-5)
+    assert 0 < got["embedding"] < 4
+    again = ev.heldout_alignment(model, data, recipe, seed=3, progress=False)
+    assert again == pytest.approx(got["embedding"], rel=1e-6)
+    assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) != again
+    identity = ev.heldout_alignment(model, data, build_recipe("cifar10_eval"), progress=False)
+    assert identity == pytest.approx(0.0, abs=1e-10)
+
+
+def test_evaluate_encoder_numbers_and_json(tmp_path):
+    from alignuniform.data import build_recipe
+
+    model, train, test = _Pool(), _synthetic("train", 200), _synthetic("test", 80)
+    transform = build_recipe("cifar10_eval")
+    res = ev.evaluate_encoder(model, train, test, transform=transform,
+                              recipe=build_recipe("cifar10"), weighted_k=50, progress=False)
+    assert set(res["layers"]) == {"embedding", "penultimate"}
+    pen = res["layers"]["penultimate"]
+    # the classes differ by mean colour, which is exactly the penultimate feature
+    assert pen["linear_acc"] >= 0.95 and pen["knn5_acc"] >= 0.95
+    # on S^2 the inner product of two uniform points is uniform on [-1, 1]: closed form
+    assert pen["dim"] == 3
+    assert pen["uniformity_bound"] == pytest.approx(math.log((1 - math.exp(-8)) / 8), rel=1e-9)
+    # uniformity is exact over all test embeddings: float64 brute force over every pair
+    emb = torch.stack([model(transform(x)[None])[0] for x, _ in test]).detach().double()
+    d2 = torch.cdist(emb, emb).pow(2)
+    iu = torch.triu_indices(len(emb), len(emb), 1)
+    ref = float(torch.exp(-2 * d2[iu[0], iu[1]]).mean().log())
+    assert res["layers"]["embedding"]["uniformity"] == pytest.approx(ref, rel=1e-4)
+    assert res["layers"]["embedding"]["alignment"] > 0
+    assert res["n_train"] == 200 and res["n_test"] == 80
+    assert res["settings"]["protocol"] == "fast" and res["settings"]["seed"] == 0
+    path = ev.save_results(res, tmp_path / "eval.json")
+    assert ev.load_results(path) == json_normalised(res)
+
+
+def json_normalised(obj):
+    """What JSON makes of a dict: tuples become lists."""
+    import json
+
+    return json.loads(json.dumps(obj))
+
+
+def test_paper_probe_trains_a_linear_layer():
+    from alignuniform.data import build_recipe
+    from alignuniform.data.recipes import CIFAR10_EVAL
+
+    model, train, test = _Pool(), _synthetic("train", 120), _synthetic("test", 40)
+    kwargs = dict(augment=ev.probe_augmentation(CIFAR10_EVAL),
+                  transform=build_recipe("cifar10_eval"), layers=("penultimate", "embedding"),
+                  epochs=10, lr=0.05, batch_size=32, seed=1, progress=False)
+    res = ev.linear_probe_paper(model, train, test, **kwargs)
+    assert res["penultimate"]["accuracy"] >= 0.9
+    assert res["penultimate"]["milestones"] == [6, 8]
+    again = ev.linear_probe_paper(model, train, test, **kwargs)
+    assert again["embedding"]["accuracy"] == res["embedding"]["accuracy"]
+
+
+def test_make_monitor_is_cheap_fixed_and_side_effect_free():
+    from alignuniform.data import build_recipe
+
+    model, train, test = _tiny_cnn(), _synthetic("train", 60), _synthetic("val", 30)
+    monitor = ev.make_monitor(train, test, build_recipe("cifar10"),
+                              transform=build_recipe("cifar10_eval"), every=2, k=10,
+                              n_train=40, n_test=20)
+    model.train()
+    before = torch.random.get_rng_state()
+    out = monitor(model, 2)
+    assert set(out) == {"knn_acc", "align", "uniform"}
+    assert model.training and torch.equal(torch.random.get_rng_state(), before)
+    assert monitor(model, 3) == {}
+    assert monitor(model, 4) == out  # same subsets, same pairs, same weights
+    with pytest.raises(ValueError, match="only 40 samples"):
+        ev.make_monitor(train, test, build_recipe("cifar10"), k=50, n_train=40)
+
+
+def test_unlabelled_data_is_refused():
+    x = torch.randn(10, 3)
+    feats = ev.Features(x, None, torch.full((10,), -1))
+    with pytest.raises(ValueError, match="unlabelled"):
+        ev.linear_probe(feats.embeddings, feats.labels, x, torch.zeros(10, dtype=torch.long))
+    with pytest.raises(ValueError, match="no features"):
+        feats.layer("penultimate")

@@ -95,7 +95,9 @@ def make_loader(dataset: Dataset, batch_size: int, num_workers: int, seed: int |
             shuffle: bool = False) -> DataLoader:
     if len(dataset) == 0:  # type: ignore[arg-type]
         raise ValueError("the data set is empty")
-    gen = None if seed is None else torch.Generator().manual_seed(seed)
+    # an own generator even when nothing is shuffled: iterating a DataLoader draws a base seed,
+    # which would otherwise advance the caller's global RNG (and change a training run)
+    gen = torch.Generator().manual_seed(0 if seed is None else seed)
     return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
                       generator=gen)
 
