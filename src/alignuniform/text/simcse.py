@@ -1,0 +1,201 @@
+"""Unsupervised SimCSE fine-tuning: dropout positives, in-batch negatives.
+
+Each batch of sentences goes through the encoder twice in one forward pass (the batch
+concatenated with itself), so every sentence gets two independent dropout masks; row i of
+the first half is the positive of row i of the second, and the other rows are negatives.
+The objective is the paper's ``L_contrastive`` (tau = 0.05 as SimCSE) or
+``L_align + L_uniform``, both from :mod:`alignuniform.losses`.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from alignuniform.losses import LossCombination
+from alignuniform.text.encoders import check_sentences, forward_representations
+from alignuniform.text.sts_eval import evaluate_sts
+from alignuniform.text.stsb import StsSplit
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+LOSSES = ("contrastive", "align_uniform")
+
+
+@dataclass
+class SimCSEConfig:
+    """Settings of a SimCSE run (SimCSE's unsupervised BERT defaults where they apply).
+
+    Attributes:
+        loss: ``"contrastive"`` (InfoNCE at ``tau``) or ``"align_uniform"``
+            (``w_align * L_align(alpha) + w_uniform * L_uniform(t)``).
+        tau: Temperature of the contrastive loss.
+        alpha, t, w_align, w_uniform: Parameters of the align-uniform loss.
+        lr: AdamW learning rate (constant).
+        batch_size: Sentences per batch (each encoded twice); incomplete last batches are
+            dropped and counted.
+        steps: Optimisation steps; ``None`` runs ``epochs`` full passes.
+        epochs: Passes over the sentences when ``steps`` is ``None``.
+        max_seq_length: Tokens kept per sentence (SimCSE: 32).
+        eval_every: Measure the eval split every this many steps (and at the start and end).
+        seed: Seed of the shuffling and the dropout masks.
+    """
+
+    loss: str = "contrastive"
+    tau: float = 0.05
+    alpha: float = 2.0
+    t: float = 2.0
+    w_align: float = 1.0
+    w_uniform: float = 1.0
+    lr: float = 3e-5
+    batch_size: int = 64
+    steps: int | None = None
+    epochs: int = 1
+    max_seq_length: int = 32
+    eval_every: int = 50
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
+        for name in ("batch_size", "epochs", "max_seq_length", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise ValueError("batch_size must be >= 2: in-batch negatives need other sentences")
+        if self.steps is not None and self.steps < 1:
+            raise ValueError(f"steps must be >= 1 or None, got {self.steps}")
+        if not self.lr > 0:
+            raise ValueError(f"lr must be > 0, got {self.lr}")
+
+    def criterion(self) -> LossCombination:
+        """The loss module for this configuration."""
+        if self.loss == "contrastive":
+            return LossCombination(w_contrastive=1.0, tau=self.tau)
+        return LossCombination(w_align=self.w_align, alpha=self.alpha,
+                               w_uniform=self.w_uniform, t=self.t)
+
+
+def train_simcse(
+    model: SentenceTransformer,
+    sentences: Sequence[str],
+    config: SimCSEConfig | None = None,
+    *,
+    eval_split: StsSplit | None = None,
+    threshold: float = 4.0,
+    progress: bool = True,
+    on_eval: Callable[[dict], None] | None = None,
+) -> dict:
+    """Fine-tune ``model`` in place with unsupervised SimCSE.
+
+    Args:
+        model: A sentence-transformers model (its pooled, L2-normalised output is trained).
+        sentences: Training sentences (non-empty strings).
+        config: Run settings (defaults: ``SimCSEConfig()``).
+        eval_split: STS-B split measured every ``config.eval_every`` steps (alignment over
+            pairs above ``threshold``, uniformity, Spearman); ``None`` skips evaluation.
+        threshold: Gold score above which an eval pair is positive.
+        progress: Show a progress bar.
+        on_eval: Called with each evaluation record (e.g. to write it to disk as it comes).
+
+    Returns:
+        ``{"config", "steps": [{"step", "epoch", "loss", <terms>}], "evals": [{"step",
+        "align", "uniform", "spearman"}], "n_sentences", "n_dropped_per_epoch"}``.
+
+    Raises:
+        ValueError: On empty input, fewer sentences than one batch, or a bad config.
+    """
+    config = config or SimCSEConfig()
+    check_sentences(sentences)
+    n = len(sentences)
+    if n < config.batch_size:
+        raise ValueError(
+            f"{n} sentences are fewer than one batch of {config.batch_size}; lower batch_size"
+        )
+    if eval_split is not None:
+        eval_split.positive_mask(threshold)  # fail before training, not after the first steps
+    batches_per_epoch = n // config.batch_size
+    total = config.steps or batches_per_epoch * config.epochs
+    criterion = config.criterion()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr)
+    torch.manual_seed(config.seed)  # the dropout masks
+    shuffler = torch.Generator().manual_seed(config.seed)
+    saved_length, model.max_seq_length = model.max_seq_length, config.max_seq_length
+    history: dict = {"config": asdict(config), "steps": [], "evals": [], "n_sentences": n,
+                     "n_dropped_per_epoch": n - batches_per_epoch * config.batch_size}
+
+    def evaluate(step: int) -> None:
+        if eval_split is None:
+            return
+        point = evaluate_sts(model, eval_split, threshold=threshold,
+                             batch_size=config.batch_size, progress=False)
+        record = {"step": step, **point["representations"]["pooling"]}
+        history["evals"].append(record)
+        if on_eval is not None:
+            on_eval(record)
+
+    try:
+        evaluate(0)
+        bar = tqdm(total=total, desc="simcse", disable=not progress)
+        step = 0
+        while step < total:
+            epoch = step // batches_per_epoch
+            order = torch.randperm(n, generator=shuffler).tolist()
+            for b in range(batches_per_epoch):
+                if step >= total:
+                    break
+                batch = [sentences[i] for i in order[b * config.batch_size:
+                                                     (b + 1) * config.batch_size]]
+                model.train()
+                emb = forward_representations(model, batch + batch)["pooling"]
+                emb = F.normalize(emb.float(), dim=1)
+                out = criterion(emb[: len(batch)], emb[len(batch):])
+                optimizer.zero_grad(set_to_none=True)
+                out["loss"].backward()
+                optimizer.step()
+                step += 1
+                terms = {k: float(v.detach()) for k, v in out.items()}
+                record = {"step": step, "epoch": epoch, **terms}
+                if not math.isfinite(record["loss"]):
+                    raise ValueError(f"loss became {record['loss']} at step {step}; lower lr")
+                history["steps"].append(record)
+                bar.update(1)
+                bar.set_postfix(loss=f"{record['loss']:.4f}")
+                if step % config.eval_every == 0 or step == total:
+                    evaluate(step)
+        bar.close()
+    finally:
+        model.max_seq_length = saved_length
+        model.eval()
+    return history
+
+
+def save_sentence_model(model: SentenceTransformer, path: str | Path) -> Path:
+    """Save ``model`` in sentence-transformers format, replacing ``path`` only once complete.
+
+    The model is written to a sibling temporary folder first, so an interrupted save never
+    leaves a half-written model where a loadable one is expected.
+    """
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    old = path.with_name(path.name + ".old")
+    for leftover in (tmp, old):
+        if leftover.exists():
+            shutil.rmtree(leftover)
+    model.save(str(tmp))
+    if path.exists():
+        os.replace(path, old)
+    os.replace(tmp, path)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
