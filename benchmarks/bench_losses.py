@@ -62,6 +62,9 @@ def _peak_extra_mib(candidate: str, n: int, d: int) -> float:
     """Peak memory of one call, in a fresh process: peak RSS minus RSS with inputs built."""
     code = (
         "import json, resource, benchmarks.bench_losses as b;"
+        # a small warm-up call first: lazily loaded kernels and libraries are not the
+        # candidate's working memory
+        f"b.CANDIDATES[{candidate!r}](b._sphere(64, {d}));"
         f"x = b._sphere({n}, {d}); base = b._rss_kib();"
         f"b.CANDIDATES[{candidate!r}](x);"
         "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base))"
