@@ -114,3 +114,235 @@ def plane_figure(
     ax.grid(alpha=0.3)
     ax.margins(0.15)
     return _save(fig, path)
+
+
+def vmf_kde(angles: np.ndarray, grid: np.ndarray, kappa: float = 25.0) -> np.ndarray:
+    """von Mises-Fisher kernel density of angles on the circle.
+
+    Args:
+        angles: Sample angles in radians.
+        grid: Angles at which to evaluate the density.
+        kappa: Concentration of each kernel (larger is narrower); the paper uses 25.
+
+    Returns:
+        Density at ``grid`` (integrates to 1 over one turn).
+    """
+    kappa = _finite(kappa, "kappa")
+    if kappa <= 0:
+        raise ValueError(f"kappa must be positive, got {kappa}")
+    angles = np.asarray(angles, dtype=float).ravel()
+    if angles.size == 0:
+        raise ValueError("vmf_kde needs at least one angle")
+    from scipy.special import i0e
+
+    # exp(kappa (cos d - 1)) / i0e(kappa) = exp(kappa cos d) / I0(kappa) without overflow
+    diff = np.asarray(grid, dtype=float)[:, None] - angles[None, :]
+    kernel = np.exp(kappa * (np.cos(diff) - 1.0)) / (2 * np.pi * i0e(kappa))
+    return kernel.mean(axis=1)
+
+
+def gaussian_kde_2d(points: np.ndarray, *, sigma: float = 0.1, extent: float = 1.3,
+                    bins: int = 161) -> np.ndarray:
+    """Isotropic Gaussian kernel density of 2-d points on a square grid.
+
+    Points are binned on a fine grid and the histogram is smoothed with a Gaussian of
+    ``sigma`` (in data units), which equals the exact kernel sum up to binning error and
+    costs O(bins^2) rather than O(N bins^2).
+
+    Args:
+        points: ``(N, 2)`` array.
+        sigma: Kernel standard deviation.
+        extent: The grid covers ``[-extent, extent]^2``.
+        bins: Grid cells per side.
+
+    Returns:
+        ``(bins, bins)`` density, rows indexing y from bottom to top (``imshow`` with
+        ``origin="lower"``).
+    """
+    from scipy.ndimage import gaussian_filter
+
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"gaussian_kde_2d expects (N, 2) points, got shape {points.shape}")
+    edges = np.linspace(-extent, extent, bins + 1)
+    hist, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=(edges, edges))
+    cell = edges[1] - edges[0]
+    density = gaussian_filter(hist, sigma / cell, mode="constant")
+    return density / (density.sum() * cell * cell)
+
+
+def _angles(points: np.ndarray, name: str) -> np.ndarray:
+    points = np.asarray(points, dtype=float)
+    if points.ndim != 2 or points.shape[1] != 2:
+        raise ValueError(f"{name}: the S^1 figure needs 2-d embeddings, got shape {points.shape}")
+    return np.arctan2(points[:, 1], points[:, 0])
+
+
+def s1_figure(
+    encoders: list[dict],
+    path: str | Path,
+    *,
+    kappa: float = 25.0,
+    sigma: float = 0.1,
+    classes: Sequence[int] | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
+    """The paper's S^1 figure (Wang & Isola, Figure 3): one column per 2-d output encoder.
+
+    Rows: the histogram of positive-pair distances with its mean (alignment); the embeddings on
+    the circle under an isotropic Gaussian KDE in R^2 (uniformity); the von Mises-Fisher KDE of
+    their angles; and the angle KDEs of a few classes.
+
+    Args:
+        encoders: One dict per encoder with ``"name"``, ``"points"`` (``(N, 2)`` embeddings on
+            S^1, e.g. of the test set), ``"pos_dist"`` (``||f(x) - f(y)||`` of held-out
+            positive pairs) and optional ``"labels"`` (``(N,)``) and ``"subtitle"``.
+        path: Where to write the PNG.
+        kappa: vMF concentration of the angle KDEs.
+        sigma: Bandwidth of the R^2 Gaussian KDE.
+        classes: Labels drawn in the last row (default: the first four present).
+        class_names: Names for the labels, index = label.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: If ``encoders`` is empty or an encoder's points are not ``(N, 2)``.
+        KeyError: If an encoder lacks ``"name"``, ``"points"`` or ``"pos_dist"``.
+    """
+    if not encoders:
+        raise ValueError("s1_figure needs at least one encoder")
+    for i, enc in enumerate(encoders):
+        missing = {"name", "points", "pos_dist"} - set(enc)
+        if missing:
+            raise KeyError(f"encoder {i} lacks {sorted(missing)}; see s1_figure's docstring")
+    has_labels = all(enc.get("labels") is not None for enc in encoders)
+    if has_labels and classes is None:
+        present = np.unique(np.concatenate([np.asarray(enc["labels"]) for enc in encoders]))
+        classes = present[:4].tolist()
+    rows = 4 if has_labels else 3
+    ncol = len(encoders)
+    fig, axes = plt.subplots(rows, ncol, figsize=(3.0 * ncol, 2.55 * rows), squeeze=False)
+    grid = np.linspace(-np.pi, np.pi, 361)
+    max_dist = max(float(np.max(enc["pos_dist"], initial=0.0)) for enc in encoders)
+    dist_edges = np.linspace(0, max(max_dist, 1e-3) * 1.02, 31)
+    cmap = plt.get_cmap("tab10")
+    for col, enc in enumerate(encoders):
+        name, points = enc["name"], np.asarray(enc["points"], dtype=float)
+        theta = _angles(points, name)
+        dist = np.asarray(enc["pos_dist"], dtype=float).ravel()
+
+        ax = axes[0, col]
+        ax.hist(dist, bins=dist_edges, color="tab:blue", alpha=0.8)
+        if dist.size:
+            ax.axvline(dist.mean(), color="k", ls="--", lw=1.2, label=f"mean {dist.mean():.3f}")
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(name + (f"\n{enc['subtitle']}" if enc.get("subtitle") else ""), fontsize=9)
+        ax.set_xlabel(r"$\|f(x)-f(y)\|_2$ of positive pairs", fontsize=8)
+
+        ax = axes[1, col]
+        extent = 1.3
+        density = gaussian_kde_2d(points, sigma=sigma, extent=extent)
+        ax.imshow(density, origin="lower", extent=(-extent, extent, -extent, extent),
+                  cmap="magma", interpolation="bilinear")
+        circle = np.linspace(0, 2 * np.pi, 200)
+        ax.plot(np.cos(circle), np.sin(circle), color="w", lw=0.4, alpha=0.6)
+        ax.set_aspect("equal")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_xlabel(rf"Gaussian KDE in $\mathbb{{R}}^2$ ($\sigma$={sigma:g})", fontsize=8)
+
+        ax = axes[2, col]
+        ax.fill_between(grid, vmf_kde(theta, grid, kappa), color="tab:purple", alpha=0.5)
+        ax.axhline(1 / (2 * np.pi), color="0.5", ls=":", lw=1)
+        ax.set_xlim(-np.pi, np.pi)
+        ax.set_xlabel(rf"angle, vMF KDE ($\kappa$={kappa:g})", fontsize=8)
+
+        if has_labels:
+            ax = axes[3, col]
+            labels = np.asarray(enc["labels"])
+            for k, c in enumerate(classes):
+                sel = theta[labels == c]
+                if sel.size == 0:
+                    continue
+                label = class_names[c] if class_names is not None else f"class {c}"
+                ax.fill_between(grid, vmf_kde(sel, grid, kappa), color=cmap(k % 10), alpha=0.35,
+                                label=label)
+            ax.set_xlim(-np.pi, np.pi)
+            ax.set_xlabel("angle, per-class vMF KDE", fontsize=8)
+            if col == 0:
+                ax.legend(fontsize=7, loc="upper left")
+        for r in range(rows):
+            if r != 1:
+                axes[r, col].tick_params(labelsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+# epochs.jsonl bookkeeping, not curves worth drawing
+_NOT_CURVES = frozenset({"epoch", "step", "wall_s", "images_per_s", "lr"})
+
+
+def curves_figure(
+    runs: Mapping[str, Sequence[Mapping[str, float]]],
+    path: str | Path,
+    *,
+    keys: Sequence[str] | None = None,
+    x_key: str = "epoch",
+) -> Path:
+    """Training curves: one panel per quantity, one line per run.
+
+    Args:
+        runs: ``{run name: rows}`` with rows as in a run's ``epochs.jsonl`` (one dict per
+            epoch holding ``x_key`` and numbers such as each loss term or a monitor's
+            alignment and uniformity).
+        path: Where to write the PNG.
+        keys: Quantities to draw, in order; by default every numeric key found in the rows
+            except bookkeeping (epoch, step, wall time, throughput, learning rate).
+        x_key: Key of the x axis.
+
+    Returns:
+        ``path`` as a ``Path``.
+
+    Raises:
+        ValueError: If there is nothing to draw.
+    """
+    if keys is None:
+        keys = []
+        for rows in runs.values():
+            for row in rows:
+                for k, v in row.items():
+                    if (k not in _NOT_CURVES and k != x_key and k not in keys
+                            and isinstance(v, int | float) and not isinstance(v, bool)):
+                        keys.append(k)
+    keys = list(keys)
+    if not keys or not any(runs.values()):
+        raise ValueError("curves_figure found no numeric quantity to draw in the runs")
+    ncol = min(3, len(keys))
+    nrow = -(-len(keys) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 2.8 * nrow), squeeze=False)
+    cmap = plt.get_cmap("tab10")
+    for i, key in enumerate(keys):
+        ax = axes[i // ncol, i % ncol]
+        for j, (name, rows) in enumerate(runs.items()):
+            pts = [(row.get(x_key, n + 1), row[key]) for n, row in enumerate(rows)
+                   if isinstance(row.get(key), int | float) and np.isfinite(row[key])]
+            if pts:
+                xs, ys = zip(*pts, strict=True)
+                ax.plot(xs, ys, "-o", ms=2.5, lw=1.3, color=cmap(j % 10), label=name)
+        ax.set_title(key, fontsize=9)
+        ax.set_xlabel(x_key, fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(alpha=0.3)
+    legend: dict[str, object] = {}
+    for ax in axes.ravel()[:len(keys)]:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            legend.setdefault(label, handle)
+    for ax in axes.ravel()[len(keys):]:
+        ax.axis("off")
+    if legend:
+        labels, handles = list(legend), list(legend.values())
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
+                   bbox_to_anchor=(0.5, 1.02), frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, 0.95))
+    return _save(fig, path)
