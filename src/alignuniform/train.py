@@ -1,0 +1,618 @@
+"""Train an encoder on the hypersphere: typed configs, the loop, checkpoints and resume, DDP.
+
+One function, ``train(config, out_dir)``, runs any point of the paper's loss space
+(contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
+or under ``torchrun`` with DistributedDataParallel. The run directory holds:
+
+- ``config.yaml``: the full config;
+- ``checkpoint.pt``: the latest state (model, optimizer, scheduler, RNG, config, epoch,
+  step), written atomically at the end of every epoch;
+- ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
+- ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
+  whatever the ``monitor`` returned).
+
+Exact resume: the data order and every augmentation draw of an epoch are functions of
+``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
+seeded at the start of each epoch), so continuing from the last epoch checkpoint after a
+``kill -9`` reproduces an uninterrupted run's weights exactly on CPU.
+
+Example:
+    >>> from alignuniform.train import load_config, train
+    >>> cfg = load_config("configs/cifar10_cpu_align_uniform.yaml", ["epochs=2"])
+    >>> run_dir = train(cfg, "runs/au")
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import random
+import time
+import types
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from torch import nn
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
+from tqdm.auto import tqdm
+
+from alignuniform.checkpoint import load_checkpoint, save_checkpoint
+from alignuniform.data import TwoViews, build_batch_recipe, build_dataset, build_recipe
+from alignuniform.distributed import (
+    DistributedContext,
+    all_gather,
+    barrier,
+    cleanup,
+    init_from_env,
+    is_distributed,
+)
+from alignuniform.losses import LossCombination
+from alignuniform.models import build_model
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class DataConfig:
+    """What to train on and how to make positive pairs.
+
+    Attributes:
+        name: Data set name (``alignuniform.data.DATASETS``).
+        root: Where the data live (directory or zip); ``None`` for generated data.
+        split: Training split ("train"; STL-10's self-supervised set is "train+unlabeled").
+        recipe: Two-view augmentation (``alignuniform.data.RECIPES``).
+        batch_size: Global batch size (split evenly over DDP ranks).
+        num_workers: DataLoader worker processes per rank.
+        batched_augment: Augment whole batches on the training device instead of each image
+            in the workers (much faster for small images on few CPU cores; see
+            ``benchmarks/bench_data.py``).
+        val_fraction: Held-out fraction of each class (``None``: the data set's default);
+            evaluation rebuilds the same split from this config.
+        split_seed: Seed of that split (``None``: the data set's default).
+        subset: Train on a seeded random subset of this many images (``None``: all).
+        kwargs: Further data-set options (e.g. ``n`` for "synthetic", ``cache_dir``).
+    """
+
+    name: str = "cifar10"
+    root: str | None = None
+    split: str = "train"
+    recipe: str = "cifar10"
+    batch_size: int = 768
+    num_workers: int = 4
+    batched_augment: bool = False
+    val_fraction: float | None = None
+    split_seed: int | None = None
+    subset: int | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The encoder: a ``build_model`` name, output dimension and constructor options.
+
+    Attributes:
+        name: Model name (``alignuniform.models.MODELS``).
+        feat_dim: Embedding dimension (128 in the paper).
+        kwargs: Further constructor options (e.g. ``image_size: 32`` for SmallAlexNet).
+        sync_bn: Convert BatchNorm to SyncBatchNorm under DDP (statistics over the global
+            batch).
+    """
+
+    name: str = "small_alexnet"
+    feat_dim: int = 128
+    kwargs: dict = field(default_factory=dict)
+    sync_bn: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Weights and parameters of ``alignuniform.LossCombination``.
+
+    Attributes:
+        w_contrastive, tau: L_contrastive weight and temperature.
+        w_align, alpha: L_align weight and exponent.
+        w_uniform, t: L_uniform weight and scale.
+        w_nt_xent, tau_nt_xent: SimCLR NT-Xent weight and temperature.
+        global_batch: Under DDP, gather embeddings from all ranks so uniformity and the
+            contrastive terms see the global batch (the single-process loss exactly).
+    """
+
+    w_contrastive: float = 0.0
+    tau: float = 0.07
+    w_align: float = 1.0
+    alpha: float = 2.0
+    w_uniform: float = 1.0
+    t: float = 2.0
+    w_nt_xent: float = 0.0
+    tau_nt_xent: float = 0.5
+    global_batch: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum and a step schedule (the paper's defaults).
+
+    Attributes:
+        lr: Learning rate; ``None`` means ``base_lr * batch_size / 256``.
+        base_lr: Learning rate per 256 images of (global) batch.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        milestones: Epochs after which the learning rate is multiplied by ``gamma``.
+        gamma: Decay factor.
+    """
+
+    lr: float | None = None
+    base_lr: float = 0.12
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: list[int] = field(default_factory=lambda: [155, 170, 185])
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``load_config`` builds it from YAML.
+
+    Attributes:
+        data, model, loss, optim: The sections above.
+        seed: Seed of initialisation, data order and augmentation.
+        epochs: Number of epochs.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        amp: Mixed precision of the encoder's forward pass: "none", "bf16" or "fp16"
+            ("fp16" uses a gradient scaler; the losses always run in float32).
+        monitor_every: Call the monitor every this many epochs.
+        tensorboard: Also write TensorBoard scalars to ``out_dir/tb`` (needs tensorboard).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    epochs: int = 200
+    device: str = "auto"
+    amp: str = "none"
+    monitor_every: int = 1
+    tensorboard: bool = False
+
+    def to_dict(self) -> dict:
+        """The config as plain nested dicts (what checkpoints and config.yaml store)."""
+        return dataclasses.asdict(self)
+
+    def learning_rate(self) -> float:
+        """The learning rate in use: ``optim.lr``, else the linear scaling rule."""
+        if self.optim.lr is not None:
+            return self.optim.lr
+        return self.optim.base_lr * self.data.batch_size / 256
+
+
+# ---------------------------------------------------------------------------------------------
+# configs from YAML
+
+
+def _check_value(value: object, hint: object, where: str) -> object:
+    """Coerce/validate one YAML value against a field's type hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = origin or hint
+    if expected is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        name = getattr(expected, "__name__", str(expected))
+        raise TypeError(f"{where} must be {name}, got {value!r}")
+    if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
+        raise TypeError(f"{where} must be a list of ints, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, values: dict, where: str = "") -> object:
+    if not isinstance(values, dict):
+        raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(where + k for k in unknown)}; valid keys"
+            f"{' in ' + where.rstrip('.') if where else ''}: {', '.join(names)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")
+        else:
+            kwargs[name] = _check_value(value, hint, where + name)
+    return cls(**kwargs)
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {override!r} must look like section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(text)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Build and validate a ``TrainConfig`` from nested dicts (as in YAML or a checkpoint)."""
+    config = _from_dict(TrainConfig, values)
+    if config.amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {config.amp!r}")
+    for name, value in (("epochs", config.epochs), ("data.batch_size", config.data.batch_size),
+                        ("model.feat_dim", config.model.feat_dim),
+                        ("monitor_every", config.monitor_every)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if config.data.num_workers < 0:
+        raise ValueError(f"data.num_workers must be >= 0, got {config.data.num_workers}")
+    if config.optim.milestones != sorted(config.optim.milestones):
+        raise ValueError(f"optim.milestones must be increasing, got {config.optim.milestones}")
+    return config
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config and apply ``section.key=value`` overrides.
+
+    Args:
+        path: YAML file (``None``: the defaults).
+        overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: An unknown key (the message lists the valid ones) or a bad value.
+        TypeError: A value of the wrong type.
+    """
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a mapping of config sections")
+    for override in overrides or []:
+        _apply_override(raw, override)
+    return config_from_dict(raw)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write ``config`` as YAML (readable back with ``load_config``)."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# the loop
+
+
+def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
+    return (seed * 1_000_003 + epoch * 10_007 + rank) % 2**63
+
+
+def _seed_all(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def _rng_state() -> dict:
+    np_state = np.random.get_state()
+    state = {
+        "torch": torch.get_rng_state(),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
+        "numpy_pos": int(np_state[2]),
+        "python": list(random.getstate()[1]),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict) -> None:
+    torch.set_rng_state(state["torch"])
+    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32),
+                         state["numpy_pos"], 0, 0.0))
+    random.setstate((3, tuple(state["python"]), None))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def build_train_set(data: DataConfig, seed: int) -> Dataset:
+    """The training images (untransformed) of a data config, subset applied."""
+    kwargs = dict(data.kwargs)
+    if data.val_fraction is not None:
+        kwargs["val_fraction"] = data.val_fraction
+    if data.split_seed is not None:
+        kwargs["split_seed"] = data.split_seed
+    dataset = build_dataset(data.name, data.root, data.split, **kwargs)
+    if data.subset is not None:
+        if not 0 < data.subset <= len(dataset):
+            raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")
+        generator = torch.Generator().manual_seed(seed)
+        dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])
+    return dataset
+
+
+def _trim_jsonl(path: Path, key: str, last: int) -> None:
+    """Drop the lines an interrupted run wrote after its last checkpoint."""
+    if path.is_file():
+        kept = [line for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)[key] <= last]
+        path.write_text("".join(line + "\n" for line in kept))
+
+
+def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
+    keys = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if isinstance(va, dict) and isinstance(vb, dict):
+            keys += _differing_keys(va, vb, f"{prefix}{k}.")
+        elif va != vb:
+            keys.append(prefix + k)
+    return keys
+
+
+# settings that may change between an interrupted run and its resumption
+_RESUMABLE_CHANGES = {"epochs", "device", "data.num_workers", "monitor_every", "tensorboard"}
+
+
+class _Run:
+    """The state of one training process (model, optimiser, data, logs)."""
+
+    def __init__(self, config: TrainConfig, out_dir: Path, ctx: DistributedContext) -> None:
+        self.config, self.out_dir, self.ctx = config, out_dir, ctx
+        self.main = ctx.rank == 0
+        data = config.data
+        if data.batch_size % ctx.world_size:
+            raise ValueError(
+                f"data.batch_size={data.batch_size} must be divisible by the number of "
+                f"processes ({ctx.world_size})"
+            )
+        _seed_all(config.seed)  # the same initial weights on every rank
+        images = build_train_set(data, config.seed)
+        self.batch_aug = build_batch_recipe(data.recipe) if data.batched_augment else None
+        dataset = images if self.batch_aug else TwoViews(images, build_recipe(data.recipe))
+        # a DistributedSampler also with one process: global batch b of a K-process run is
+        # then exactly batch b of the single-process run (same permutation, interleaved)
+        self.sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
+                                          shuffle=True, seed=config.seed, drop_last=True)
+        self.generator = torch.Generator()
+        self.loader = DataLoader(
+            dataset, batch_size=data.batch_size // ctx.world_size, sampler=self.sampler,
+            num_workers=data.num_workers, drop_last=True, generator=self.generator,
+            pin_memory=ctx.device.type == "cuda",
+        )
+        if len(self.loader) == 0:
+            raise ValueError(
+                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"
+            )
+        model = build_model(config.model.name, feat_dim=config.model.feat_dim,
+                            **config.model.kwargs).to(ctx.device)
+        if ctx.world_size > 1 and config.model.sync_bn:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.model = model
+        self.net: nn.Module = model
+        if ctx.world_size > 1:
+            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+        self.criterion = LossCombination(
+            **{k: v for k, v in dataclasses.asdict(config.loss).items() if k != "global_batch"}
+        )
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
+                                         momentum=config.optim.momentum,
+                                         weight_decay=config.optim.weight_decay)
+        self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
+            self.optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma
+        )
+        self.amp_dtype = AMP_DTYPES[config.amp]
+        if config.amp == "fp16" and ctx.device.type != "cuda":
+            raise ValueError("amp=fp16 needs CUDA; use amp=bf16 or amp=none on CPU")
+        self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
+        self.epoch, self.step = 0, 0
+
+    # -- state ----------------------------------------------------------------------------
+
+    def state(self) -> dict:
+        return {
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "scaler": self.scaler.state_dict(),
+            "rng": _rng_state(),
+            "config": self.config.to_dict(),
+            "epoch": self.epoch,
+            "step": self.step,
+        }
+
+    def restore(self, state: dict) -> None:
+        changed = set(_differing_keys(state["config"], self.config.to_dict()))
+        if changed - _RESUMABLE_CHANGES:
+            raise ValueError(
+                f"cannot resume {self.out_dir}: the config differs from the run's in "
+                f"{', '.join(sorted(changed - _RESUMABLE_CHANGES))}; use the run's "
+                "config.yaml or start a new --out"
+            )
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.scaler.load_state_dict(state["scaler"])
+        _set_rng_state(state["rng"])
+        self.epoch, self.step = int(state["epoch"]), int(state["step"])
+
+    # -- one step and one epoch -------------------------------------------------------------
+
+    def _views(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
+        device = self.ctx.device
+        if self.batch_aug is not None:
+            images = batch[0].to(device, non_blocking=True)
+            return self.batch_aug(images), self.batch_aug(images)
+        return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
+
+    def train_step(self, batch: list) -> dict[str, float]:
+        v1, v2 = self._views(batch)
+        with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                            enabled=self.amp_dtype is not None):
+            z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN statistics
+        x, y = z.float().chunk(2)
+        if self.config.loss.global_batch:
+            x, y = all_gather(x), all_gather(y)
+        out = self.criterion(x, y)
+        loss = out["loss"]
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"the loss is {loss.item()} at step {self.step + 1}; lower the learning rate "
+                "(optim.lr) or use amp=none"
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return {name: value.item() for name, value in out.items()}
+
+    def run_epoch(self, log_file, writer, progress: bool) -> dict:
+        self.epoch += 1
+        epoch_seed = _epoch_seed(self.config.seed, self.epoch, self.ctx.rank)
+        _seed_all(epoch_seed)
+        self.sampler.set_epoch(self.epoch)
+        self.generator.manual_seed(epoch_seed)
+        self.net.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        sums: dict[str, float] = {}
+        start, n_images = time.perf_counter(), 0
+        bar = tqdm(self.loader, desc=f"epoch {self.epoch}/{self.config.epochs}",
+                   disable=not (progress and self.main), leave=False)
+        for batch in bar:
+            terms = self.train_step(batch)
+            self.step += 1
+            n_images += self.config.data.batch_size
+            for name, value in terms.items():
+                sums[name] = sums.get(name, 0.0) + value
+            if self.main:
+                record = {"step": self.step, "epoch": self.epoch, "lr": lr, **terms}
+                log_file.write(json.dumps(record) + "\n")
+                log_file.flush()
+                if writer is not None:
+                    for name, value in terms.items():
+                        writer.add_scalar(f"train/{name}", value, self.step)
+                rate = n_images / max(time.perf_counter() - start, 1e-9)
+                bar.set_postfix({**{k: f"{v:.4f}" for k, v in terms.items()},
+                                 "img/s": f"{rate:.0f}"})
+        wall = time.perf_counter() - start
+        self.scheduler.step()
+        steps = len(self.loader)
+        return {"epoch": self.epoch, "lr": lr, **{k: v / steps for k, v in sums.items()},
+                "images_per_s": n_images / wall, "wall_s": wall}
+
+
+def _open_writer(out_dir: Path):
+    try:
+        from torch.utils.tensorboard import SummaryWriter
+    except ImportError as err:
+        raise ValueError(
+            "tensorboard=true needs the tensorboard package: "
+            "pip install 'alignuniform[tensorboard]'"
+        ) from err
+    return SummaryWriter(str(out_dir / "tb"))
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    resume: bool = False,
+    monitor: Callable[[nn.Module, int], dict] | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train an encoder as ``config`` says and return the run directory ``out_dir``.
+
+    Under ``torchrun`` (``WORLD_SIZE > 1``) this joins the process group, wraps the model in
+    DistributedDataParallel, splits each global batch over the ranks, and (with
+    ``loss.global_batch``) computes the loss on the gathered global batch; only rank 0
+    writes logs and checkpoints.
+
+    Args:
+        config: The run's ``TrainConfig``.
+        out_dir: Run directory (created). It must not hold a checkpoint unless ``resume``.
+        resume: Continue from ``out_dir/checkpoint.pt`` (start fresh if there is none).
+        monitor: ``monitor(model, epoch) -> dict`` called on rank 0 after every
+            ``config.monitor_every`` epochs with the bare model (e.g.
+            ``alignuniform.evaluate.make_monitor(...)``); its numbers go into
+            ``epochs.jsonl``.
+        progress: Show a progress bar (each loss term and images/s).
+
+    Returns:
+        ``Path(out_dir)``.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig (see load_config), got {type(config)}")
+    out_dir = Path(out_dir)
+    owns_group = not is_distributed()
+    ctx = init_from_env(config.device)
+    try:
+        ckpt_path = out_dir / "checkpoint.pt"
+        if ckpt_path.exists() and not resume:
+            raise ValueError(
+                f"{out_dir} already holds a run (checkpoint.pt); pass --resume to continue it "
+                "or choose a new --out"
+            )
+        run = _Run(config, out_dir, ctx)
+        if resume and ckpt_path.exists():
+            run.restore(load_checkpoint(ckpt_path, map_location=ctx.device))
+        log_file = writer = None
+        if run.main:
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_config(config, out_dir / "config.yaml")
+            _trim_jsonl(out_dir / "log.jsonl", "step", run.step)
+            _trim_jsonl(out_dir / "epochs.jsonl", "epoch", run.epoch)
+            log_file = open(out_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in finally)
+            writer = _open_writer(out_dir) if config.tensorboard else None
+        try:
+            while run.epoch < config.epochs:
+                summary = run.run_epoch(log_file, writer, progress)
+                if run.main:
+                    if monitor is not None and run.epoch % config.monitor_every == 0:
+                        summary.update(monitor(run.model, run.epoch))
+                        run.model.train()
+                    with open(out_dir / "epochs.jsonl", "a") as f:
+                        f.write(json.dumps(summary) + "\n")
+                    if progress:
+                        tqdm.write(" ".join(f"{k}={_fmt(v)}" for k, v in summary.items()))
+                    save_checkpoint(ckpt_path, run.state())
+                barrier()
+        finally:
+            if log_file is not None:
+                log_file.close()
+            if writer is not None:
+                writer.close()
+    finally:
+        if owns_group:
+            cleanup()
+    return out_dir
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float) and math.isfinite(value):
+        return f"{value:.4g}"
+    return str(value)
