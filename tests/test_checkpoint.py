@@ -1,0 +1,84 @@
+"""Tests for alignuniform.checkpoint: atomic saves, safe loads, rebuilding encoders."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from alignuniform import checkpoint
+from alignuniform.checkpoint import load_checkpoint, load_encoder, save_checkpoint
+from alignuniform.models import build_model
+
+MODEL_CFG = {"name": "small_cnn", "feat_dim": 8, "kwargs": {"width": 4, "hidden_dim": 16}}
+
+
+def _encoder_state() -> tuple[torch.nn.Module, dict]:
+    torch.manual_seed(0)
+    model = build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16)
+    return model, {"model": model.state_dict(), "config": {"model": MODEL_CFG}, "epoch": 3}
+
+
+def test_round_trip_of_plain_containers(tmp_path):
+    state = {"a": torch.arange(5), "nested": {"b": [1, 2.5, "x"], "c": (torch.ones(2),)},
+             "epoch": 7}
+    path = save_checkpoint(tmp_path / "sub" / "ck.pt", state)
+    back = load_checkpoint(path)
+    assert torch.equal(back["a"], state["a"]) and back["nested"]["b"] == [1, 2.5, "x"]
+    assert back["epoch"] == 7 and list(path.parent.iterdir()) == [path]
+
+
+def test_failed_save_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, monkeypatch):
+    path = save_checkpoint(tmp_path / "ck.pt", {"v": torch.tensor(1)})
+
+    def crash(obj, f):
+        f.write(b"partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(checkpoint.torch, "save", crash)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"v": torch.tensor(2)})
+    monkeypatch.undo()
+    assert load_checkpoint(path)["v"].item() == 1
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_truncated_foreign_and_unsafe_files_get_clear_errors(tmp_path):
+    good = save_checkpoint(tmp_path / "good.pt", {"w": torch.randn(100, 100)})
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(good.read_bytes()[:2000])
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(truncated)
+    foreign = tmp_path / "notes.txt"
+    foreign.write_text("hello")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(foreign)
+    unsafe = tmp_path / "unsafe.pt"
+    torch.save({"model": torch.nn.Linear(2, 2)}, unsafe)  # a pickled module, not weights
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        load_checkpoint(unsafe)
+    torch.save([1, 2], tmp_path / "list.pt")
+    with pytest.raises(ValueError, match="not a checkpoint dict"):
+        load_checkpoint(tmp_path / "list.pt")
+    with pytest.raises(FileNotFoundError):
+        load_checkpoint(tmp_path / "missing.pt")
+    with pytest.raises(TypeError, match="dict"):
+        save_checkpoint(tmp_path / "x.pt", [1])
+
+
+def test_load_encoder_rebuilds_the_model_from_the_stored_config(tmp_path):
+    model, state = _encoder_state()
+    path = save_checkpoint(tmp_path / "ck.pt", state)
+    loaded, config = load_encoder(path)
+    assert config["model"] == MODEL_CFG and not loaded.training
+    x = torch.randn(4, 3, 16, 16)
+    torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+
+
+def test_load_encoder_errors_for_misfit_weights_or_missing_config(tmp_path):
+    _, state = _encoder_state()
+    state["config"]["model"] = dict(MODEL_CFG, feat_dim=9)
+    with pytest.raises(ValueError, match="do not fit model 'small_cnn' with feat_dim=9"):
+        load_encoder(save_checkpoint(tmp_path / "a.pt", state))
+    del state["config"]
+    with pytest.raises(ValueError, match="not written by alignuniform.train"):
+        load_encoder(save_checkpoint(tmp_path / "b.pt", state))
