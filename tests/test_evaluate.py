@@ -355,3 +355,68 @@ def test_unlabelled_data_is_refused():
         ev.linear_probe(feats.embeddings, feats.labels, x, torch.zeros(10, dtype=torch.long))
     with pytest.raises(ValueError, match="no features"):
         feats.layer("penultimate")
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate_checkpoint and the CLI
+
+
+@pytest.fixture
+def checkpoint(tmp_path):
+    from alignuniform.checkpoint import save_checkpoint
+
+    config = {"model": {"name": "small_cnn", "feat_dim": 8,
+                        "kwargs": {"width": 4, "hidden_dim": 16}},
+              "data": {"name": "synthetic", "root": None, "recipe": "cifar10"}}
+    return save_checkpoint(tmp_path / "run" / "checkpoint.pt",
+                           {"model": _tiny_cnn().state_dict(), "config": config, "epoch": 1})
+
+
+def test_evaluate_checkpoint_uses_the_run_config_and_random_init(checkpoint):
+    kwargs = dict(n_train=60, n_test=30, weighted_k=20, layers=["embedding"], progress=False,
+                  probe_kwargs={"weight_decays": [1e-3, 1e-1]})
+    res = ev.evaluate_checkpoint(checkpoint, **kwargs)
+    assert res["data"] == {"name": "synthetic", "root": None, "train_split": "train",
+                           "test_split": "test", "recipe": "cifar10",
+                           "eval_transform": "cifar10_eval", "n_train": 60, "n_test": 30}
+    assert res["checkpoint"]["model"] == "small_cnn" and res["n_test"] == 30
+    fresh = ev.evaluate_checkpoint(checkpoint, random_init=True, seed=5, **kwargs)
+    assert fresh["checkpoint"]["random_init"]
+    assert fresh["layers"]["embedding"]["uniformity"] != res["layers"]["embedding"]["uniformity"]
+
+
+def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
+    from alignuniform.cli import main
+
+    out = tmp_path / "ev"
+    code = main(["eval", str(checkpoint), "--n-train", "60", "--n-test", "30", "--weighted-k",
+                 "20", "--out", str(out), "--seed", "1", "--no-progress",
+                 "--weight-decays", "0.01"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "penultimate" in printed and "uniform" in printed and "eval.json" in printed
+    res = ev.load_results(out / "eval.json")
+    assert res["settings"]["seed"] == 1 and res["command"]["seed"] == 1
+    assert res["layers"]["penultimate"]["probe_fast"]["weight_decay"] == 0.01
+    assert 0 <= res["layers"]["penultimate"]["linear_acc"] <= 1
+
+
+def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, capsys):
+    import torch as _torch
+
+    from alignuniform.cli import main
+
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(checkpoint.read_bytes()[:300])
+    foreign = tmp_path / "foreign.pt"
+    state = _torch.load(checkpoint, weights_only=True)
+    state["config"]["model"]["kwargs"]["width"] = 8  # weights of another architecture
+    _torch.save(state, foreign)
+    for path, message in [(truncated, "not a readable checkpoint"), (foreign, "do not fit"),
+                          (tmp_path / "missing.pt", "no checkpoint")]:
+        assert main(["eval", str(path), "--no-progress"]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "Traceback" not in err
+    assert main(["eval", str(checkpoint), "--n-train", "10", "--n-test", "10", "--k", "20",
+                 "--no-progress"]) == 2
+    assert "only 10 reference samples" in capsys.readouterr().err

@@ -227,8 +227,7 @@ def evaluate_checkpoint(
     from alignuniform.data import RECIPES, build_recipe
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, state = load_encoder(path, map_location="cpu")
-    config = state.get("config") or {}
+    model, config = load_encoder(path, map_location="cpu")
     data_cfg = dict(config.get("data") or {})
     name = data or data_cfg.get("name")
     if not name:
@@ -255,8 +254,8 @@ def evaluate_checkpoint(
     )
     model_cfg = config.get("model") or {}
     results["checkpoint"] = {
-        "path": str(path), "epoch": state.get("epoch"), "step": state.get("step"),
-        "model": model_cfg.get("name", type(model).__name__), "random_init": random_init,
+        "path": str(path), "model": model_cfg.get("name", type(model).__name__),
+        "feat_dim": model_cfg.get("feat_dim"), "random_init": random_init,
     }
     results["data"] = {
         "name": name, "root": None if root is None else str(root), "train_split": "train",
