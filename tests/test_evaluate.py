@@ -367,7 +367,8 @@ def checkpoint(tmp_path):
 
     config = {"model": {"name": "small_cnn", "feat_dim": 8,
                         "kwargs": {"width": 4, "hidden_dim": 16}},
-              "data": {"name": "synthetic", "root": None, "recipe": "cifar10"}}
+              "data": {"name": "synthetic", "root": None, "recipe": "cifar10",
+                       "kwargs": {"n": 80}}}
     return save_checkpoint(tmp_path / "run" / "checkpoint.pt",
                            {"model": _tiny_cnn().state_dict(), "config": config, "epoch": 1})
 
@@ -380,6 +381,8 @@ def test_evaluate_checkpoint_uses_the_run_config_and_random_init(checkpoint):
                            "test_split": "test", "recipe": "cifar10",
                            "eval_transform": "cifar10_eval", "n_train": 60, "n_test": 30}
     assert res["checkpoint"]["model"] == "small_cnn" and res["n_test"] == 30
+    whole = ev.evaluate_checkpoint(checkpoint, **{**kwargs, "n_train": None, "n_test": None})
+    assert whole["n_train"] == whole["n_test"] == 80  # the run's data.kwargs are honoured
     fresh = ev.evaluate_checkpoint(checkpoint, random_init=True, seed=5, **kwargs)
     assert fresh["checkpoint"]["random_init"]
     assert fresh["layers"]["embedding"]["uniformity"] != res["layers"]["embedding"]["uniformity"]
@@ -417,6 +420,5 @@ def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, cap
         assert main(["eval", str(path), "--no-progress"]) == 2
         err = capsys.readouterr().err
         assert message in err and "Traceback" not in err
-    assert main(["eval", str(checkpoint), "--n-train", "10", "--n-test", "10", "--k", "20",
-                 "--no-progress"]) == 2
+    assert main(["eval", str(checkpoint), "--n-train", "10", "--k", "20", "--no-progress"]) == 2
     assert "only 10 reference samples" in capsys.readouterr().err

@@ -27,7 +27,8 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
 
-# data options that decide which images are held out, copied from the training config
+# data options that decide which images are held out, copied from the training config (with
+# its data.kwargs, e.g. the size of a synthetic set or a cache directory)
 _SPLIT_KEYS = ("val_fraction", "split_seed")
 
 
@@ -181,7 +182,8 @@ def _eval_data(name: str, root: str | None, data_cfg: dict, seed: int) -> tuple:
     from alignuniform.data import build_dataset
 
     # the held-out split must be the one training never saw: rebuild it with the same options
-    kwargs = {key: data_cfg[key] for key in _SPLIT_KEYS if data_cfg.get(key) is not None}
+    kwargs = dict(data_cfg.get("kwargs") or {})
+    kwargs.update({key: data_cfg[key] for key in _SPLIT_KEYS if data_cfg.get(key) is not None})
     train_set = build_dataset(name, root, "train", **kwargs)
     try:
         return train_set, build_dataset(name, root, "test", **kwargs), "test"
