@@ -411,6 +411,12 @@ class _Run:
         model = build_model(config.model.name, feat_dim=config.model.feat_dim,
                             **config.model.kwargs).to(ctx.device)
         if ctx.world_size > 1 and config.model.sync_bn:
+            if ctx.device.type != "cuda":
+                raise ValueError(
+                    "model.sync_bn needs CUDA (PyTorch's SyncBatchNorm is GPU-only); on CPU "
+                    "set model.sync_bn=false or use a BatchNorm-free model (e.g. small_cnn "
+                    "with model.kwargs.batch_norm=false)"
+                )
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model
         self.net: nn.Module = model

@@ -1,0 +1,166 @@
+"""Tests for alignuniform.distributed and DDP training.
+
+One ``torchrun`` launch of 2 gloo processes on CPU runs this file as its worker script
+(``python -m torch.distributed.run ... tests/test_distributed.py --worker OUT CONFIG``):
+each rank checks loss and gradients of a global-batch loss against a single process on the
+concatenated batch, then trains through the ``alignuniform train`` CLI; the test compares
+the trained weights with a single-process run. The model is BatchNorm-free (small_cnn with
+``batch_norm: false``): BatchNorm statistics of a half batch differ from the full batch's,
+and PyTorch's SyncBatchNorm (the fix) runs on GPUs only.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+import yaml
+from torch import nn
+
+from alignuniform import distributed
+from alignuniform.checkpoint import load_checkpoint
+from alignuniform.losses import LossCombination
+
+ROOT = Path(__file__).resolve().parents[1]
+WORLD = 2
+N_PER_RANK, D_IN, D_OUT = 6, 5, 4
+
+
+def _problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor, LossCombination]:
+    """A linear encoder, two views of the global batch, and a loss using every term."""
+    torch.manual_seed(0)
+    model = nn.Linear(D_IN, D_OUT)
+    v1 = torch.randn(WORLD * N_PER_RANK, D_IN)
+    v2 = v1 + 0.3 * torch.randn_like(v1)
+    crit = LossCombination(w_contrastive=1.0, tau=0.5, w_align=1.0, w_uniform=1.0, w_nt_xent=0.5)
+    return model, v1, v2, crit
+
+
+def _loss(net: nn.Module, v1, v2, crit, gather) -> torch.Tensor:
+    z = F.normalize(net(torch.cat([v1, v2])), dim=1)
+    x, y = z.chunk(2)
+    return crit(gather(x), gather(y))["loss"]
+
+
+def _naive_gather(x: torch.Tensor) -> torch.Tensor:
+    """The common peer-library bug: other ranks' rows come in without gradient."""
+    parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
+    dist.all_gather(parts, x.detach())
+    parts[dist.get_rank()] = x
+    return torch.cat(parts)
+
+
+def _worker(out: str, config: str) -> None:
+    """What each torchrun rank does (see the module docstring)."""
+    from alignuniform.cli import main
+
+    ctx = distributed.init_from_env("cpu")
+    try:
+        model, v1, v2, crit = _problem()
+        net = nn.parallel.DistributedDataParallel(model)
+        rows = slice(ctx.rank * N_PER_RANK, (ctx.rank + 1) * N_PER_RANK)
+        results = {"ranks": (distributed.get_rank(), distributed.get_world_size())}
+        for name, gather in (("ours", distributed.all_gather), ("naive", _naive_gather)):
+            net.zero_grad()
+            loss = _loss(net, v1[rows], v2[rows], crit, gather)
+            loss.backward()
+            results[name] = (loss.detach(), [p.grad.clone() for p in model.parameters()])
+        torch.save(results, f"{out}/grads.{ctx.rank}")
+        # the process group stays up: train() uses it rather than creating its own
+        code = main(["train", "--config", config, "--out", f"{out}/ddp", "--no-progress"])
+        if code:
+            raise SystemExit(code)
+    finally:
+        distributed.cleanup()
+
+
+def _tiny_config(tmp_path: Path) -> Path:
+    config = {
+        "data": {"name": "synthetic", "recipe": "identity", "batch_size": 16, "num_workers": 0,
+                 "kwargs": {"n": 48}},
+        "model": {"name": "small_cnn", "feat_dim": 8,
+                  "kwargs": {"width": 4, "hidden_dim": 16, "batch_norm": False}},
+        "loss": {"w_contrastive": 1.0, "tau": 0.5, "w_align": 1.0, "w_uniform": 1.0},
+        "optim": {"lr": 0.5, "milestones": [1]},
+        "epochs": 2,
+        "device": "cpu",
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_helpers_without_a_process_group():
+    assert distributed.get_rank() == 0 and distributed.get_world_size() == 1
+    assert distributed.is_main_process() and not distributed.is_distributed()
+    x = torch.randn(3, 2, requires_grad=True)
+    assert distributed.all_gather(x) is x
+    distributed.barrier()  # a no-op
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
+    from alignuniform.train import load_config, train
+
+    config = _tiny_config(tmp_path)
+    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
+           "--master_port", str(_free_port()), __file__, "--worker", str(tmp_path), str(config)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+    # 1) loss and gradients of one step, on every rank
+    model, v1, v2, crit = _problem()
+    loss = _loss(model, v1, v2, crit, lambda t: t)
+    loss.backward()
+    expected = [p.grad for p in model.parameters()]
+    for rank in range(WORLD):
+        got = torch.load(tmp_path / f"grads.{rank}", weights_only=True)
+        assert got["ranks"] == (rank, WORLD)
+        ours_loss, ours_grads = got["ours"]
+        torch.testing.assert_close(ours_loss, loss.detach(), atol=1e-5, rtol=0)
+        for g, e in zip(ours_grads, expected, strict=True):
+            torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
+        # the check can fail: a gather without the backward all-reduce gets gradients wrong
+        naive_loss, naive_grads = got["naive"]
+        torch.testing.assert_close(naive_loss, loss.detach(), atol=1e-5, rtol=0)
+        assert (naive_grads[0] - expected[0]).abs().max() > 1e-3
+
+    # 2) parameters after 6 SGD steps (2 epochs x 3 global batches of 16)
+    train(load_config(config), tmp_path / "single", progress=False)
+    ddp = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    single = load_checkpoint(tmp_path / "single" / "checkpoint.pt")
+    assert ddp["step"] == single["step"] == 6
+    initial = _initial_head(config)
+    assert (single["model"]["head.weight"] - initial).abs().max() > 1e-2  # training moved it
+    for name, value in single["model"].items():
+        torch.testing.assert_close(ddp["model"][name], value, atol=1e-5, rtol=1e-4, msg=name)
+    # only rank 0 logs: one line per global step
+    assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 6
+
+
+def _initial_head(config: Path) -> torch.Tensor:
+    from alignuniform.models import build_model
+    from alignuniform.train import load_config
+
+    cfg = load_config(config)
+    torch.manual_seed(cfg.seed)
+    return build_model(cfg.model.name, feat_dim=cfg.model.feat_dim,
+                       **cfg.model.kwargs).head.weight.detach()
+
+
+if __name__ == "__main__" and sys.argv[1:2] == ["--worker"]:
+    _worker(sys.argv[2], sys.argv[3])
