@@ -563,7 +563,7 @@ def train(
         out_dir: Run directory (created). It must not hold a checkpoint unless ``resume``.
         resume: Continue from ``out_dir/checkpoint.pt`` (start fresh if there is none).
         monitor: ``monitor(model, epoch) -> dict`` called on rank 0 after every
-            ``config.monitor_every`` epochs with the bare model (e.g.
+            ``config.monitor_every`` epochs with the bare model in eval mode (e.g.
             ``alignuniform.evaluate.make_monitor(...)``); its numbers go into
             ``epochs.jsonl``.
         progress: Show a progress bar (each loss term and images/s).
@@ -599,8 +599,8 @@ def train(
                 summary = run.run_epoch(log_file, writer, progress)
                 if run.main:
                     if monitor is not None and run.epoch % config.monitor_every == 0:
+                        run.model.eval()  # run_epoch puts it back in train mode
                         summary.update(monitor(run.model, run.epoch))
-                        run.model.train()
                     with open(out_dir / "epochs.jsonl", "a") as f:
                         f.write(json.dumps(summary) + "\n")
                     if progress:

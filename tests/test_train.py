@@ -1,0 +1,175 @@
+"""Tests for alignuniform.train: configs, the run directory, exact resume after kill -9, AMP."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from alignuniform.checkpoint import load_checkpoint, load_encoder
+from alignuniform.train import TrainConfig, load_config, train
+
+ROOT = Path(__file__).resolve().parents[1]
+CONFIGS = ROOT / "configs"
+
+
+def _tiny(tmp_path: Path, **top) -> Path:
+    """A run of a few seconds: 48 synthetic images, batches of 16, a 4-channel small CNN,
+    batched augmentation (the per-sample path costs ~30 ms per image on a loaded 2-core box).
+    """
+    config = {
+        "data": {"name": "synthetic", "recipe": "cifar10", "batch_size": 16, "num_workers": 0,
+                 "batched_augment": True, "kwargs": {"n": 48}},
+        "model": {"name": "small_cnn", "feat_dim": 8, "kwargs": {"width": 4, "hidden_dim": 16}},
+        "loss": {"w_align": 1.0, "w_uniform": 1.0},
+        "optim": {"milestones": [2]},
+        "epochs": 3,
+        "device": "cpu",
+        **top,
+    }
+    path = tmp_path / "tiny.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def _lines(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def test_defaults_are_the_papers():
+    config = load_config(None)
+    assert isinstance(config, TrainConfig)
+    assert config.data.batch_size == 768 and config.epochs == 200
+    assert config.optim.momentum == 0.9 and config.optim.weight_decay == 1e-4
+    assert config.optim.milestones == [155, 170, 185] and config.optim.gamma == 0.1
+    assert config.learning_rate() == pytest.approx(0.12 * 768 / 256)
+    assert load_config(None, ["optim.lr=0.05"]).learning_rate() == 0.05
+
+
+def test_config_errors_name_the_problem(tmp_path):
+    with pytest.raises(ValueError, match=r"unknown config key\(s\) lossy; valid keys: data, "):
+        load_config(None, ["lossy.tau=1"])
+    with pytest.raises(ValueError, match="loss.temp; valid keys in loss: w_contrastive, tau"):
+        load_config(None, ["loss.temp=0.2"])
+    with pytest.raises(TypeError, match="data.batch_size must be int, got 'big'"):
+        load_config(None, ["data.batch_size=big"])
+    with pytest.raises(ValueError, match="section.key=value"):
+        load_config(None, ["epochs"])
+    with pytest.raises(ValueError, match="amp must be one of none, bf16, fp16"):
+        load_config(None, ["amp=fp8"])
+    with pytest.raises(ValueError, match="milestones must be increasing"):
+        load_config(None, ["optim.milestones=[3, 1]"])
+    with pytest.raises(FileNotFoundError):
+        load_config(tmp_path / "missing.yaml")
+    # YAML reads 1e-4 as a string; float fields accept it, ints become floats
+    config = load_config(None, ["optim.weight_decay=1e-4", "loss.tau=1", "data.kwargs.n=5"])
+    assert config.optim.weight_decay == 1e-4 and config.loss.tau == 1.0
+    assert isinstance(config.loss.tau, float) and config.data.kwargs == {"n": 5}
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_shipped_configs_load(path):
+    load_config(path)
+
+
+def test_paper_configs_are_shipped():
+    names = {p.name for p in CONFIGS.glob("*.yaml")}
+    assert {"stl10_align_uniform.yaml", "stl10_contrastive.yaml", "cifar10_align_uniform.yaml",
+            "cifar10_contrastive.yaml", "cifar10_cpu_align_uniform.yaml",
+            "cifar10_cpu_contrastive.yaml"} <= names
+    au = load_config(CONFIGS / "stl10_align_uniform.yaml")
+    assert (au.loss.w_align, au.loss.alpha, au.loss.w_uniform, au.loss.t) == (1, 2, 1, 2)
+    assert au.loss.w_contrastive == 0 and au.model.name == "small_alexnet"
+    assert au.data.split == "train+unlabeled" and au.data.recipe == "stl10"
+    assert au.data.batch_size == 768 and au.epochs == 200
+    contrastive = load_config(CONFIGS / "stl10_contrastive.yaml")
+    assert contrastive.loss.w_contrastive == 1 and contrastive.loss.tau == 0.19
+    assert contrastive.loss.w_align == contrastive.loss.w_uniform == 0
+
+
+def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
+    # per-sample augmentation in the DataLoader here; the other tests use the batched path
+    config = load_config(_tiny(tmp_path), ["data.batched_augment=false", "epochs=2"])
+    calls = []
+
+    def monitor(model, epoch):
+        calls.append((epoch, model.training))
+        return {"probe": 0.5 + epoch}
+
+    out = train(config, tmp_path / "run", monitor=monitor, progress=False)
+    assert calls == [(1, False), (2, False)]  # the monitor sees the bare model in eval mode
+    steps = _lines(out / "log.jsonl")
+    assert [s["step"] for s in steps] == list(range(1, 7))  # 2 epochs x 48 / 16
+    assert set(steps[0]) == {"step", "epoch", "lr", "loss", "align", "uniform"}
+    assert steps[0]["loss"] == pytest.approx(steps[0]["align"] + steps[0]["uniform"], abs=1e-5)
+    epochs = _lines(out / "epochs.jsonl")
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[1]["probe"] == 2.5
+    assert epochs[0]["images_per_s"] > 0 and epochs[0]["wall_s"] > 0
+    mean_loss = sum(s["loss"] for s in steps[:3]) / 3
+    assert epochs[0]["loss"] == pytest.approx(mean_loss)
+    assert load_config(out / "config.yaml") == config
+    state = load_checkpoint(out / "checkpoint.pt")
+    assert {"model", "optimizer", "scheduler", "rng", "config", "epoch", "step"} <= set(state)
+    assert (state["epoch"], state["step"]) == (2, 6)
+    model, stored = load_encoder(out / "checkpoint.pt")
+    assert stored == config.to_dict() and model.feat_dim == 8
+    with pytest.raises(ValueError, match="--resume"):
+        train(config, out, progress=False)
+    with pytest.raises(ValueError, match="differs from the run's in loss.t"):
+        train(load_config(out / "config.yaml", ["loss.t=3"]), out, resume=True, progress=False)
+
+
+@pytest.mark.slow
+def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
+    config_path = _tiny(tmp_path)  # random augmentation, 3 steps per epoch
+    config = load_config(config_path)
+    reference = train(config, tmp_path / "reference", progress=False)
+
+    run = tmp_path / "killed"
+    cmd = [sys.executable, "-m", "alignuniform", "train", "--config", str(config_path),
+           "--out", str(run), "--no-progress"]
+    # same thread count as this process: float sums in the kernels depend on it
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            env=dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads())))
+    log = run / "log.jsonl"
+    try:
+        deadline = time.monotonic() + 240
+        while time.monotonic() < deadline and proc.poll() is None:
+            if log.is_file() and any(s["epoch"] == 2 for s in _lines(log)):
+                break  # epoch 1 is checkpointed and epoch 2 has begun
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGSTOP)  # freeze it, check where it is, then kill -9
+        steps = _lines(log)
+        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = load_checkpoint(run / "checkpoint.pt")
+    assert saved["epoch"] == 1 and steps[-1]["step"] > saved["step"]  # killed mid-epoch 2
+
+    train(config, run, resume=True, progress=False)
+    final, expected = (load_checkpoint(p / "checkpoint.pt") for p in (run, reference))
+    assert final["step"] == expected["step"] == 9
+    for name, value in expected["model"].items():
+        assert torch.equal(final["model"][name], value), name
+    # the logs hold each step once, with the uninterrupted run's values
+    assert _lines(run / "log.jsonl") == _lines(reference / "log.jsonl")
+    assert [e["epoch"] for e in _lines(run / "epochs.jsonl")] == [1, 2, 3]
+
+
+def test_bf16_autocast_keeps_the_losses_finite(tmp_path):
+    config = load_config(_tiny(tmp_path), ["amp=bf16", "epochs=1", "loss.w_contrastive=1",
+                                           "loss.tau=0.05"])
+    out = train(config, tmp_path / "bf16", progress=False)
+    losses = [s["loss"] for s in _lines(out / "log.jsonl")]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    with pytest.raises(ValueError, match="fp16 needs CUDA"):
+        train(load_config(_tiny(tmp_path), ["amp=fp16"]), tmp_path / "fp16", progress=False)
