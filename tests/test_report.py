@@ -125,3 +125,135 @@ def test_curves_figure_draws_every_numeric_key(tmp_path):
     assert _is_png_with_ink(curves_figure(runs, tmp_path / "k.png", keys=["loss"]))
     with pytest.raises(ValueError, match="no numeric quantity"):
         curves_figure({"a": [{"epoch": 1, "lr": 0.1}]}, tmp_path / "n.png")
+
+
+# ---------------------------------------------------------------------------------------------
+# pages: report.html / report.md
+
+def _fake_eval(linear, knn, align, unif, bound=-1.575):
+    layer = {"linear_acc": linear, "knn5_acc": knn, "alignment": align, "uniformity": unif,
+             "uniformity_bound": bound, "dim": 2}
+    return {"layers": {"embedding": layer, "penultimate": {**layer, "dim": 16}}}
+
+
+def _fake_encoders(rng):
+    encoders = []
+    for name, spread, lin in (("random init", 0.05, 0.16), ("align+uniform", 0.6, 0.4)):
+        enc = _circle_encoder(name, spread, rng)
+        enc["eval"] = _fake_eval(lin, lin - 0.01, 0.3, -0.2 - spread)
+        if name != "random init":
+            enc["epochs"] = [{"epoch": e, "loss": -e, "align": 0.1 * e, "uniform": -e,
+                              "knn_acc": 0.1 * e, "heldout_align": 0.1 * e,
+                              "heldout_uniform": -0.3 * e} for e in range(1, 4)]
+            enc["train_s"] = 12.5
+        encoders.append(enc)
+    return encoders
+
+
+@pytest.fixture(scope="module")
+def built_report(tmp_path_factory):
+    from alignuniform.report.build import build_report
+
+    out = tmp_path_factory.mktemp("report")
+    written = build_report(out, _fake_encoders(np.random.default_rng(3)), title="Test <report>",
+                           intro="Intro with `code` & <angle>.", findings=["a finding"],
+                           settings=["a setting"], reproduce=["alignuniform demo"],
+                           class_names=[str(i) for i in range(10)])
+    return out, written
+
+
+def test_build_report_writes_every_figure_and_both_pages(built_report):
+    out, written = built_report
+    assert set(written) == {"s1", "plane", "curves", "html", "markdown"}
+    for key in ("s1", "plane", "curves"):
+        assert _is_png_with_ink(written[key])
+    md = written["markdown"].read_text()
+    for key in ("s1", "plane", "curves"):
+        assert f"]({key}.png)" in md  # linked relative to the page
+    assert "| random init | 16.0% | 15.0% |" in md
+
+
+def test_report_html_is_self_contained_and_escaped(built_report):
+    import re
+    from html.parser import HTMLParser
+
+    html_text = built_report[1]["html"].read_text()
+    images = re.findall(r'<img src="([^"]+)"', html_text)
+    assert len(images) == 3 and all(s.startswith("data:image/png;base64,") for s in images)
+    assert not re.search(r'(src|href)="(?!data:)', html_text)  # nothing fetched from outside
+    assert "Test &lt;report&gt;" in html_text and "<code>code</code>" in html_text
+    assert "&lt;angle&gt;" in html_text and "<angle>" not in html_text
+
+    class Balance(HTMLParser):
+        void = {"meta", "img", "br", "hr", "link", "input"}
+
+        def __init__(self):
+            super().__init__()
+            self.stack = []
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in self.void:
+                self.stack.append(tag)
+
+        def handle_endtag(self, tag):
+            assert self.stack and self.stack[-1] == tag, f"unbalanced </{tag}>"
+            self.stack.pop()
+
+    parser = Balance()
+    parser.feed(html_text)
+    assert parser.stack == []
+
+
+def test_write_page_rejects_missing_figures_and_ragged_tables(tmp_path):
+    from alignuniform.report.page import Section, Table, write_page
+
+    with pytest.raises(FileNotFoundError, match="missing"):
+        write_page(tmp_path, "t", [Section("x", figure=tmp_path / "nope.png")])
+    with pytest.raises(ValueError, match="row 0"):
+        Table(["a", "b"], [["1"]])
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+_CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                   "--no-first-run", "--disable-background-networking",
+                   "--disable-component-update", "--disable-sync"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_chromium() is None,
+                    reason="chromium is not installed (Debian: apt-get install -y chromium)")
+def test_report_renders_in_headless_chromium(built_report, tmp_path):
+    import subprocess
+
+    html_path = built_report[1]["html"]
+    shot = tmp_path / "shot.png"
+    base = [_chromium(), *_CHROMIUM_FLAGS]
+    subprocess.run([*base, f"--user-data-dir={tmp_path / 'profile1'}", f"--screenshot={shot}",
+                    "--window-size=1200,2400", html_path.as_uri()],
+                   check=True, capture_output=True, timeout=120)
+    assert shot.is_file()
+    img = imread(shot)
+    assert img.shape[:2] == (2400, 1200)
+    assert float(img[..., :3].std()) > 0.05  # not a blank page
+
+    # every embedded figure must decode in the browser: a copy of the page records the
+    # natural width of each image once loaded, read back from the DOM
+    probe = tmp_path / "probe.html"
+    probe.write_text(html_path.read_text().replace(
+        "</body>", '<script>window.addEventListener("load",()=>{document.body.setAttribute('
+        '"data-widths",[...document.images].map(i=>i.naturalWidth).join(","))});</script>'
+        "</body>"))
+    dom = subprocess.run([*base, f"--user-data-dir={tmp_path / 'profile2'}", "--dump-dom",
+                          probe.as_uri()], check=True, capture_output=True, text=True,
+                         timeout=120).stdout
+    import re
+
+    widths = re.search(r'data-widths="([^"]*)"', dom)
+    assert widths is not None, "the page did not finish loading in chromium"
+    values = [int(w) for w in widths.group(1).split(",")]
+    assert len(values) == 3 and all(w > 100 for w in values)

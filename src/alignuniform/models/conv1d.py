@@ -8,16 +8,19 @@ from torch import nn
 from alignuniform.models.base import Encoder, check_positive_ints
 
 
-def _block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
-    return nn.Sequential(nn.Conv1d(c_in, c_out, 5, stride=stride, padding=2, bias=False),
+def _block(c_in: int, c_out: int, stride: int, padding_mode: str) -> nn.Sequential:
+    return nn.Sequential(nn.Conv1d(c_in, c_out, 5, stride=stride, padding=2, bias=False,
+                                   padding_mode=padding_mode),
                          nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
 
 
 class Conv1dEncoder(Encoder):
     """Three conv blocks, a hidden layer, and an L2-normalised linear output.
 
-    The conv maps are flattened rather than pooled: where a bump sits in an MNIST-1D sequence
-    carries class information that global pooling would throw away.
+    With ``pool="flatten"`` the last conv maps are flattened, keeping where each feature sits;
+    with ``"max"`` or ``"avg"`` they are pooled over time and the convs pad circularly, which
+    makes the encoder (nearly, given the strided convs) invariant to circular shifts, the
+    nuisance MNIST-1D is generated with.
 
     Args:
         feat_dim: Output (embedding) dimension; 2 puts the embeddings on the circle S^1.
@@ -25,6 +28,7 @@ class Conv1dEncoder(Encoder):
         in_channels: Channels of the input sequences.
         width: Channels of the first conv block (doubled in the later ones).
         hidden_dim: Width of the penultimate layer (``features``).
+        pool: ``"flatten"``, ``"max"`` or ``"avg"`` (see above).
 
     Attributes:
         feat_dim: Embedding dimension.
@@ -32,21 +36,30 @@ class Conv1dEncoder(Encoder):
     """
 
     def __init__(self, feat_dim: int = 32, in_length: int = 40, *, in_channels: int = 1,
-                 width: int = 32, hidden_dim: int = 128) -> None:
+                 width: int = 32, hidden_dim: int = 128, pool: str = "flatten") -> None:
         super().__init__()
         check_positive_ints(feat_dim=feat_dim, in_length=in_length, in_channels=in_channels,
                             width=width, hidden_dim=hidden_dim)
         if in_length < 8:
             raise ValueError(f"in_length must be at least 8 (two stride-2 convs), got {in_length}")
+        if pool not in ("flatten", "max", "avg"):
+            raise ValueError(f"pool must be 'flatten', 'max' or 'avg', got {pool!r}")
         self.feat_dim = feat_dim
         self.penultimate_dim = hidden_dim
         self.in_length = in_length
         self.in_channels = in_channels
-        self.conv1 = _block(in_channels, width, 1)
-        self.conv2 = _block(width, 2 * width, 2)
-        self.conv3 = _block(2 * width, 2 * width, 2)
-        out_length = (((in_length - 1) // 2 + 1) - 1) // 2 + 1
-        self.hidden = nn.Sequential(nn.Flatten(), nn.Linear(2 * width * out_length, hidden_dim),
+        padding_mode = "zeros" if pool == "flatten" else "circular"
+        self.conv1 = _block(in_channels, width, 1, padding_mode)
+        self.conv2 = _block(width, 2 * width, 2, padding_mode)
+        self.conv3 = _block(2 * width, 2 * width, 2, padding_mode)
+        if pool == "flatten":
+            out_length = (((in_length - 1) // 2 + 1) - 1) // 2 + 1
+            reduce = nn.Flatten()
+        else:
+            out_length = 1
+            pooling = nn.AdaptiveMaxPool1d(1) if pool == "max" else nn.AdaptiveAvgPool1d(1)
+            reduce = nn.Sequential(pooling, nn.Flatten())
+        self.hidden = nn.Sequential(reduce, nn.Linear(2 * width * out_length, hidden_dim),
                                     nn.BatchNorm1d(hidden_dim), nn.ReLU(inplace=True))
         self.head = nn.Linear(hidden_dim, feat_dim)
 

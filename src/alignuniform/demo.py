@@ -1,0 +1,362 @@
+"""``alignuniform demo``: train and compare encoders on a bundled data set, then write the report.
+
+The comparison of Wang & Isola (2020) at laptop scale: a randomly initialised encoder, one
+trained with ``L_contrastive`` and one with ``L_align + L_uniform``, all evaluated the same way
+(linear probe and 5-NN accuracy on the test split, alignment on held-out positive pairs,
+uniformity of the test embeddings). Training is ``alignuniform.train.train``, evaluation
+``alignuniform.evaluate.evaluate_encoder``, the page ``alignuniform.report.build``; this
+module only chooses the settings and wires them together.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+# Where the offline CIFAR-10 copy lives relative to the repository root (see the data README).
+SHARED_CIFAR10 = Path(__file__).resolve().parents[3] / "shared" / "data" / "cifar10"
+
+
+@dataclass(frozen=True)
+class DemoData:
+    """How the demo trains on one data set.
+
+    Attributes:
+        name: Data set name (``alignuniform.data.DATASETS``).
+        recipe: Two-view augmentation (``alignuniform.data.RECIPES``).
+        eval_transform: Deterministic transform before the encoder at evaluation, or None.
+        test_split: The held-out split scored ("test", or "val" where there is no test).
+        model: Encoder name (``alignuniform.models.MODELS``) and its constructor options.
+        batch_size, epochs, lr, milestones: Training schedule (SGD, momentum 0.9).
+        batched_augment: Augment whole batches (image recipes only).
+        dataset_kwargs: Options of ``build_dataset`` (sizes, seeds).
+        class_names: Label names for the figures.
+    """
+
+    name: str
+    recipe: str
+    eval_transform: str | None
+    test_split: str
+    model: str
+    model_kwargs: dict = field(default_factory=dict)
+    batch_size: int = 256
+    epochs: int = 10
+    lr: float = 0.1
+    milestones: tuple[int, ...] = ()
+    batched_augment: bool = False
+    dataset_kwargs: dict = field(default_factory=dict)
+    class_names: tuple[str, ...] = ()
+
+
+MNIST1D = DemoData(
+    name="mnist1d", recipe="mnist1d", eval_transform=None, test_split="test", model="conv1d",
+    model_kwargs={"pool": "max"}, batch_size=256, epochs=12, lr=0.1, milestones=(9,),
+    class_names=tuple(str(i) for i in range(10)),
+)
+CIFAR10 = DemoData(
+    name="cifar10", recipe="cifar10", eval_transform="cifar10_eval", test_split="val",
+    model="small_cnn", batch_size=256, epochs=4, lr=0.1, milestones=(3,), batched_augment=True,
+    class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
+                 "ship", "truck"),
+)
+DATASETS = {"mnist1d": MNIST1D, "cifar10": CIFAR10}
+
+# The compared objectives, as ``LossConfig`` fields; None is the untrained baseline.
+# tau = 0.5 was the best of {0.1, 0.2, 0.5} on held-out 5-NN accuracy in a short MNIST-1D
+# sweep; the align/uniform settings are the paper's defaults (alpha = 2, t = 2, weights 1).
+TAU = 0.5
+ENCODERS: dict[str, dict | None] = {
+    "random init": None,
+    "L_contrastive": {"w_contrastive": 1.0, "tau": TAU, "w_align": 0.0, "w_uniform": 0.0},
+    "L_align + L_uniform": {"w_contrastive": 0.0, "w_align": 1.0, "alpha": 2.0,
+                            "w_uniform": 1.0, "t": 2.0},
+}
+
+
+def _slug(name: str) -> str:
+    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_").replace("__", "_")
+
+
+def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | None,
+                   n_test: int | None) -> tuple[Dataset, Dataset, dict]:
+    """The train and held-out sets of the demo, and the data options used to build them."""
+    from alignuniform.data import build_dataset
+    from alignuniform.evaluate.features import random_subset
+
+    kwargs = dict(spec.dataset_kwargs)
+    if spec.name == "mnist1d":
+        kwargs.update(n_train=n_train or 4000, n_test=n_test or 1000, seed=seed)
+        train_set = build_dataset(spec.name, None, "train", **kwargs)
+        test_set = build_dataset(spec.name, None, spec.test_split, **kwargs)
+        return train_set, test_set, kwargs
+    if root is None:
+        root = str(SHARED_CIFAR10 / "cifar10-train-jpeg.zip")
+    if not Path(root).exists():
+        raise FileNotFoundError(
+            f"no CIFAR-10 at {root}; pass --root (a torchvision cifar-10-batches-py folder's "
+            "parent, or the offline cifar10-train-jpeg.zip)")
+    train_set = build_dataset(spec.name, root, "train", **kwargs)
+    test_set = build_dataset(spec.name, root, spec.test_split, **kwargs)
+    return (random_subset(train_set, n_train or 10000, seed),
+            random_subset(test_set, n_test or 2000, seed + 1), {**kwargs, "root": root})
+
+
+def _renamed_monitor(monitor: Callable[[nn.Module, int], dict]) -> Callable[[nn.Module, int], dict]:
+    # the monitor's "align"/"uniform" would overwrite the loss terms of the same name in
+    # epochs.jsonl, so they are stored as heldout_align/heldout_uniform
+    def renamed(model: nn.Module, epoch: int) -> dict:
+        return {(f"heldout_{k}" if k in ("align", "uniform") else k): v
+                for k, v in monitor(model, epoch).items()}
+
+    return renamed
+
+
+def positive_pair_distances(model: nn.Module, dataset: Dataset,
+                            recipe: Callable[[torch.Tensor], torch.Tensor], *, seed: int = 0,
+                            batch_size: int = 256) -> np.ndarray:
+    """``||f(x) - f(y)||`` of two seeded random views of each item (the S^1 histogram).
+
+    The views are drawn in the same order from the same seeded generator as
+    ``evaluate.heldout_alignments``, so the mean of the squared distances is its alignment.
+    """
+    from alignuniform.data import TwoViews
+    from alignuniform.evaluate import extract_features
+
+    pairs = TwoViews(dataset, recipe)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        items = [pairs[i] for i in range(len(pairs))]
+    labels = torch.tensor([item[2] for item in items])
+    embeddings = [
+        extract_features(model, torch.utils.data.TensorDataset(
+            torch.stack([item[v] for item in items]), labels),
+            batch_size=batch_size, progress=False).embeddings
+        for v in (0, 1)
+    ]
+    return (embeddings[0] - embeddings[1]).norm(dim=1).numpy()
+
+
+def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs: int,
+                 data_kwargs: dict, root: str | None):
+    """The ``TrainConfig`` of one trained demo encoder."""
+    from alignuniform.train import (
+        DataConfig,
+        LossConfig,
+        ModelConfig,
+        OptimConfig,
+        TrainConfig,
+    )
+
+    kwargs = {k: v for k, v in data_kwargs.items() if k != "root"}
+    return TrainConfig(
+        data=DataConfig(name=spec.name, root=root, recipe=spec.recipe,
+                        batch_size=spec.batch_size, num_workers=0,
+                        batched_augment=spec.batched_augment, kwargs=kwargs),
+        model=ModelConfig(name=spec.model, feat_dim=feat_dim, kwargs=dict(spec.model_kwargs)),
+        loss=LossConfig(**loss),
+        optim=OptimConfig(lr=spec.lr, momentum=0.9, weight_decay=5e-4,
+                          milestones=list(spec.milestones), gamma=0.1),
+        seed=seed, epochs=epochs, device="auto",
+    )
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_demo(
+    out_dir: str | Path = "runs/demo",
+    *,
+    data: str = "mnist1d",
+    root: str | None = None,
+    seed: int = 0,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    epochs: int | None = None,
+    feat_dim: int = 2,
+    progress: bool = True,
+) -> dict:
+    """Train, evaluate and report every encoder of ``ENCODERS`` on ``data``.
+
+    Each trained encoder's run (config, checkpoint, per-step and per-epoch logs) goes to
+    ``out_dir/runs/<name>``; an existing run with the same config is reused rather than
+    retrained. The page, figures and ``results.json`` go to ``out_dir``.
+
+    Args:
+        out_dir: Output folder.
+        data: ``"mnist1d"`` (generated locally) or ``"cifar10"`` (needs the data on disk).
+        root: Where CIFAR-10 lives (default: the offline copy under ``../shared/data``).
+        seed: Seeds data generation, initialisation, augmentation and evaluation.
+        n_train, n_test: Sizes of the training and test sets (MNIST-1D: 4,000 and 1,000;
+            CIFAR-10: subsets of 10,000 and 2,000).
+        epochs: Training epochs (default: the data set's setting).
+        feat_dim: Embedding dimension; 2 (the default) puts the embeddings on S^1 and adds
+            the paper's S^1 figure.
+        progress: Show progress bars.
+
+    Returns:
+        The ``results.json`` content.
+    """
+    from alignuniform.data import build_recipe
+    from alignuniform.evaluate import evaluate_encoder, extract_features, make_monitor
+    from alignuniform.evaluate.results import save_results
+    from alignuniform.metrics import uniformity_bound
+    from alignuniform.models import build_model
+    from alignuniform.report.build import build_report
+    from alignuniform.train import train
+
+    if data not in DATASETS:
+        raise ValueError(f"unknown demo data {data!r}; choose one of {sorted(DATASETS)}")
+    if isinstance(feat_dim, bool) or not isinstance(feat_dim, int) or feat_dim < 2:
+        raise ValueError(f"feat_dim must be an int >= 2, got {feat_dim!r}")
+    spec = DATASETS[data]
+    epochs = spec.epochs if epochs is None else epochs
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    out_dir = Path(out_dir)
+    start = time.perf_counter()
+    train_set, test_set, data_kwargs = load_demo_sets(spec, root, seed, n_train, n_test)
+    root = data_kwargs.get("root")
+    recipe = build_recipe(spec.recipe)
+    transform = build_recipe(spec.eval_transform) if spec.eval_transform else None
+    monitor = _renamed_monitor(make_monitor(
+        train_set, test_set, recipe, transform=transform, n_train=None, n_test=None,
+        k=min(200, len(train_set)), seed=seed))
+
+    encoders, records = [], {}
+    for name, loss in ENCODERS.items():
+        tic = time.perf_counter()
+        epochs_rows: list[dict] = []
+        if loss is None:
+            config = train_config(spec, {}, seed=seed, feat_dim=feat_dim, epochs=epochs,
+                                  data_kwargs=data_kwargs, root=root)
+            # the same seeded draw as a trained run's initial weights (train seeds, then builds)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = build_model(spec.model, feat_dim=feat_dim, **spec.model_kwargs)
+            run_dir = None
+        else:
+            from alignuniform.checkpoint import load_encoder
+
+            config = train_config(spec, loss, seed=seed, feat_dim=feat_dim, epochs=epochs,
+                                  data_kwargs=data_kwargs, root=root)
+            run_dir = out_dir / "runs" / _slug(name)
+            if progress:
+                print(f"== training {name} for {epochs} epochs -> {run_dir}", flush=True)
+            train(config, run_dir, resume=True, monitor=monitor, progress=progress)
+            model, _ = load_encoder(run_dir / "checkpoint.pt")
+            epochs_rows = _read_jsonl(run_dir / "epochs.jsonl")
+        train_s = time.perf_counter() - tic
+        if progress:
+            print(f"== evaluating {name}", flush=True)
+        model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        ev = evaluate_encoder(model, train_set, test_set, transform=transform, recipe=recipe,
+                              seed=seed, progress=progress)
+        enc = {"name": name, "eval": ev, "epochs": epochs_rows, "train_s": train_s}
+        if feat_dim == 2:
+            from alignuniform.evaluate.features import Mapped
+
+            feats = extract_features(model, Mapped(test_set, transform), progress=False)
+            enc.update(points=feats.embeddings.numpy(), labels=feats.labels.numpy(),
+                       pos_dist=positive_pair_distances(model, test_set, recipe, seed=seed))
+        encoders.append(enc)
+        records[name] = {
+            "loss": loss, "run_dir": None if run_dir is None else str(run_dir),
+            "train_seconds": train_s,
+            "config": dataclasses.asdict(config) if loss is not None else None,
+            "evaluation": ev,
+        }
+
+    findings, checks = _findings(encoders)
+    results = {
+        "data": {"name": spec.name, "test_split": spec.test_split, "n_train": len(train_set),
+                 "n_test": len(test_set), **{k: v for k, v in data_kwargs.items()}},
+        "seed": seed, "feat_dim": feat_dim, "epochs": epochs,
+        "uniformity_bound": uniformity_bound(feat_dim, t=2.0),
+        "encoders": records, "checks": checks,
+        "environment": {"python": platform.python_version(), "torch": torch.__version__,
+                        "threads": torch.get_num_threads(),
+                        "device": "cuda" if torch.cuda.is_available() else "cpu"},
+    }
+    settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), seed)
+    results["wall_seconds"] = time.perf_counter() - start
+    intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "
+             f"{len(test_set)} {spec.test_split} items, {feat_dim}-d output on the unit "
+             f"hypersphere): a randomly initialised encoder, one trained with L_contrastive "
+             f"and one with L_align + L_uniform (Wang & Isola, ICML 2020). The whole demo "
+             f"took {results['wall_seconds']:.0f} s.")
+    cmd = f"alignuniform demo --data {data} --seed {seed} --out {out_dir}"
+    build_report(out_dir, encoders, title=f"alignuniform demo: {spec.name}", intro=intro,
+                 findings=findings, settings=settings, reproduce=[cmd],
+                 class_names=list(spec.class_names) or None)
+    results["wall_seconds"] = time.perf_counter() - start
+    save_results(results, out_dir / "results.json")
+    return results
+
+
+def _findings(encoders: list[dict]) -> tuple[list[str], dict]:
+    """Bullet points and booleans: do trained encoders beat random init, are they more uniform."""
+    base = next(e for e in encoders if e["name"] == "random init")
+    b_emb = base["eval"]["layers"]["embedding"]
+    lines, checks = [], {}
+    for enc in encoders:
+        if enc is base:
+            continue
+        emb = enc["eval"]["layers"]["embedding"]
+        pen = enc["eval"]["layers"].get("penultimate", {})
+        b_pen = base["eval"]["layers"].get("penultimate", {})
+        c = {
+            "linear_beats_random": emb["linear_acc"] > b_emb["linear_acc"],
+            "knn5_beats_random": emb["knn5_acc"] > b_emb["knn5_acc"],
+            "penultimate_linear_beats_random": (pen.get("linear_acc", 0.0)
+                                                > b_pen.get("linear_acc", 1.0)),
+            "more_uniform_than_random": emb["uniformity"] < b_emb["uniformity"],
+        }
+        checks[enc["name"]] = c
+        lines.append(
+            f"{enc['name']}: linear accuracy {emb['linear_acc']:.1%} vs {b_emb['linear_acc']:.1%} "
+            f"for random init ({'better' if c['linear_beats_random'] else 'NOT better'}); "
+            f"5-NN {emb['knn5_acc']:.1%} vs {b_emb['knn5_acc']:.1%}; uniformity "
+            f"{emb['uniformity']:.3f} vs {b_emb['uniformity']:.3f} "
+            f"({'more' if c['more_uniform_than_random'] else 'NOT more'} uniform); "
+            f"alignment {emb['alignment']:.3f} vs {b_emb['alignment']:.3f}."
+        )
+    return lines, checks
+
+
+def _settings(spec: DemoData, epochs: int, feat_dim: int, n_train: int, n_test: int,
+              seed: int) -> list[str]:
+    from alignuniform.data import mnist1d
+
+    lines = [
+        f"Data: {spec.name}, {n_train} training / {n_test} {spec.test_split} items, seed {seed}.",
+        f"Encoder: {spec.model} {spec.model_kwargs or ''}, {feat_dim}-d L2-normalised output.",
+        f"Training: {epochs} epochs, batch {spec.batch_size}, SGD lr {spec.lr} momentum 0.9 "
+        f"weight decay 5e-4, lr x0.1 after epochs {list(spec.milestones)}; both views of a "
+        "batch in one forward pass.",
+        f"L_contrastive: tau = {TAU} (best held-out 5-NN accuracy of tau in "
+        "{0.1, 0.2, 0.5} in a short sweep), symmetric in-batch negatives.",
+        "L_align + L_uniform: weights 1 and 1, alpha = 2, t = 2 (the paper's defaults); "
+        "uniformity averaged over both views.",
+        "Random init: the same architecture with the trained runs' initial weights (same seed).",
+        "Evaluation: linear probe (L-BFGS on frozen features) and 5-NN on the test split; "
+        "alignment (alpha = 2) on two seeded views of every test item; uniformity (t = 2) "
+        "exactly over all test embeddings.",
+    ]
+    if spec.name == "mnist1d":
+        lines.insert(1, f"Positive pairs: two views by `mnist1d_view` {mnist1d.VIEW_DEFAULTS}: "
+                        "crop-and-stretch in time, circular shift, linear trend (shear), "
+                        "amplitude scale, Gaussian noise.")
+    return lines
