@@ -131,6 +131,13 @@ def _setup(args) -> tuple[object, Path]:
     return model, out
 
 
+def _dim(model) -> int:
+    # sentence-transformers >= 5 renamed the method; both return the output dimension
+    get = getattr(model, "get_embedding_dimension", None) or (
+        model.get_sentence_embedding_dimension)
+    return int(get())
+
+
 def _plane_points(results: dict) -> list[dict]:
     return [{"name": name, "align": r["align"], "uniform": r["uniform"],
              "sts": 100 * r["spearman"]} for name, r in results.items()]
@@ -148,8 +155,7 @@ def run_eval(args) -> int:
                           batch_size=args.batch_size, progress=not args.no_progress)
     result.update(model=str(args.model), seed=args.seed)
     reps = result["representations"]
-    dim = model.get_sentence_embedding_dimension()
-    plane_figure(_plane_points(reps), out / "plane.png", bound=uniformity_bound(dim),
+    plane_figure(_plane_points(reps), out / "plane.png", bound=uniformity_bound(_dim(model)),
                  color_key="sts", label_fmt="{name} ({sts:.1f})",
                  title=f"{Path(args.model).name} on STS-B {args.split}")
     _write_json(out / "text_eval.json", result)
@@ -236,7 +242,7 @@ def run_train(args) -> int:
     for p in points:
         p["sts"] = 100 * p["spearman"]
     plane_figure(points, out / "trajectory.png",
-                 bound=uniformity_bound(model.get_sentence_embedding_dimension()),
+                 bound=uniformity_bound(_dim(model)),
                  color_key="sts", label_fmt="{name} ({sts:.1f})",
                  paths={config.loss: [(e["align"], e["uniform"]) for e in history["evals"]]},
                  title=f"SimCSE ({config.loss}) on STS-B {args.eval_split}, every "

@@ -70,6 +70,9 @@ def load_sentence_model(name: str | Path, device: str | torch.device | None = No
     """
     resolved = resolve_model(name)
     local = Path(resolved).is_dir()
+    looks_local = Path(resolved).is_absolute() or resolved.startswith((".", "~"))
+    if looks_local and not local:
+        raise FileNotFoundError(f"model folder {resolved} does not exist")
     if local and not (Path(resolved) / "modules.json").is_file() and not (
         Path(resolved) / "config.json"
     ).is_file():
