@@ -11,14 +11,13 @@ module only chooses the settings and wires them together.
 from __future__ import annotations
 
 import dataclasses
-import json
 import platform
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
@@ -84,7 +83,7 @@ ENCODERS: dict[str, dict | None] = {
 
 
 def _slug(name: str) -> str:
-    return "".join(c if c.isalnum() else "_" for c in name.lower()).strip("_").replace("__", "_")
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
 def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | None,
@@ -121,31 +120,6 @@ def _renamed_monitor(monitor: Callable[[nn.Module, int], dict]) -> Callable[[nn.
     return renamed
 
 
-def positive_pair_distances(model: nn.Module, dataset: Dataset,
-                            recipe: Callable[[torch.Tensor], torch.Tensor], *, seed: int = 0,
-                            batch_size: int = 256) -> np.ndarray:
-    """``||f(x) - f(y)||`` of two seeded random views of each item (the S^1 histogram).
-
-    The views are drawn in the same order from the same seeded generator as
-    ``evaluate.heldout_alignments``, so the mean of the squared distances is its alignment.
-    """
-    from alignuniform.data import TwoViews
-    from alignuniform.evaluate import extract_features
-
-    pairs = TwoViews(dataset, recipe)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        items = [pairs[i] for i in range(len(pairs))]
-    labels = torch.tensor([item[2] for item in items])
-    embeddings = [
-        extract_features(model, torch.utils.data.TensorDataset(
-            torch.stack([item[v] for item in items]), labels),
-            batch_size=batch_size, progress=False).embeddings
-        for v in (0, 1)
-    ]
-    return (embeddings[0] - embeddings[1]).norm(dim=1).numpy()
-
-
 def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs: int,
                  data_kwargs: dict, root: str | None):
     """The ``TrainConfig`` of one trained demo encoder."""
@@ -168,12 +142,6 @@ def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs
                           milestones=list(spec.milestones), gamma=0.1),
         seed=seed, epochs=epochs, device="auto",
     )
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def run_demo(
@@ -210,11 +178,12 @@ def run_demo(
         The ``results.json`` content.
     """
     from alignuniform.data import build_recipe
-    from alignuniform.evaluate import evaluate_encoder, extract_features, make_monitor
+    from alignuniform.evaluate import evaluate_encoder, make_monitor
     from alignuniform.evaluate.results import save_results
     from alignuniform.metrics import uniformity_bound
     from alignuniform.models import build_model
     from alignuniform.report.build import build_report
+    from alignuniform.report.run import read_jsonl, s1_inputs
     from alignuniform.train import train
 
     if data not in DATASETS:
@@ -257,7 +226,7 @@ def run_demo(
                 print(f"== training {name} for {epochs} epochs -> {run_dir}", flush=True)
             train(config, run_dir, resume=True, monitor=monitor, progress=progress)
             model, _ = load_encoder(run_dir / "checkpoint.pt")
-            epochs_rows = _read_jsonl(run_dir / "epochs.jsonl")
+            epochs_rows = read_jsonl(run_dir / "epochs.jsonl")
         train_s = time.perf_counter() - tic
         if progress:
             print(f"== evaluating {name}", flush=True)
@@ -266,11 +235,7 @@ def run_demo(
                               seed=seed, progress=progress)
         enc = {"name": name, "eval": ev, "epochs": epochs_rows, "train_s": train_s}
         if feat_dim == 2:
-            from alignuniform.evaluate.features import Mapped
-
-            feats = extract_features(model, Mapped(test_set, transform), progress=False)
-            enc.update(points=feats.embeddings.numpy(), labels=feats.labels.numpy(),
-                       pos_dist=positive_pair_distances(model, test_set, recipe, seed=seed))
+            enc.update(s1_inputs(model, test_set, recipe, transform=transform, seed=seed))
         encoders.append(enc)
         records[name] = {
             "loss": loss, "run_dir": None if run_dir is None else str(run_dir),

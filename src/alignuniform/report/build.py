@@ -73,7 +73,8 @@ def build_report(
             run's ``epochs.jsonl`` rows, drawn as training curves, with the monitor's
             ``heldout_align``/``heldout_uniform`` drawn as plane trajectories); optional
             ``"points"`` (``(N, 2)`` test embeddings), ``"labels"`` and ``"pos_dist"``
-            (distances of held-out positive pairs) for the S^1 figure; optional ``"train_s"``.
+            (distances of held-out positive pairs): the encoders that have them get a column
+            of the S^1 figure; optional ``"train_s"``.
         title: Page title.
         intro: Opening paragraph(s).
         findings: Bullet points stating what the numbers show.
@@ -103,10 +104,11 @@ def build_report(
                     "the lowest uniformity possible in that dimension. Lower alignment and "
                     "uniformity are better."), table=results_table(encoders))]
 
-    if all(enc.get("points") is not None and np.asarray(enc["points"]).shape[-1] == 2
-           and enc.get("pos_dist") is not None for enc in encoders):
+    with_points = [enc for enc in encoders if enc.get("points") is not None
+                   and np.asarray(enc["points"]).shape[-1] == 2 and enc.get("pos_dist") is not None]
+    if with_points:
         s1_inputs = []
-        for enc in encoders:
+        for enc in with_points:
             emb = _layer(enc, "embedding")
             s1_inputs.append({
                 "name": enc["name"], "points": enc["points"], "labels": enc.get("labels"),

@@ -1,0 +1,37 @@
+"""``alignuniform report RUN_DIR``: the demo's report for any training run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "report",
+        help="write report.html/report.md/results.json and figures for a training run",
+        description=(
+            "Build the demo's report for a run directory written by 'alignuniform train': the "
+            "results table, the alignment-uniformity plane, the training curves and, for 2-d "
+            "encoders, the S^1 figure. Uses RUN_DIR/eval/eval.json and "
+            "RUN_DIR/eval_random/eval.json from 'alignuniform eval' when present and "
+            "evaluates the checkpoint otherwise."
+        ),
+    )
+    p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="training run directory")
+    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report)")
+    p.add_argument("--seed", type=int, default=0,
+                   help="seed of evaluations computed here and of the S^1 pairs (default: 0)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from alignuniform.report.run import report_for_run
+
+    written = report_for_run(args.run_dir, args.out, seed=args.seed,
+                             progress=not args.no_progress)
+    for role, path in written.items():
+        print(f"{role:9s} {path}")
+    return 0
