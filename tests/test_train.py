@@ -111,7 +111,7 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
     assert set(steps[0]) == {"step", "epoch", "lr", "loss", "align", "uniform"}
     assert steps[0]["loss"] == pytest.approx(steps[0]["align"] + steps[0]["uniform"], abs=1e-5)
     epochs = _lines(out / "epochs.jsonl")
-    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[1]["probe"] == 2.5
+    assert [e["epoch"] for e in epochs] == [1, 2] and epochs[1]["heldout_probe"] == 2.5
     assert epochs[0]["images_per_s"] > 0 and epochs[0]["wall_s"] > 0
     mean_loss = sum(s["loss"] for s in steps[:3]) / 3
     assert epochs[0]["loss"] == pytest.approx(mean_loss)

@@ -9,7 +9,7 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
   step), written atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
-  whatever the ``monitor`` returned).
+  what the ``monitor`` returned, each key prefixed ``heldout_``).
 
 Exact resume: the data order and every augmentation draw of an epoch are functions of
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
@@ -565,7 +565,7 @@ def train(
         monitor: ``monitor(model, epoch) -> dict`` called on rank 0 after every
             ``config.monitor_every`` epochs with the bare model in eval mode (e.g.
             ``alignuniform.evaluate.make_monitor(...)``); its numbers go into
-            ``epochs.jsonl``.
+            ``epochs.jsonl`` with keys prefixed ``heldout_`` (e.g. ``heldout_align``).
         progress: Show a progress bar (each loss term and images/s).
 
     Returns:
@@ -600,7 +600,9 @@ def train(
                 if run.main:
                     if monitor is not None and run.epoch % config.monitor_every == 0:
                         run.model.eval()  # run_epoch puts it back in train mode
-                        summary.update(monitor(run.model, run.epoch))
+                        # prefixed: a monitor's "align" is held-out, the epoch's is training
+                        found = monitor(run.model, run.epoch)
+                        summary.update({f"heldout_{k}": v for k, v in found.items()})
                     with open(out_dir / "epochs.jsonl", "a") as f:
                         f.write(json.dumps(summary) + "\n")
                     if progress:
