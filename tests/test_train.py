@@ -173,3 +173,12 @@ def test_bf16_autocast_keeps_the_losses_finite(tmp_path):
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     with pytest.raises(ValueError, match="fp16 needs CUDA"):
         train(load_config(_tiny(tmp_path), ["amp=fp16"]), tmp_path / "fp16", progress=False)
+
+
+def test_resume_drops_log_lines_after_the_checkpoint_and_a_partial_last_line(tmp_path):
+    from alignuniform.train import _trim_jsonl
+
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')  # killed while writing
+    _trim_jsonl(log, "step", 2)
+    assert _lines(log) == [{"step": 1}, {"step": 2}]

@@ -356,11 +356,20 @@ def build_train_set(data: DataConfig, seed: int) -> Dataset:
 
 
 def _trim_jsonl(path: Path, key: str, last: int) -> None:
-    """Drop the lines an interrupted run wrote after its last checkpoint."""
-    if path.is_file():
-        kept = [line for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)[key] <= last]
-        path.write_text("".join(line + "\n" for line in kept))
+    """Drop the lines an interrupted run wrote after its last checkpoint.
+
+    A kill in the middle of a write can leave a partial last line; it is dropped too.
+    """
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            if json.loads(line)[key] <= last:
+                kept.append(line)
+        except (json.JSONDecodeError, KeyError, TypeError):
+            continue
+    path.write_text("".join(line + "\n" for line in kept))
 
 
 def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
