@@ -81,8 +81,12 @@ def uniform_loss(
 
     The value is an estimate of the population ``L_uniform``; its minimum over distributions
     on S^{d-1} is ``metrics.uniformity_bound(d, t)``. With self-pairs excluded (as here and in
-    the paper's code) a small batch can give a value *below* that bound: e.g. two antipodal
-    points give ``-4t``. That is a property of the estimator, not a bug.
+    the paper's code) a batch can give a value *below* that bound: e.g. two antipodal points
+    give ``-4t``. That is a property of the estimator, not a bug. For B points the floor is
+    ``max(-2tB/(B-1), log((B e^b - 1)/(B - 1)))`` with ``b`` the bound (the second term
+    where ``B e^b > 1``); the regular simplex reaches ``-2tB/(B-1)`` when ``B <= d + 1``. The
+    estimator *with* self-pairs, ``log((1 + (B-1) e^L)/B)``, never falls below ``b``. See
+    ``alignuniform.theory.estimator_floor``.
 
     Args:
         x: (N, d) embeddings, N >= 2.
