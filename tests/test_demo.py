@@ -53,7 +53,7 @@ def test_demo_writes_report_results_and_runs(demo_run):
                     (out / "runs" / rec["run_dir"].split("/")[-1] / "epochs.jsonl")
                     .read_text().splitlines()]
             assert len(rows) == 1
-            assert {"loss", "knn_acc", "heldout_align", "heldout_uniform"} <= set(rows[0])
+            assert {"loss", "heldout_knn_acc", "heldout_align", "heldout_uniform"} <= set(rows[0])
     assert set(results["checks"]) == {"L_contrastive", "L_align + L_uniform"}
     html = (out / "report.html").read_text()
     assert html.count('src="data:image/png;base64,') == 3

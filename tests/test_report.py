@@ -143,7 +143,7 @@ def _fake_encoders(rng):
         enc["eval"] = _fake_eval(lin, lin - 0.01, 0.3, -0.2 - spread)
         if name != "random init":
             enc["epochs"] = [{"epoch": e, "loss": -e, "align": 0.1 * e, "uniform": -e,
-                              "knn_acc": 0.1 * e, "heldout_align": 0.1 * e,
+                              "heldout_knn_acc": 0.1 * e, "heldout_align": 0.1 * e,
                               "heldout_uniform": -0.3 * e} for e in range(1, 4)]
             enc["train_s"] = 12.5
         encoders.append(enc)

@@ -14,12 +14,10 @@ import dataclasses
 import platform
 import re
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from torch import nn
 from torch.utils.data import Dataset
 
 # Where the offline CIFAR-10 copy lives relative to the repository root (see the data README).
@@ -59,7 +57,8 @@ class DemoData:
 
 MNIST1D = DemoData(
     name="mnist1d", recipe="mnist1d", eval_transform=None, test_split="test", model="conv1d",
-    model_kwargs={"pool": "max"}, batch_size=256, epochs=12, lr=0.1, milestones=(9,),
+    model_kwargs={"pool": "max", "width": 16}, batch_size=256, epochs=12, lr=0.1,
+    milestones=(9,),
     class_names=tuple(str(i) for i in range(10)),
 )
 CIFAR10 = DemoData(
@@ -108,16 +107,6 @@ def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | N
     test_set = build_dataset(spec.name, root, spec.test_split, **kwargs)
     return (random_subset(train_set, n_train or 10000, seed),
             random_subset(test_set, n_test or 2000, seed + 1), {**kwargs, "root": root})
-
-
-def _renamed_monitor(monitor: Callable[[nn.Module, int], dict]) -> Callable[[nn.Module, int], dict]:
-    # the monitor's "align"/"uniform" would overwrite the loss terms of the same name in
-    # epochs.jsonl, so they are stored as heldout_align/heldout_uniform
-    def renamed(model: nn.Module, epoch: int) -> dict:
-        return {(f"heldout_{k}" if k in ("align", "uniform") else k): v
-                for k, v in monitor(model, epoch).items()}
-
-    return renamed
 
 
 def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs: int,
@@ -200,9 +189,9 @@ def run_demo(
     root = data_kwargs.get("root")
     recipe = build_recipe(spec.recipe)
     transform = build_recipe(spec.eval_transform) if spec.eval_transform else None
-    monitor = _renamed_monitor(make_monitor(
-        train_set, test_set, recipe, transform=transform, n_train=None, n_test=None,
-        k=min(200, len(train_set)), seed=seed))
+    # train() stores the monitor's numbers as heldout_<key> in each run's epochs.jsonl
+    monitor = make_monitor(train_set, test_set, recipe, transform=transform, n_train=None,
+                           n_test=None, k=min(200, len(train_set)), seed=seed)
 
     encoders, records = [], {}
     for name, loss in ENCODERS.items():

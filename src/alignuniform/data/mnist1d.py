@@ -157,19 +157,32 @@ def mnist1d_view(x: torch.Tensor, *, max_shift: int = VIEW_DEFAULTS["max_shift"]
     if not 0 < lo <= hi <= 1:
         raise ValueError(f"crop_scale must satisfy 0 < low <= high <= 1, got {crop_scale}")
     length = x.shape[-1]
-    u = torch.rand(4, dtype=torch.float64).numpy()
-    shift = int(torch.randint(-max_shift, max_shift + 1, ()))
-    noise = torch.randn(x.shape, dtype=torch.float64).numpy()
-    seq = x.detach().cpu().numpy().astype(np.float64).reshape(-1, length)
+    # two generator calls per view: this runs once per sample and view in the data loader,
+    # where per-call overhead, not arithmetic, is the cost
+    u = torch.rand(5, dtype=torch.float64).numpy()
+    noise = torch.randn(x.shape, dtype=x.dtype)
+    unit, steps = _grid(length)
     keep = (lo + (hi - lo) * u[0]) * (length - 1)
-    start = u[1] * (length - 1 - keep)
-    grid = np.linspace(start, start + keep, length)
-    view = np.stack([np.interp(grid, np.arange(length), row) for row in seq])
-    view = np.roll(view, shift, axis=-1)
-    view += shear * (2 * u[2] - 1) * np.linspace(-0.5, 0.5, length)
-    view *= amp_range[0] + (amp_range[1] - amp_range[0]) * u[3]
-    view = view.reshape(x.shape) + noise_std * noise
-    return torch.from_numpy(view).to(x.dtype)
+    grid = u[1] * (length - 1 - keep) + keep * unit
+    shift = min(int(u[2] * (2 * max_shift + 1)), 2 * max_shift) - max_shift
+    # a circular shift of the resampled sequence is a resampling at the rolled grid
+    cut = length - shift % length
+    grid = np.concatenate((grid[cut:], grid[:cut]))
+    trend = shear * (2 * u[3] - 1) * (unit - 0.5)
+    amp = amp_range[0] + (amp_range[1] - amp_range[0]) * u[4]
+    seq = x.detach().cpu().numpy().reshape(-1, length)
+    view = np.stack([(np.interp(grid, steps, row) + trend) * amp for row in seq])
+    return torch.from_numpy(view.astype(np.float32)).to(x.dtype).reshape(x.shape) \
+        + noise_std * noise
+
+
+@functools.lru_cache(maxsize=8)
+def _grid(length: int) -> tuple[np.ndarray, np.ndarray]:
+    """``(linspace(0, 1, length), arange(length))``, read-only and shared between calls."""
+    unit, steps = np.linspace(0.0, 1.0, length), np.arange(length, dtype=np.float64)
+    unit.setflags(write=False)
+    steps.setflags(write=False)
+    return unit, steps
 
 
 def mnist1d_eval(x: torch.Tensor) -> torch.Tensor:

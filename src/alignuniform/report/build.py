@@ -158,7 +158,7 @@ def build_report(
         sections.append(Section(
             "Training curves",
             text=("Every loss term (mean over each epoch) and the training monitor's numbers "
-                  "on held-out data: weighted k-NN accuracy (knn_acc), alignment "
+                  "on held-out data: weighted k-NN accuracy (heldout_knn_acc), alignment "
                   "(heldout_align) and uniformity (heldout_uniform) of the output embedding."),
             figure=written["curves"], caption="Training curves per epoch"))
 
