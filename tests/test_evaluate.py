@@ -274,7 +274,7 @@ def test_extract_features_matches_direct_forward_and_restores_mode():
 
 
 def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
-    from alignuniform.data import build_recipe
+    from alignuniform.data import build_batch_recipe, build_recipe
 
     model, data = _tiny_cnn(), _synthetic("val", 24)
     recipe = build_recipe("cifar10")
@@ -293,6 +293,13 @@ def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
     again = ev.heldout_alignment(model, data, recipe, seed=3, progress=False)
     assert again == pytest.approx(got["embedding"], rel=1e-6)
     assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) != again
+    before = torch.random.get_rng_state()
+    batched = ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
+                                    batch_size=5, progress=False)
+    assert batched == ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
+                                            batch_size=5, progress=False)
+    assert batched["embedding"] == pytest.approx(got["embedding"], rel=0.5)  # same recipe
+    assert torch.equal(torch.random.get_rng_state(), before)
     identity = ev.heldout_alignment(model, data, build_recipe("cifar10_eval"), progress=False)
     assert identity == pytest.approx(0.0, abs=1e-10)
 
@@ -395,7 +402,8 @@ def test_evaluate_checkpoint_uses_the_run_config_and_random_init(checkpoint):
     res = ev.evaluate_checkpoint(checkpoint, **kwargs)
     assert res["data"] == {"name": "synthetic", "root": None, "train_split": "train",
                            "test_split": "test", "recipe": "cifar10",
-                           "eval_transform": "cifar10_eval", "n_train": 60, "n_test": 30}
+                           "eval_transform": "cifar10_eval", "pairs": "per-sample",
+                           "n_train": 60, "n_test": 30}
     assert res["checkpoint"]["model"] == "small_cnn" and res["n_test"] == 30
     whole = ev.evaluate_checkpoint(checkpoint, **{**kwargs, "n_train": None, "n_test": None})
     assert whole["n_train"] == whole["n_test"] == 80  # the run's data.kwargs are honoured

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -140,10 +141,31 @@ def extract_features(
     return Features(torch.cat(embs), torch.cat(pens) if pens else None, torch.cat(labels))
 
 
+def _pair_batches(
+    dataset: Dataset, recipe: Callable, batch_size: int, num_workers: int, seed: int,
+    device: torch.device,
+) -> Iterator[tuple[Tensor, Tensor]]:
+    """Batches of two views of each item: per sample in the loader, or batched on ``device``.
+
+    The caller forks and seeds the global RNG; the batched executor gets its own generator.
+    """
+    from alignuniform.data import BatchAugment, TwoViews
+
+    if isinstance(recipe, BatchAugment):
+        gen = torch.Generator(device).manual_seed(seed)
+        for x, _ in make_loader(dataset, batch_size, num_workers, seed=seed):
+            x = x.to(device)
+            yield recipe(x, generator=gen), recipe(x, generator=gen)
+    else:
+        for v1, v2, _ in make_loader(TwoViews(dataset, recipe), batch_size, num_workers,
+                                     seed=seed):
+            yield v1.to(device), v2.to(device)
+
+
 def heldout_alignments(
     model: nn.Module,
     dataset: Dataset,
-    recipe: Callable[[Tensor], Tensor],
+    recipe: Callable,
     *,
     seed: int = 0,
     alpha: float = 2.0,
@@ -154,25 +176,32 @@ def heldout_alignments(
 ) -> dict[str, float]:
     """Alignment of every layer on two independent augmentations of each item of ``dataset``.
 
-    The augmentation draws come from a generator seeded with ``seed`` inside a forked RNG, so
+    The augmentation draws come from generators seeded with ``seed`` inside a forked RNG, so
     the pairs are the same on every call and the caller's random state is untouched.
     Penultimate features are L2-normalised first, like the embeddings.
+
+    Args:
+        model: The encoder.
+        dataset: Items ``(image, label)`` with stored (untransformed) images.
+        recipe: A per-sample augmentation (``build_recipe``), or a batched one
+            (``build_batch_recipe``, much faster on CPU) run on ``device``.
+        seed: Seed of the augmentation draws.
+        alpha: Alignment exponent.
+        batch_size, device, num_workers, progress: How to run the encoder.
 
     Returns:
         ``{"embedding": value, "penultimate": value}`` (no penultimate for models without
         ``features``).
     """
-    from alignuniform.data import TwoViews
-
     device = model_device(model, device)
     meters = {name: metrics.Alignment(alpha=alpha) for name in LAYERS}
-    pairs = TwoViews(dataset, recipe)
+    pairs = _pair_batches(dataset, recipe, batch_size, num_workers, seed, device)
     with torch.random.fork_rng(devices=[]), frozen(model):
         torch.manual_seed(seed)
-        for v1, v2, _ in tqdm(make_loader(pairs, batch_size, num_workers, seed=seed),
-                              desc="positive pairs", disable=not progress, leave=False):
-            e1, p1 = embed(model, v1.to(device))
-            e2, p2 = embed(model, v2.to(device))
+        for v1, v2 in tqdm(pairs, desc="positive pairs", disable=not progress, leave=False,
+                           total=math.ceil(len(dataset) / batch_size)):  # type: ignore[arg-type]
+            e1, p1 = embed(model, v1)
+            e2, p2 = embed(model, v2)
             meters["embedding"].update(e1, e2)
             if p1 is not None:
                 meters["penultimate"].update(p1, p2)
@@ -182,7 +211,7 @@ def heldout_alignments(
 def heldout_alignment(
     model: nn.Module,
     dataset: Dataset,
-    recipe: Callable[[Tensor], Tensor],
+    recipe: Callable,
     *,
     seed: int = 0,
     layer: str = "embedding",

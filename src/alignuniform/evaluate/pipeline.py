@@ -208,8 +208,8 @@ def evaluate_checkpoint(
     The encoder is rebuilt from the checkpoint's stored config. The probe is fitted on the
     "train" split and scored on "test" where the data set has one, else on "val", the
     seeded stratified hold-out that training never saw (rebuilt with the checkpoint's data
-    options). Positive pairs use the checkpoint's training recipe, features its "_eval"
-    transform.
+    options). Positive pairs use the checkpoint's training recipe (batched when training
+    was), features its "_eval" transform.
 
     Args:
         path: A ``checkpoint.pt`` written by training.
@@ -226,7 +226,7 @@ def evaluate_checkpoint(
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
     from alignuniform.checkpoint import load_encoder
-    from alignuniform.data import RECIPES, build_recipe
+    from alignuniform.data import RECIPES, build_batch_recipe, build_recipe
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, config = load_encoder(path, map_location="cpu")
@@ -243,6 +243,8 @@ def evaluate_checkpoint(
             f"known recipes: {', '.join(sorted(RECIPES))}"
         )
     eval_spec = resolve(RECIPES, f"{recipe_name}_eval", "recipe")
+    # positive pairs from the executor training used (the batched one is also much faster)
+    batched = bool(data_cfg.get("batched_augment")) and same_data
     if random_init:
         _reinitialise(model, seed)
     train_set, test_set, test_split = _eval_data(name, root, data_cfg if same_data else {}, seed)
@@ -250,7 +252,8 @@ def evaluate_checkpoint(
     test_set = random_subset(test_set, n_test, seed + 1)
     results = evaluate_encoder(
         model.to(device), train_set, test_set,
-        transform=build_recipe(f"{recipe_name}_eval"), recipe=build_recipe(recipe_name),
+        transform=build_recipe(f"{recipe_name}_eval"),
+        recipe=build_batch_recipe(recipe_name) if batched else build_recipe(recipe_name),
         paper_augment=probe_augmentation(eval_spec) if isinstance(eval_spec, RecipeSpec) else None,
         seed=seed, device=device, **kwargs,
     )
@@ -262,6 +265,7 @@ def evaluate_checkpoint(
     results["data"] = {
         "name": name, "root": None if root is None else str(root), "train_split": "train",
         "test_split": test_split, "recipe": recipe_name, "eval_transform": f"{recipe_name}_eval",
+        "pairs": "batched" if batched else "per-sample",
         "n_train": n_train, "n_test": n_test,
     }
     return results
