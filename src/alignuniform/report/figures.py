@@ -59,7 +59,7 @@ def plane_figure(
         label_fmt: ``str.format`` template for each point's annotation, filled with the
             point's keys, e.g. ``"{name} ({accuracy:.1%})"``.
         paths: Optional trajectories, ``{name: [(align, uniform), ...]}`` in training order,
-            drawn as lines ending in an arrow.
+            drawn as grey lines from a hollow circle (the start) to an arrow (the end).
         title: Axes title.
 
     Returns:
@@ -82,7 +82,7 @@ def plane_figure(
     ys = np.array([_finite(p["uniform"], f"uniform of {p['name']!r}") for p in points])
 
     fig, ax = plt.subplots(figsize=(6.0, 4.6))
-    for name, traj in (paths or {}).items():
+    for traj in (paths or {}).values():
         arr = np.asarray(traj, dtype=float).reshape(-1, 2)
         if len(arr) == 0:
             continue
@@ -90,8 +90,7 @@ def plane_figure(
         if len(arr) > 1:
             ax.annotate("", xy=arr[-1], xytext=arr[-2],
                         arrowprops={"arrowstyle": "->", "color": "0.4"}, zorder=1)
-        ax.plot(arr[0, 0], arr[0, 1], "o", ms=3, color="0.6", zorder=1)
-        ax.text(arr[0, 0], arr[0, 1], f" {name} start", fontsize=7, color="0.4")
+        ax.plot(arr[0, 0], arr[0, 1], "o", ms=5, mfc="none", color="0.5", zorder=1)
 
     colored = color_key is not None and all(color_key in p for p in points)
     if colored:
