@@ -68,18 +68,23 @@ def load_sentence_model(name: str | Path, device: str | torch.device | None = No
         FileNotFoundError: If the model cannot be found (missing folder, unknown id offline).
     """
     resolved = resolve_model(name)
-    local = Path(resolved).is_dir()
-    looks_local = Path(resolved).is_absolute() or resolved.startswith((".", "~"))
-    if looks_local and not local:
+    if resolved.startswith("~"):
+        resolved = str(Path(resolved).expanduser())
+    folder = Path(resolved)
+    if (folder.is_absolute() or resolved.startswith(".")) and not folder.is_dir():
         raise FileNotFoundError(f"model folder {resolved} does not exist")
-    if local and not (Path(resolved) / "modules.json").is_file() and not (
-        Path(resolved) / "config.json"
-    ).is_file():
+    if folder.is_dir() and not any((folder / f).is_file() for f in ("modules.json",
+                                                                    "config.json")):
         raise FileNotFoundError(
             f"{resolved} is not a sentence-transformers model folder (no modules.json or "
             "config.json)"
         )
-    from sentence_transformers import SentenceTransformer
+    try:
+        from sentence_transformers import SentenceTransformer
+    except ImportError as err:
+        raise ImportError(
+            "sentence embeddings need sentence-transformers: pip install 'alignuniform[text]'"
+        ) from err
 
     try:
         return SentenceTransformer(resolved, device=None if device is None else str(device))

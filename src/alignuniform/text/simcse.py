@@ -137,8 +137,14 @@ def train_simcse(
     def evaluate(step: int) -> None:
         if eval_split is None:
             return
-        point = evaluate_sts(model, eval_split, threshold=threshold,
-                             batch_size=config.batch_size, progress=False)
+        # measure at the model's own max_seq_length: truncating long eval sentences to the
+        # training length would shift even the step-0 numbers away from `text eval`'s
+        model.max_seq_length = saved_length
+        try:
+            point = evaluate_sts(model, eval_split, threshold=threshold,
+                                 batch_size=config.batch_size, progress=False)
+        finally:
+            model.max_seq_length = config.max_seq_length
         record = {"step": step, **point["representations"]["pooling"]}
         history["evals"].append(record)
         if on_eval is not None:
