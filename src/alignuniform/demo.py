@@ -249,8 +249,8 @@ def run_demo(
     intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "
              f"{len(test_set)} {spec.test_split} items, {feat_dim}-d output on the unit "
              f"hypersphere): a randomly initialised encoder, one trained with L_contrastive "
-             f"and one with L_align + L_uniform (Wang & Isola, ICML 2020). The whole demo "
-             f"took {results['wall_seconds']:.0f} s.")
+             f"and one with L_align + L_uniform (Wang & Isola, ICML 2020). Training and "
+             f"evaluating took {results['wall_seconds']:.0f} s.")
     cmd = f"alignuniform demo --data {data} --seed {seed} --out {out_dir}"
     build_report(out_dir, encoders, title=f"alignuniform demo: {spec.name}", intro=intro,
                  findings=findings, settings=settings, reproduce=[cmd],
@@ -287,6 +287,13 @@ def _findings(encoders: list[dict]) -> tuple[list[str], dict]:
             f"({'more' if c['more_uniform_than_random'] else 'NOT more'} uniform); "
             f"alignment {emb['alignment']:.3f} vs {b_emb['alignment']:.3f}."
         )
+    trained = [e["eval"]["layers"]["embedding"]["alignment"] for e in encoders if e is not base]
+    if trained and b_emb["alignment"] < min(trained):
+        lines.append(
+            f"Random init has the lowest alignment ({b_emb['alignment']:.3f}) only because it "
+            f"maps nearly everything to one point: its uniformity {b_emb['uniformity']:.3f} is "
+            f"far above the bound {b_emb['uniformity_bound']:.3f}. Alignment means something "
+            "only together with uniformity.")
     return lines, checks
 
 
@@ -300,8 +307,9 @@ def _settings(spec: DemoData, epochs: int, feat_dim: int, n_train: int, n_test: 
         f"Training: {epochs} epochs, batch {spec.batch_size}, SGD lr {spec.lr} momentum 0.9 "
         f"weight decay 5e-4, lr x0.1 after epochs {list(spec.milestones)}; both views of a "
         "batch in one forward pass.",
-        f"L_contrastive: tau = {TAU} (best held-out 5-NN accuracy of tau in "
-        "{0.1, 0.2, 0.5} in a short sweep), symmetric in-batch negatives.",
+        f"L_contrastive: tau = {TAU}, symmetric in-batch negatives. Tuned on MNIST-1D with "
+        "2-d output (9 epochs, 5-NN test accuracy of the embedding): tau = 0.1: 31.5%, "
+        "0.2: 31.6%, 0.5: 37.5%; smaller tau left the 2-d embeddings far from uniform.",
         "L_align + L_uniform: weights 1 and 1, alpha = 2, t = 2 (the paper's defaults); "
         "uniformity averaged over both views.",
         "Random init: the same architecture with the trained runs' initial weights (same seed).",
