@@ -342,15 +342,18 @@ def test_paper_probe_trains_a_linear_layer():
     from alignuniform.data import build_recipe
     from alignuniform.data.recipes import CIFAR10_EVAL
 
-    model, train, test = _Pool(), _synthetic("train", 120), _synthetic("test", 40)
+    model, train, test = _Pool(), _synthetic("train", 64), _synthetic("test", 32)
     kwargs = dict(augment=ev.probe_augmentation(CIFAR10_EVAL),
                   transform=build_recipe("cifar10_eval"), layers=("penultimate", "embedding"),
-                  epochs=10, lr=0.05, batch_size=32, seed=1, progress=False)
+                  epochs=10, lr=0.1, batch_size=16, seed=1, progress=False)
     res = ev.linear_probe_paper(model, train, test, **kwargs)
     assert res["penultimate"]["accuracy"] >= 0.9
     assert res["penultimate"]["milestones"] == [6, 8]
     again = ev.linear_probe_paper(model, train, test, **kwargs)
     assert again["embedding"]["accuracy"] == res["embedding"]["accuracy"]
+    kwargs["augment"] = ev.probe_augmentation(CIFAR10_EVAL, batched=True)
+    batched = ev.linear_probe_paper(model, train, test, **kwargs)
+    assert batched["penultimate"]["accuracy"] >= 0.9
 
 
 def test_make_monitor_is_cheap_fixed_and_side_effect_free():

@@ -141,25 +141,41 @@ def extract_features(
     return Features(torch.cat(embs), torch.cat(pens) if pens else None, torch.cat(labels))
 
 
-def _pair_batches(
-    dataset: Dataset, recipe: Callable, batch_size: int, num_workers: int, seed: int,
-    device: torch.device,
-) -> Iterator[tuple[Tensor, Tensor]]:
-    """Batches of two views of each item: per sample in the loader, or batched on ``device``.
+def augmented_batches(
+    dataset: Dataset, augment: Callable, *, views: int, batch_size: int, num_workers: int,
+    seed: int, device: torch.device, shuffle: bool = False,
+) -> Iterator[tuple[list[Tensor], Tensor]]:
+    """``views`` independent augmentations of each batch of ``dataset``, and its labels.
 
-    The caller forks and seeds the global RNG; the batched executor gets its own generator.
+    ``augment`` is a per-sample callable (run in the loader) or a ``BatchAugment`` (run on
+    whole batches on ``device`` with its own generator seeded by ``seed``). The caller forks
+    and seeds the global RNG for the per-sample case.
     """
-    from alignuniform.data import BatchAugment, TwoViews
+    from alignuniform.data import BatchAugment
 
-    if isinstance(recipe, BatchAugment):
+    if isinstance(augment, BatchAugment):
         gen = torch.Generator(device).manual_seed(seed)
-        for x, _ in make_loader(dataset, batch_size, num_workers, seed=seed):
+        for x, y in make_loader(dataset, batch_size, num_workers, seed=seed, shuffle=shuffle):
             x = x.to(device)
-            yield recipe(x, generator=gen), recipe(x, generator=gen)
-    else:
-        for v1, v2, _ in make_loader(TwoViews(dataset, recipe), batch_size, num_workers,
-                                     seed=seed):
-            yield v1.to(device), v2.to(device)
+            yield [augment(x, generator=gen) for _ in range(views)], labels_tensor(y)
+        return
+    many = _Views(dataset, augment, views)
+    for *xs, y in make_loader(many, batch_size, num_workers, seed=seed, shuffle=shuffle):
+        yield [x.to(device) for x in xs], labels_tensor(y)
+
+
+class _Views(Dataset):
+    """``(augment(x), ..., augment(x), label)``: ``views`` independent draws per item."""
+
+    def __init__(self, dataset: Dataset, augment: Callable, views: int) -> None:
+        self.dataset, self.augment, self.views = dataset, augment, views
+
+    def __len__(self) -> int:
+        return len(self.dataset)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> tuple:
+        x, y = self.dataset[index]
+        return (*(self.augment(x) for _ in range(self.views)), y)
 
 
 def heldout_alignments(
@@ -195,11 +211,12 @@ def heldout_alignments(
     """
     device = model_device(model, device)
     meters = {name: metrics.Alignment(alpha=alpha) for name in LAYERS}
-    pairs = _pair_batches(dataset, recipe, batch_size, num_workers, seed, device)
+    pairs = augmented_batches(dataset, recipe, views=2, batch_size=batch_size,
+                              num_workers=num_workers, seed=seed, device=device)
     with torch.random.fork_rng(devices=[]), frozen(model):
         torch.manual_seed(seed)
-        for v1, v2 in tqdm(pairs, desc="positive pairs", disable=not progress, leave=False,
-                           total=math.ceil(len(dataset) / batch_size)):  # type: ignore[arg-type]
+        for (v1, v2), _ in tqdm(pairs, desc="positive pairs", disable=not progress,
+                                leave=False, total=math.ceil(len(dataset) / batch_size)):
             e1, p1 = embed(model, v1)
             e2, p2 = embed(model, v2)
             meters["embedding"].update(e1, e2)

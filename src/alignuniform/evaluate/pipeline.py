@@ -254,7 +254,8 @@ def evaluate_checkpoint(
         model.to(device), train_set, test_set,
         transform=build_recipe(f"{recipe_name}_eval"),
         recipe=build_batch_recipe(recipe_name) if batched else build_recipe(recipe_name),
-        paper_augment=probe_augmentation(eval_spec) if isinstance(eval_spec, RecipeSpec) else None,
+        paper_augment=(probe_augmentation(eval_spec, batched=batched)
+                       if isinstance(eval_spec, RecipeSpec) else None),
         seed=seed, device=device, **kwargs,
     )
     model_cfg = config.get("model") or {}

@@ -14,13 +14,13 @@ from tqdm.auto import tqdm
 
 from alignuniform.data.recipes import RecipeSpec
 from alignuniform.data.split import stratified_split
-from alignuniform.evaluate._inputs import accuracy, check_labels, check_pair, labels_tensor
+from alignuniform.evaluate._inputs import accuracy, check_labels, check_pair
 from alignuniform.evaluate.features import (
     Mapped,
+    augmented_batches,
     embed,
     extract_features,
     frozen,
-    make_loader,
     model_device,
 )
 
@@ -186,16 +186,18 @@ def linear_probe(
     }
 
 
-def probe_augmentation(eval_recipe: RecipeSpec) -> Callable[[Tensor], Tensor]:
+def probe_augmentation(eval_recipe: RecipeSpec, *, batched: bool = False) -> Callable:
     """The paper's probe-training augmentation matching an evaluation recipe.
 
     RandomResizedCrop(size, scale=(0.08, 1)) and a horizontal flip, with the evaluation
     recipe's size and normalisation and no colour changes; for STL-10 that is the paper's
     RandomResizedCrop(64, scale=(0.08, 1)) + flip, evaluated on Resize(70) + CenterCrop(64).
+    ``batched=True`` gives the ``BatchAugment`` executor of the same recipe (much faster on
+    CPU; see ``alignuniform.data.recipes`` for its small differences).
     """
     spec = replace(eval_recipe, train=True, scale=(0.08, 1.0), flip=True,
                    jitter=(0.0, 0.0, 0.0, 0.0), p_jitter=0.0, p_gray=0.0, resize=None)
-    return spec.per_sample()
+    return spec.batched() if batched else spec.per_sample()
 
 
 def linear_probe_paper(
@@ -203,7 +205,7 @@ def linear_probe_paper(
     train_set: Dataset,
     test_set: Dataset,
     *,
-    augment: Callable[[Tensor], Tensor],
+    augment: Callable,
     transform: Callable[[Tensor], Tensor] | None = None,
     layers: Sequence[str] = ("penultimate",),
     num_classes: int | None = None,
@@ -229,7 +231,8 @@ def linear_probe_paper(
         model: Frozen encoder (kept in eval mode; its mode is restored afterwards).
         train_set: Items ``(image, label)`` with stored (untransformed) images.
         test_set: Same, for testing.
-        augment: Random per-sample training augmentation (see :func:`probe_augmentation`).
+        augment: Random training augmentation, per sample or a ``BatchAugment`` (see
+            :func:`probe_augmentation`).
         transform: Deterministic test-time preprocessing; ``None`` uses images as stored.
         layers: Layers to probe ("embedding", "penultimate").
         num_classes: Defaults to ``len(train_set.classes)`` or the test labels' maximum + 1.
@@ -260,13 +263,14 @@ def linear_probe_paper(
         }).to(device)
         opt = torch.optim.Adam(heads.parameters(), lr=lr, betas=betas)
         sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=milestones, gamma=gamma)
-        loader = make_loader(Mapped(train_set, augment), batch_size, num_workers, seed=seed,
-                         shuffle=True)
-        for _ in tqdm(range(epochs), desc="paper probe", disable=not progress, leave=False):
+        for epoch in tqdm(range(epochs), desc="paper probe", disable=not progress, leave=False):
             correct = dict.fromkeys(layers, 0)
             seen = 0
-            for x, y in loader:
-                y = check_labels(labels_tensor(y), len(x), "train labels").to(device)
+            batches = augmented_batches(train_set, augment, views=1, batch_size=batch_size,
+                                        num_workers=num_workers, seed=seed + epoch,
+                                        device=device, shuffle=True)
+            for (x,), y in batches:
+                y = check_labels(y, len(x), "train labels").to(device)
                 if int(y.max()) >= num_classes:
                     raise ValueError(
                         f"train label {int(y.max())} >= num_classes={num_classes}; pass "
