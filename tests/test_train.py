@@ -182,3 +182,16 @@ def test_resume_drops_log_lines_after_the_checkpoint_and_a_partial_last_line(tmp
     log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')  # killed while writing
     _trim_jsonl(log, "step", 2)
     assert _lines(log) == [{"step": 1}, {"step": 2}]
+
+
+def test_tensorboard_is_optional_with_a_clear_error(tmp_path):
+    config = load_config(_tiny(tmp_path), ["tensorboard=true", "epochs=1"])
+    try:
+        import tensorboard  # noqa: F401
+    except ImportError:
+        with pytest.raises(ValueError, match=r"pip install 'alignuniform\[tensorboard\]'"):
+            train(config, tmp_path / "tb", progress=False)
+        assert not (tmp_path / "tb").exists()  # refused before writing anything
+    else:
+        out = train(config, tmp_path / "tb", progress=False)
+        assert any((out / "tb").iterdir())

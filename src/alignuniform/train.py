@@ -541,7 +541,8 @@ class _Run:
                 "images_per_s": n_images / wall, "wall_s": wall}
 
 
-def _open_writer(out_dir: Path):
+def _summary_writer_class() -> type:
+    """TensorBoard's SummaryWriter, or a clear error before any work when it is missing."""
     try:
         from torch.utils.tensorboard import SummaryWriter
     except ImportError as err:
@@ -549,7 +550,7 @@ def _open_writer(out_dir: Path):
             "tensorboard=true needs the tensorboard package: "
             "pip install 'alignuniform[tensorboard]'"
         ) from err
-    return SummaryWriter(str(out_dir / "tb"))
+    return SummaryWriter
 
 
 def train(
@@ -583,6 +584,7 @@ def train(
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig (see load_config), got {type(config)}")
     out_dir = Path(out_dir)
+    writer_class = _summary_writer_class() if config.tensorboard else None
     owns_group = not is_distributed()
     ctx = init_from_env(config.device)
     try:
@@ -602,7 +604,7 @@ def train(
             _trim_jsonl(out_dir / "log.jsonl", "step", run.step)
             _trim_jsonl(out_dir / "epochs.jsonl", "epoch", run.epoch)
             log_file = open(out_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in finally)
-            writer = _open_writer(out_dir) if config.tensorboard else None
+            writer = writer_class(str(out_dir / "tb")) if writer_class else None
         try:
             while run.epoch < config.epochs:
                 summary = run.run_epoch(log_file, writer, progress)
