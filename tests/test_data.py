@@ -237,3 +237,42 @@ def test_offline_cifar10_zip(tmp_path):
     assert torch.bincount(val.labels).tolist() == [500] * 10
     assert train.classes[0] == "airplane" and train.classes[9] == "truck"
     assert train.images.shape[1:] == (3, 32, 32)
+
+
+class _FakeTorchvisionSet:
+    """Stands in for torchvision's CIFAR10/STL10 (which verify real files) to test our wiring."""
+
+    def __init__(self, root, train=None, split=None, download=False):
+        rng = np.random.default_rng(0 if (train or split == "train") else 1)
+        self.split = split
+        if split is None:  # CIFAR10: channels last, targets
+            n = 40 if train else 20
+            self.data = rng.integers(0, 256, (n, 32, 32, 3), dtype=np.uint8)
+            self.targets = list(np.arange(n) % 10)
+        else:  # STL10: channels first, labels (-1 = unlabelled)
+            n = {"train": 20, "test": 10, "unlabeled": 30}[split]
+            self.data = rng.integers(0, 256, (n, 3, 96, 96), dtype=np.uint8)
+            self.labels = np.full(n, -1) if split == "unlabeled" else np.arange(n) % 10
+        self.classes = [f"c{i}" for i in range(10)]
+
+
+def test_torchvision_cifar10_and_stl10_wiring(tmp_path, monkeypatch):
+    import torchvision.datasets
+
+    monkeypatch.setattr(torchvision.datasets, "CIFAR10", _FakeTorchvisionSet)
+    monkeypatch.setattr(torchvision.datasets, "STL10", _FakeTorchvisionSet)
+    (tmp_path / "cifar-10-batches-py").mkdir()
+    (tmp_path / "stl10_binary").mkdir()
+    assert len(build_dataset("cifar10", str(tmp_path), "train")) == 40  # has a test split
+    assert len(build_dataset("cifar10", str(tmp_path), "test")) == 20
+    with pytest.raises(ValueError, match="val_fraction > 0"):
+        build_dataset("cifar10", str(tmp_path), "val")
+    val = build_dataset("cifar10", str(tmp_path), "val", val_fraction=0.25)
+    assert len(val) == 10 and len(build_dataset("cifar10", str(tmp_path), "train",
+                                                val_fraction=0.25)) == 30
+    both = build_dataset("stl10", str(tmp_path), "train+unlabeled")
+    assert len(both) == 50 and both[0][0].shape == (3, 96, 96) and both[49][1] == -1
+    fake = _FakeTorchvisionSet(None, split="train")
+    assert torch.equal(both[0][0], torch.from_numpy(fake.data[0]))  # channel order kept
+    assert len(build_dataset("stl10", str(tmp_path), "test")) == 10
+    assert len(build_dataset("stl10", str(tmp_path), "val", val_fraction=0.5)) == 10
