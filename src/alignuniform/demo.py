@@ -63,7 +63,7 @@ MNIST1D = DemoData(
 )
 CIFAR10 = DemoData(
     name="cifar10", recipe="cifar10", eval_transform="cifar10_eval", test_split="val",
-    model="small_cnn", batch_size=256, epochs=4, lr=0.1, milestones=(3,), batched_augment=True,
+    model="small_cnn", batch_size=256, epochs=5, lr=0.1, milestones=(4,), batched_augment=True,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"),
 )
@@ -105,8 +105,11 @@ def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | N
             "parent, or the offline cifar10-train-jpeg.zip)")
     train_set = build_dataset(spec.name, root, "train", **kwargs)
     test_set = build_dataset(spec.name, root, spec.test_split, **kwargs)
-    return (random_subset(train_set, n_train or 10000, seed),
-            random_subset(test_set, n_test or 2000, seed + 1), {**kwargs, "root": root})
+    n_train = min(n_train or 5000, len(train_set))
+    # the same seeded subset as train()'s data.subset, so training and probe see one set
+    return (random_subset(train_set, n_train, seed),
+            random_subset(test_set, n_test or 1000, seed + 1),
+            {**kwargs, "root": root, "subset": n_train})
 
 
 def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs: int,
@@ -120,11 +123,12 @@ def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs
         TrainConfig,
     )
 
-    kwargs = {k: v for k, v in data_kwargs.items() if k != "root"}
+    kwargs = {k: v for k, v in data_kwargs.items() if k not in ("root", "subset")}
     return TrainConfig(
         data=DataConfig(name=spec.name, root=root, recipe=spec.recipe,
                         batch_size=spec.batch_size, num_workers=0,
-                        batched_augment=spec.batched_augment, kwargs=kwargs),
+                        batched_augment=spec.batched_augment,
+                        subset=data_kwargs.get("subset"), kwargs=kwargs),
         model=ModelConfig(name=spec.model, feat_dim=feat_dim, kwargs=dict(spec.model_kwargs)),
         loss=LossConfig(**loss),
         optim=OptimConfig(lr=spec.lr, momentum=0.9, weight_decay=5e-4,
@@ -157,7 +161,7 @@ def run_demo(
         root: Where CIFAR-10 lives (default: the offline copy under ``../shared/data``).
         seed: Seeds data generation, initialisation, augmentation and evaluation.
         n_train, n_test: Sizes of the training and test sets (MNIST-1D: 4,000 and 1,000;
-            CIFAR-10: subsets of 10,000 and 2,000).
+            CIFAR-10: seeded subsets of 5,000 training and 1,000 held-out "val" images).
         epochs: Training epochs (default: the data set's setting).
         feat_dim: Embedding dimension; 2 (the default) puts the embeddings on S^1 and adds
             the paper's S^1 figure.

@@ -24,9 +24,9 @@ def add_parser(subparsers) -> None:
                    help="data set (default: mnist1d)")
     p.add_argument("--root", help="CIFAR-10 location (default: ../shared/data/cifar10 zip)")
     p.add_argument("--n-train", type=int,
-                   help="training items (mnist1d: 4000; cifar10: a 10000 subset)")
+                   help="training items (mnist1d: 4000; cifar10: a 5000 subset)")
     p.add_argument("--n-test", type=int,
-                   help="test items (mnist1d: 1000; cifar10: a 2000 subset of val)")
+                   help="test items (mnist1d: 1000; cifar10: a 1000 subset of val)")
     p.add_argument("--epochs", type=int, help="training epochs (default: the data set's)")
     p.add_argument("--feat-dim", type=int, default=2,
                    help="embedding dimension; 2 adds the S^1 figure (default: 2)")
