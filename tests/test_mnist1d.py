@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignuniform.data.mnist1d import MNIST1D, build_dataset, mnist1d_view
+from alignuniform.data.mnist1d import MNIST1D, build_dataset, mnist1d_eval, mnist1d_view
 from alignuniform.models.conv1d import Conv1dEncoder
 
 
@@ -121,6 +121,14 @@ def test_view_keeps_views_of_a_sequence_closer_than_other_sequences(small_sets):
     assert (dist.diagonal() < dist.mean(dim=1)).float().mean() > 0.9
 
 
+def test_eval_transform_is_the_identity(small_sets):
+    x = small_sets["test"][0][0]
+    assert mnist1d_eval(x) is x
+    with_transform = build_dataset(None, "test", n_train=200, n_test=100, n_val=50, seed=3,
+                                   transform=lambda t: 2 * t)
+    torch.testing.assert_close(with_transform[0][0], 2 * x)
+
+
 def test_view_rejects_bad_input():
     with pytest.raises(TypeError, match="floating"):
         mnist1d_view(torch.zeros(40, dtype=torch.long))
@@ -173,4 +181,6 @@ def test_registries_resolve_mnist1d_pieces():
         pytest.skip("the model/data registries have not landed yet")
     assert isinstance(models.build_model("conv1d", feat_dim=3), Conv1dEncoder)
     assert data.build_recipe("mnist1d") is mnist1d_view
+    if "mnist1d_eval" in data.RECIPES:
+        assert data.build_recipe("mnist1d_eval") is mnist1d_eval
     assert len(data.build_dataset("mnist1d", None, "test", n_train=30, n_test=20)) == 20

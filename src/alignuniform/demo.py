@@ -33,7 +33,8 @@ class DemoData:
         recipe: Two-view augmentation (``alignuniform.data.RECIPES``).
         eval_transform: Deterministic transform before the encoder at evaluation, or None.
         test_split: The held-out split scored ("test", or "val" where there is no test).
-        model: Encoder name (``alignuniform.models.MODELS``) and its constructor options.
+        model: Encoder name (``alignuniform.models.MODELS``).
+        model_kwargs: Its constructor options (besides ``feat_dim``).
         batch_size, epochs, lr, milestones: Training schedule (SGD, momentum 0.9).
         batched_augment: Augment whole batches (image recipes only).
         dataset_kwargs: Options of ``build_dataset`` (sizes, seeds).
@@ -201,9 +202,8 @@ def run_demo(
     for name, loss in ENCODERS.items():
         tic = time.perf_counter()
         epochs_rows: list[dict] = []
+        config = None
         if loss is None:
-            config = train_config(spec, {}, seed=seed, feat_dim=feat_dim, epochs=epochs,
-                                  data_kwargs=data_kwargs, root=root)
             # the same seeded draw as a trained run's initial weights (train seeds, then builds)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
@@ -233,14 +233,14 @@ def run_demo(
         records[name] = {
             "loss": loss, "run_dir": None if run_dir is None else str(run_dir),
             "train_seconds": train_s,
-            "config": dataclasses.asdict(config) if loss is not None else None,
+            "config": None if config is None else dataclasses.asdict(config),
             "evaluation": ev,
         }
 
     findings, checks = _findings(encoders)
     results = {
         "data": {"name": spec.name, "test_split": spec.test_split, "n_train": len(train_set),
-                 "n_test": len(test_set), **{k: v for k, v in data_kwargs.items()}},
+                 "n_test": len(test_set), **data_kwargs},
         "seed": seed, "feat_dim": feat_dim, "epochs": epochs,
         "uniformity_bound": uniformity_bound(feat_dim, t=2.0),
         "encoders": records, "checks": checks,
