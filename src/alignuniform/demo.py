@@ -286,7 +286,9 @@ def _findings(encoders: list[dict]) -> tuple[list[str], dict]:
         lines.append(
             f"{enc['name']}: linear accuracy {emb['linear_acc']:.1%} vs {b_emb['linear_acc']:.1%} "
             f"for random init ({'better' if c['linear_beats_random'] else 'NOT better'}); "
-            f"5-NN {emb['knn5_acc']:.1%} vs {b_emb['knn5_acc']:.1%}; uniformity "
+            f"5-NN {emb['knn5_acc']:.1%} vs {b_emb['knn5_acc']:.1%}; penultimate-layer linear "
+            f"accuracy {pen.get('linear_acc', float('nan')):.1%} vs "
+            f"{b_pen.get('linear_acc', float('nan')):.1%}; uniformity "
             f"{emb['uniformity']:.3f} vs {b_emb['uniformity']:.3f} "
             f"({'more' if c['more_uniform_than_random'] else 'NOT more'} uniform); "
             f"alignment {emb['alignment']:.3f} vs {b_emb['alignment']:.3f}."
