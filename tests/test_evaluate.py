@@ -86,6 +86,16 @@ def test_probe_path_stops_after_patience_non_improving_strengths():
     assert early["val_accuracy"] == {k: full["val_accuracy"][k] for k in early["val_accuracy"]}
 
 
+def test_probe_selects_strength_on_a_subset_and_refits_on_all():
+    x, y, _, _ = _separable(900, 8, 3, seed=6)
+    grid = (1e-3, 1e-1)
+    sub = ev.linear_probe(x[:600], y[:600], x[600:], y[600:], weight_decays=grid,
+                          select_max=200)
+    assert sub["select_max"] == 200 and sub["n_train"] == 600 and sub["accuracy"] >= 0.95
+    # the validation split is 10 % of the 200-sample selection subset: 20 samples
+    assert all(abs(acc * 20 - round(acc * 20)) < 1e-9 for acc in sub["val_accuracy"].values())
+
+
 def test_probe_matches_sklearn_logistic_regression():
     """Same objective as sklearn's lbfgs multinomial LR with C = 1 / (n * weight_decay)."""
     sklearn_lm = pytest.importorskip("sklearn.linear_model")

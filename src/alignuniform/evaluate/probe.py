@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -79,6 +80,7 @@ def linear_probe(
     val_fraction: float = 0.1,
     standardize: bool = True,
     patience: int | None = 2,
+    select_max: int | None = 10_000,
     max_iter: int = 1000,
     tol: float = 1e-4,
 ) -> dict:
@@ -102,6 +104,8 @@ def linear_probe(
             ``mean CE + lambda/2 * ||W||^2``; a single value skips the validation split.
         val_fraction: share of each class held out to choose ``lambda``.
         patience: stop the path after this many non-improving candidates (``None``: try all).
+        select_max: choose ``lambda`` on a seeded stratified subset of at most this many
+            training samples (``None``: all); the final fit always uses all of them.
         standardize: centre and scale features with training statistics first.
         max_iter: L-BFGS iteration cap per fit.
         tol: L-BFGS gradient tolerance (max-norm of the gradient of the mean loss) that
@@ -136,9 +140,14 @@ def linear_probe(
     best = weight_decays[0]
     init = None
     if len(weight_decays) > 1:
+        labels = train_y.cpu().numpy()
+        pool = np.arange(len(labels))
+        if select_max is not None and select_max < len(labels):
+            # the weakly regularised fits dominate the cost and only rank candidates
+            pool = stratified_split(labels, select_max / len(labels), seed)[1]
         fit_idx, val_idx = (
-            torch.as_tensor(i, dtype=torch.long, device=train_x.device)
-            for i in stratified_split(train_y.cpu().numpy(), val_fraction, seed)
+            torch.as_tensor(pool[i], dtype=torch.long, device=train_x.device)
+            for i in stratified_split(labels[pool], val_fraction, seed)
         )
         if len(val_idx) == 0:
             raise ValueError(
@@ -181,6 +190,7 @@ def linear_probe(
         "standardize": standardize,
         "val_fraction": val_fraction,
         "patience": patience,
+        "select_max": select_max,
         "tol": tol,
         "seed": seed,
     }
