@@ -319,6 +319,11 @@ def _settings(spec: DemoData, epochs: int, feat_dim: int, n_train: int, n_test: 
         "L_align + L_uniform: weights 1 and 1, alpha = 2, t = 2 (the paper's defaults); "
         "uniformity averaged over both views.",
         "Random init: the same architecture with the trained runs' initial weights (same seed).",
+        f"Ran on {'CUDA' if torch.cuda.is_available() else 'CPU'} with "
+        f"{torch.get_num_threads()} torch thread(s): on the CPU the same seed and thread count "
+        "give the same numbers; another thread count changes the order of floating-point "
+        "sums and so the trained weights (OMP_NUM_THREADS=1 makes runs comparable across "
+        "machines).",
         "Evaluation: linear probe (L-BFGS on frozen features) and 5-NN on the test split; "
         "alignment (alpha = 2) on two seeded views of every test item; uniformity (t = 2) "
         "exactly over all test embeddings.",
