@@ -28,7 +28,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 
 demo: $(STAMP)
-	$(BIN)/alignuniform demo --out runs/demo
+	# one torch thread: 3 min instead of 14 on a busy 2-core machine, and numbers that
+	# repeat across machines (float sums depend on the thread count)
+	OMP_NUM_THREADS=1 $(BIN)/alignuniform demo --out runs/demo
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -43,6 +43,7 @@ RECIPES: dict[str, str] = {
     "imagefolder_eval": "alignuniform.data.recipes:IMAGEFOLDER_EVAL",
     "identity": "alignuniform.data.recipes:IDENTITY",
     "mnist1d": "alignuniform.data.mnist1d:mnist1d_view",
+    "mnist1d_eval": "alignuniform.data.mnist1d:mnist1d_eval",
 }
 
 
