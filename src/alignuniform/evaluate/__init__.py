@@ -8,7 +8,7 @@ model-level pieces compose them with a frozen encoder (``extract_features``,
 
 Example:
     >>> from alignuniform.evaluate import evaluate_checkpoint, save_results
-    >>> results = evaluate_checkpoint("runs/cifar_au/checkpoint.pt", root="../shared/data/cifar10")
+    >>> results = evaluate_checkpoint("runs/cpu_align_uniform/checkpoint.pt", n_train=20000)
     >>> results["layers"]["penultimate"]["linear_acc"]
 """
 
