@@ -34,19 +34,15 @@ def add_parser(subparsers) -> None:
 
 
 def _monitor(config):
-    from alignuniform.data import build_dataset, build_recipe
+    from alignuniform.data import build_batch_recipe, build_recipe, build_run_splits
     from alignuniform.evaluate import make_monitor
-    from alignuniform.train import build_train_set
 
     data = config.data
-    kwargs = {k: v for k, v in (("val_fraction", data.val_fraction),
-                                ("split_seed", data.split_seed)) if v is not None}
-    try:
-        held_out = build_dataset(data.name, data.root, "test", **kwargs)
-    except ValueError:  # no test split here: the held-out val split
-        held_out = build_dataset(data.name, data.root, "val", **kwargs)
+    train_set, held_out, _ = build_run_splits(config.to_dict()["data"])
+    # the batched executor makes the held-out pairs much cheaper when training used it
+    recipe = build_batch_recipe(data.recipe) if data.batched_augment else build_recipe(data.recipe)
     return make_monitor(
-        build_train_set(data, config.seed), held_out, build_recipe(data.recipe),
+        train_set, held_out, recipe,
         transform=build_recipe(f"{data.recipe}_eval"), every=config.monitor_every,
         t=config.loss.t, seed=config.seed,
     )

@@ -66,6 +66,29 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
         raise TypeError(f"dataset {name!r}: {err}") from err
 
 
+def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, Dataset, str]:
+    """``(train, held_out, held_out_split)`` of a training run's data config.
+
+    The held-out split is "test" where the data set has one, else the seeded stratified
+    "val" hold-out that training never saw; both are rebuilt with the run's own options
+    (``kwargs``, ``val_fraction``, ``split_seed``), so generated sets (MNIST-1D) and
+    hold-outs come out exactly as they were during training.
+
+    Args:
+        data_cfg: The ``data`` section of a run's config (``TrainConfig.to_dict()["data"]``).
+        root: Overrides ``data_cfg["root"]``.
+    """
+    kwargs = dict(data_cfg.get("kwargs") or {})
+    kwargs.update({k: data_cfg[k] for k in ("val_fraction", "split_seed")
+                   if data_cfg.get(k) is not None})
+    name, root = data_cfg["name"], root if root is not None else data_cfg.get("root")
+    train = build_dataset(name, root, "train", **kwargs)
+    try:
+        return train, build_dataset(name, root, "test", **kwargs), "test"
+    except ValueError:  # no test split here
+        return train, build_dataset(name, root, "val", **kwargs), "val"
+
+
 def build_recipe(name: str) -> Callable[[torch.Tensor], torch.Tensor]:
     """The per-sample augmentation registered as ``name`` (one call = one view)."""
     recipe = resolve(RECIPES, name, "recipe")
@@ -89,5 +112,6 @@ __all__ = [
     "build_batch_recipe",
     "build_dataset",
     "build_recipe",
+    "build_run_splits",
     "stratified_split",
 ]

@@ -27,10 +27,6 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
 
-# data options that decide which images are held out, copied from the training config (with
-# its data.kwargs, e.g. the size of a synthetic set or a cache directory)
-_SPLIT_KEYS = ("val_fraction", "split_seed")
-
 
 def _layer_numbers(
     train: Features, test: Features, name: str, *, k: int, weighted_k: int,
@@ -177,20 +173,6 @@ def _reinitialise(model: nn.Module, seed: int) -> None:
                 module.reset_parameters()
 
 
-def _eval_data(name: str, root: str | None, data_cfg: dict, seed: int) -> tuple:
-    """(train_set, test_set, test_split): "test" where the data set has one, else "val"."""
-    from alignuniform.data import build_dataset
-
-    # the held-out split must be the one training never saw: rebuild it with the same options
-    kwargs = dict(data_cfg.get("kwargs") or {})
-    kwargs.update({key: data_cfg[key] for key in _SPLIT_KEYS if data_cfg.get(key) is not None})
-    train_set = build_dataset(name, root, "train", **kwargs)
-    try:
-        return train_set, build_dataset(name, root, "test", **kwargs), "test"
-    except ValueError:
-        return train_set, build_dataset(name, root, "val", **kwargs), "val"
-
-
 def evaluate_checkpoint(
     path: str | Path,
     *,
@@ -226,7 +208,7 @@ def evaluate_checkpoint(
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
     from alignuniform.checkpoint import load_encoder
-    from alignuniform.data import RECIPES, build_batch_recipe, build_recipe
+    from alignuniform.data import RECIPES, build_batch_recipe, build_recipe, build_run_splits
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, config = load_encoder(path, map_location="cpu")
@@ -247,7 +229,9 @@ def evaluate_checkpoint(
     batched = bool(data_cfg.get("batched_augment")) and same_data
     if random_init:
         _reinitialise(model, seed)
-    train_set, test_set, test_split = _eval_data(name, root, data_cfg if same_data else {}, seed)
+    train_set, test_set, test_split = build_run_splits(
+        {**(data_cfg if same_data else {}), "name": name}, root
+    )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
     results = evaluate_encoder(

@@ -64,20 +64,6 @@ def read_jsonl(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def _held_out_set(data_cfg: dict) -> Dataset:
-    """The split training never saw, rebuilt with the run's data options."""
-    from alignuniform.data import build_dataset
-
-    kwargs = dict(data_cfg.get("kwargs") or {})
-    for key in ("val_fraction", "split_seed"):
-        if data_cfg.get(key) is not None:
-            kwargs[key] = data_cfg[key]
-    try:
-        return build_dataset(data_cfg["name"], data_cfg.get("root"), "test", **kwargs)
-    except ValueError:  # no test split here: the held-out val split
-        return build_dataset(data_cfg["name"], data_cfg.get("root"), "val", **kwargs)
-
-
 def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, seed: int = 0,
                    progress: bool = True) -> dict[str, Path]:
     """Write the report of a training run (see the module docstring).
@@ -95,7 +81,7 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
         FileNotFoundError: If ``run_dir`` holds no ``checkpoint.pt``.
     """
     from alignuniform.checkpoint import load_encoder
-    from alignuniform.data import RECIPES, build_recipe
+    from alignuniform.data import RECIPES, build_recipe, build_run_splits
     from alignuniform.evaluate import evaluate_checkpoint, load_results, save_results
     from alignuniform.report.build import build_report
 
@@ -128,7 +114,7 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
 
     recipe_name = data_cfg.get("recipe")
     if getattr(model, "feat_dim", None) == 2 and recipe_name in RECIPES:
-        test_set = _held_out_set(data_cfg)
+        test_set = build_run_splits(data_cfg)[1]
         eval_name = f"{recipe_name}_eval"
         transform = build_recipe(eval_name) if eval_name in RECIPES else None
         # the trained encoder only: the random-init numbers come from a re-initialisation
