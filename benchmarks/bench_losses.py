@@ -18,6 +18,7 @@ import torch.nn.functional as F
 
 import alignuniform as au
 from alignuniform import _kernel, metrics
+from benchmarks._timing import best_of
 
 REPEAT = 3
 
@@ -26,13 +27,8 @@ def _sphere(n: int, d: int, seed: int = 0) -> torch.Tensor:
     return F.normalize(torch.randn(n, d, generator=torch.Generator().manual_seed(seed)), dim=1)
 
 
-def _best(fn, repeat: int = REPEAT) -> float:
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
+def _best(fn) -> float:
+    return best_of(fn, REPEAT)[0]
 
 
 def _paper_uniform(x: torch.Tensor, t: float = 2.0) -> torch.Tensor:

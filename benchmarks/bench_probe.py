@@ -9,11 +9,10 @@ validation search over six strengths. Times are the best of ``REPEAT`` runs.
 
 from __future__ import annotations
 
-import time
-
 import torch
 
 from alignuniform.evaluate import knn_accuracy, linear_probe
+from benchmarks._timing import best_of
 
 REPEAT = 2
 N_TRAIN, N_TEST, DIM, CLASSES = 20_000, 5_000, 256, 10
@@ -29,12 +28,7 @@ def _mixture(seed: int = 0) -> tuple[torch.Tensor, ...]:
 
 
 def _best(fn) -> tuple[float, object]:
-    times, out = [], None
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+    return best_of(fn, REPEAT)
 
 
 def _probe_rows(tr_x, tr_y, te_x, te_y) -> list[dict]:

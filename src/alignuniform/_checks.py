@@ -45,6 +45,13 @@ def same_shape(x: torch.Tensor, y: torch.Tensor, names: str = "x and y") -> None
         )
 
 
+def pairs(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`embeddings` for both views of positive pairs, which must have one shape."""
+    x, y = embeddings(x, "x"), embeddings(y, "y")
+    same_shape(x, y)
+    return x, y
+
+
 def positive(value: float, name: str) -> float:
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
     if not ok or not math.isfinite(value) or not value > 0:

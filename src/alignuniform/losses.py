@@ -59,9 +59,7 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Te
         tensor(2.)
     """
     alpha = _checks.positive(alpha, "alpha")
-    x = _checks.embeddings(x, "x")
-    y = _checks.embeddings(y, "y")
-    _checks.same_shape(x, y)
+    x, y = _checks.pairs(x, y)
     with _no_autocast(x):
         if alpha == 2.0:
             # avoids the undefined gradient of the norm at x_i == y_i
@@ -140,9 +138,7 @@ def contrastive_loss(
         A 0-d tensor.
     """
     tau = _checks.positive(tau, "tau")
-    x = _checks.embeddings(x, "x")
-    y = _checks.embeddings(y, "y")
-    _checks.same_shape(x, y)
+    x, y = _checks.pairs(x, y)
     with _no_autocast(x):
         if negatives is None:
             if x.shape[0] < 2:
@@ -176,9 +172,7 @@ def nt_xent_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 0.5) -> torch.Te
         A 0-d tensor.
     """
     tau = _checks.positive(tau, "tau")
-    x = _checks.embeddings(x, "x")
-    y = _checks.embeddings(y, "y")
-    _checks.same_shape(x, y)
+    x, y = _checks.pairs(x, y)
     with _no_autocast(x):
         z = F.normalize(torch.cat([x, y]), dim=1)
         n = x.shape[0]
