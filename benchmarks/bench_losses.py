@@ -42,6 +42,13 @@ def _fwd_bwd(loss_fn, *inputs):
     return loss.detach(), leaves[0].grad
 
 
+def _peak_rss_kib() -> int:
+    # VmHWM belongs to this address space; getrusage's ru_maxrss would survive exec and
+    # report the (large) parent's peak from the moment of fork
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
+
 def _rss_kib() -> int:
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
@@ -57,13 +64,13 @@ CANDIDATES = {
 def _peak_extra_mib(candidate: str, n: int, d: int) -> float:
     """Peak memory of one call, in a fresh process: peak RSS minus RSS with inputs built."""
     code = (
-        "import json, resource, benchmarks.bench_losses as b;"
+        "import json, benchmarks.bench_losses as b;"
         # a small warm-up call first: lazily loaded kernels and libraries are not the
         # candidate's working memory
         f"b.CANDIDATES[{candidate!r}](b._sphere(64, {d}));"
         f"x = b._sphere({n}, {d}); base = b._rss_kib();"
         f"b.CANDIDATES[{candidate!r}](x);"
-        "print(json.dumps(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - base))"
+        "print(json.dumps(b._peak_rss_kib() - base))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     return int(out.stdout.strip().splitlines()[-1]) / 1024

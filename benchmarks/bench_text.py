@@ -11,20 +11,16 @@ extra or the data is absent.
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
+
+from benchmarks._timing import best_of
 
 N, BATCH, REPEAT = 512, 64, 2
 STSB = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "stsb"
 
 
 def _best(fn):
-    times, out = [], None
-    for _ in range(REPEAT):
-        start = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - start)
-    return min(times), out
+    return best_of(fn, REPEAT)
 
 
 def run() -> list[dict]:
