@@ -197,7 +197,7 @@ def test_all_points_equal_gives_uniformity_zero(dtype, tol):
     assert au.uniform_loss(x).item() == pytest.approx(0.0, abs=tol)
 
 
-@pytest.mark.parametrize("t", [0.5, 2.0, 8.0])
+@pytest.mark.parametrize("t", [0.5, 2.0, 8.0, 30.0])  # 30: beyond the fast path
 def test_two_antipodal_points_give_minus_four_t(t):
     x = torch.tensor([[0.0, 1.0, 0.0], [0.0, -1.0, 0.0]])
     assert au.uniform_loss(x, t).item() == pytest.approx(-4 * t, rel=1e-6)

@@ -1,20 +1,24 @@
 """Block-wise Gaussian-potential sums: the one hot spot of the library.
 
 ``log_mean_pair_potential(x, t)`` computes ``log( mean_{i<j} exp(-t ||x_i - x_j||^2) )``
-without ever holding the N x N matrix. Only blocks on or above the diagonal are visited,
-the backward pass recomputes the blocks instead of storing them, and memory is
-O(N * d + block^2) in both passes.
+without ever holding the N x N matrix: only blocks on or above the diagonal are visited, no
+block outlives its loop iteration, and memory is O(N * d + block^2) in both passes.
 
 The full squared norms are kept (``||u - v||^2 = ||u||^2 + ||v||^2 - 2 u.v``, rather than
 ``2 - 2 u.v``) so that the gradient matches the reference ``torch.pdist`` formula for inputs
 off the sphere too: it carries the radial part.
 
 Fast path. ``exp(-t||x_i - x_j||^2) = a_i a_j exp(2t x_i.x_j)`` with ``a_i = exp(-t||x_i||^2)``,
-so a block needs one matrix product, one in-place ``exp`` and a matrix-vector product; the
-backward needs one product with the (d + 1) columns ``[a, a x]``. This is exact algebra but
-needs ``exp(2t x_i.x_j)`` to stay in range, which holds when ``t max_i ||x_i||^2 <= 40``
-(always for points on the sphere with t <= 40). Otherwise a general path with a per-block
-max-shifted log-sum-exp takes over, so raw features of any scale stay finite.
+so a block costs one matrix product, one in-place ``exp`` and a matrix-vector product. This
+is exact algebra but needs every factor in float range, which holds when
+``t max_i ||x_i||^2 <= 20`` (always for points on the sphere with t <= 20). The pair terms
+are then absolute, not relative to a running maximum, so when a gradient is needed it is
+accumulated in the same pass (one product with the (d + 1) columns ``[a, a x]`` per side of
+a block, whose first column also gives the block's sum) and scaled by the total at the end:
+forward and backward together cost three products per block and one ``exp``.
+
+General path, for anything else (raw features of large norm): a per-block max-shifted
+log-sum-exp, and a backward pass that recomputes the blocks. Nothing overflows.
 """
 
 from __future__ import annotations
@@ -25,8 +29,9 @@ import torch
 #: CPU and GPU, small enough that memory stays flat in N.
 DEFAULT_BLOCK = 1024
 
-#: Largest ``t ||x||^2`` for the fast path: exp(2 * 40) and exp(-2 * 40) fit in float32.
-_SAFE_EXPONENT = 40.0
+#: Largest ``t ||x||^2`` for the fast path. Then every factor lies in [e^-40, e^40] and
+#: every pair term ``exp(-t ||x_i - x_j||^2) >= e^-80``, all normal float32 numbers.
+_SAFE_EXPONENT = 20.0
 
 
 def _pairs(n: int, block: int):
@@ -73,26 +78,43 @@ def _lse_general(x: torch.Tensor, t: float, block: int) -> torch.Tensor:
     return run_max + torch.log(run_sum)
 
 
-def _lse_fast(x: torch.Tensor, scales: torch.Tensor, t: float, block: int) -> torch.Tensor:
+def _fast_pass(
+    x: torch.Tensor, scales: torch.Tensor, t: float, block: int, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``sum_{i<j} exp(-t ||x_i - x_j||^2)`` (float64) and, if asked, the unnormalised
+    ``sum_j exp(-t ||x_i - x_j||^2) (x_i - x_j)`` for every row."""
     x2t = x * (2.0 * t)
     total = torch.zeros((), dtype=torch.float64, device=x.device)
-    for a, b in _pairs(x.shape[0], block):
-        ai, aj = scales[a[0] : a[1]], scales[b[0] : b[1]]
-        p = torch.mm(x2t[a[0] : a[1]], x[b[0] : b[1]].T).exp_()
-        if a == b:
+    ax = torch.cat([scales[:, None], scales[:, None] * x], 1) if with_grad else None
+    acc = torch.zeros_like(x) if with_grad else None
+    for i, j in _pairs(x.shape[0], block):
+        ai, aj = scales[i[0] : i[1]], scales[j[0] : j[1]]
+        p = torch.mm(x2t[i[0] : i[1]], x[j[0] : j[1]].T).exp_()
+        if i == j:
             # zeroed, not subtracted afterwards: the self-terms are the largest of the block
             # and subtracting them would cancel the small ones
             p.fill_diagonal_(0.0)
-        s = (ai @ (p @ aj)).double()
-        total = total + (s / 2 if a == b else s)
-    return torch.log(total)
+        if with_grad:
+            rows = p @ ax[j[0] : j[1]]  # column 0 is p @ a_j: the block sum comes for free
+            s = ai @ rows[:, 0]
+            xi, xj = x[i[0] : i[1]], x[j[0] : j[1]]
+            acc[i[0] : i[1]] += ai[:, None] * (rows[:, :1] * xi - rows[:, 1:])
+            if i != j:  # a diagonal block is complete: both orders of each pair are in p
+                cols = p.T @ ax[i[0] : i[1]]
+                acc[j[0] : j[1]] += aj[:, None] * (cols[:, :1] * xj - cols[:, 1:])
+        else:
+            s = ai @ (p @ aj)
+        total = total + (s.double() / 2 if i == j else s.double())
+    return total, acc
 
 
 def pair_logsumexp(x: torch.Tensor, t: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
     """``log sum_{i<j} exp(-t ||x_i - x_j||^2)`` as a 0-d float64 tensor (no autograd)."""
     x = x.detach()
     scales = _fast_scales(x, t)
-    return _lse_general(x, t, block) if scales is None else _lse_fast(x, scales, t, block)
+    if scales is None:
+        return _lse_general(x, t, block)
+    return torch.log(_fast_pass(x, scales, t, block, with_grad=False)[0])
 
 
 def _grad_general(x: torch.Tensor, lse: torch.Tensor, t: float, block: int) -> torch.Tensor:
@@ -106,32 +128,21 @@ def _grad_general(x: torch.Tensor, lse: torch.Tensor, t: float, block: int) -> t
     return acc
 
 
-def _grad_fast(
-    x: torch.Tensor, scales: torch.Tensor, lse: torch.Tensor, t: float, block: int
-) -> torch.Tensor:
-    # w_ij = a_i a_j p_ij / S; sum_j w_ij (x_i - x_j) from one product with [a, a x]
-    a = scales * torch.exp(-lse / 2)  # splits 1/S over both factors, keeping both in range
-    ax = torch.cat([a[:, None], a[:, None] * x], 1)
-    x2t = x * (2.0 * t)
-    acc = torch.zeros_like(x)
-    for i, j in _pairs(x.shape[0], block):
-        p = torch.mm(x2t[i[0] : i[1]], x[j[0] : j[1]].T).exp_()
-        if i == j:
-            p.fill_diagonal_(0.0)
-        rows = p @ ax[j[0] : j[1]]
-        acc[i[0] : i[1]] += a[i[0] : i[1], None] * (rows[:, :1] * x[i[0] : i[1]] - rows[:, 1:])
-        if i != j:  # a diagonal block is already complete: both orders of each pair are in p
-            cols = p.T @ ax[i[0] : i[1]]
-            acc[j[0] : j[1]] += a[j[0] : j[1], None] * (cols[:, :1] * x[j[0] : j[1]] - cols[:, 1:])
-    return acc
-
-
 class _LogMeanPairPotential(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, t: float, block: int) -> torch.Tensor:
         n = x.shape[0]
-        lse = pair_logsumexp(x, t, block)
-        ctx.save_for_backward(x, lse)
+        x = x.detach()
+        scales = _fast_scales(x, t)
+        grad = None
+        if scales is None:
+            lse = _lse_general(x, t, block)
+        else:
+            total, acc = _fast_pass(x, scales, t, block, with_grad=ctx.needs_input_grad[0])
+            lse = torch.log(total)
+            if acc is not None:  # d/dx of log(total): the softmax-weighted differences
+                grad = acc.div_(total.to(acc.dtype))
+        ctx.save_for_backward(x, lse, grad)
         ctx.t, ctx.block = t, block
         n_pairs = n * (n - 1) / 2
         return (lse - torch.log(torch.tensor(n_pairs, dtype=torch.float64))).to(x.dtype)
@@ -139,16 +150,12 @@ class _LogMeanPairPotential(torch.autograd.Function):
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad_out: torch.Tensor):
-        x, lse = ctx.saved_tensors
+        x, lse, grad = ctx.saved_tensors
         t, block = ctx.t, ctx.block
-        scales = _fast_scales(x, t)
-        lse = lse.to(x.dtype)
-        if scales is None:
-            acc = _grad_general(x, lse, t, block)
-        else:
-            acc = _grad_fast(x, scales, lse, t, block)
+        if grad is None:  # the general path recomputes its blocks
+            grad = _grad_general(x, lse.to(x.dtype), t, block)
         # d/dx_i of log sum_{i<j} exp(E_ij) = -2t sum_j w_ij (x_i - x_j), w = softmax(E)
-        return acc * (grad_out.to(x.dtype) * (-2.0 * t)), None, None
+        return grad * (grad_out.to(x.dtype) * (-2.0 * t)), None, None
 
 
 def log_mean_pair_potential(x: torch.Tensor, t: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
