@@ -352,7 +352,7 @@ def test_dropout_alignment_settings(model, split):
     assert [m.p for m in model.modules() if isinstance(m, torch.nn.Dropout)] == before
     assert not model.training
     with pytest.raises(ValueError, match=r"\[0, 1\)"), dropout_rate(model, 1.0):
-        pass
+        raise AssertionError("dropout_rate accepted p = 1")
 
 
 # ---------------------------------------------------------------- SimCSE training
