@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignuniform.cli._options import add_run_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -30,8 +32,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default: the data set's)")
     p.add_argument("--feat-dim", type=int, default=2,
                    help="embedding dimension; 2 adds the S^1 figure (default: 2)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignuniform.cli._options import add_run_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -52,8 +54,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="encoder batch size")
     p.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 

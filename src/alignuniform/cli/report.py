@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignuniform.cli._options import add_run_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -22,8 +24,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report)")
     p.add_argument("--seed", type=int, default=0,
                    help="seed of evaluations computed here and of the S^1 pairs (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 

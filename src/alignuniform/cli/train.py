@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from alignuniform.cli._options import add_run_options
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -28,8 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--monitor", action="store_true",
                    help="after each epoch log held-out weighted k-NN accuracy, alignment and "
                         "uniformity to epochs.jsonl (alignuniform.evaluate.make_monitor)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    add_run_options(p)
     p.set_defaults(func=run)
 
 
