@@ -1,4 +1,4 @@
-"""A data set of images held in memory as one uint8 array."""
+"""Data sets held in memory as one tensor: labelled items, and uint8 images."""
 
 from __future__ import annotations
 
@@ -9,7 +9,39 @@ import torch
 from torch.utils.data import Dataset
 
 
-class ArrayDataset(Dataset):
+class LabelledTensors(Dataset):
+    """Items ``(transform(data[i]), labels[i])`` from tensors held in memory.
+
+    Args:
+        data: (N, ...) tensor of untransformed items.
+        labels: (N,) integer labels (-1 for unlabelled items).
+        classes: Class names, index = label.
+        transform: Applied to each item when it is read.
+    """
+
+    def __init__(
+        self,
+        data: torch.Tensor,
+        labels: np.ndarray | torch.Tensor,
+        classes: list[str],
+        transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        self.data = data
+        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
+        self.classes = list(classes)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+        item = self.data[index]
+        if self.transform is not None:
+            item = self.transform(item)
+        return item, int(self.labels[index])
+
+
+class ArrayDataset(LabelledTensors):
     """Items ``(transform(image), label)`` with ``image`` a (C, H, W) uint8 tensor.
 
     Args:
@@ -19,7 +51,7 @@ class ArrayDataset(Dataset):
         transform: Applied to each (C, H, W) uint8 image, e.g. ``build_recipe("cifar10_eval")``.
 
     Attributes:
-        images: (N, C, H, W) uint8 tensor, shared with worker processes without copies.
+        images: (N, C, H, W) uint8 tensor (``data``), shared with workers without copies.
         labels: (N,) int64 tensor.
     """
 
@@ -36,17 +68,10 @@ class ArrayDataset(Dataset):
             )
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} images but {len(labels)} labels")
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2)
-        self.images = self.images.contiguous()
-        self.labels = torch.as_tensor(np.asarray(labels), dtype=torch.int64)
-        self.classes = list(classes)
-        self.transform = transform
+        chw = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).contiguous()
+        super().__init__(chw, labels, classes, transform)
 
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        image = self.images[index]
-        if self.transform is not None:
-            image = self.transform(image)
-        return image, int(self.labels[index])
+    @property
+    def images(self) -> torch.Tensor:
+        """(N, C, H, W) uint8 tensor, shared with worker processes without copies."""
+        return self.data

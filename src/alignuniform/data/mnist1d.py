@@ -14,7 +14,8 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+
+from alignuniform.data.arrays import LabelledTensors
 
 SEQ_LEN = 40
 NUM_CLASSES = 10
@@ -50,7 +51,7 @@ def _generate(num_samples: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-class MNIST1D(Dataset):
+class MNIST1D(LabelledTensors):
     """One split of a locally generated MNIST-1D data set.
 
     Items are ``(transform(x), label)`` with ``x`` a float32 tensor of shape ``(1, 40)`` (one
@@ -89,19 +90,12 @@ class MNIST1D(Dataset):
         start = {"train": 0, "val": n_train, "test": n_train + n_val}[split]
         stop = start + sizes[split]
         self.split = split
-        self.data = torch.from_numpy(x[start:stop].copy()).unsqueeze(1)
-        self.labels = torch.from_numpy(y[start:stop].copy())
-        self.classes = [str(c) for c in range(NUM_CLASSES)]
-        self.transform = transform
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
-        x = self.data[index]
-        if self.transform is not None:
-            x = self.transform(x)
-        return x, int(self.labels[index])
+        super().__init__(
+            torch.from_numpy(x[start:stop].copy()).unsqueeze(1),
+            torch.from_numpy(y[start:stop].copy()),
+            [str(c) for c in range(NUM_CLASSES)],
+            transform,
+        )
 
 
 def build_dataset(root: str | None, split: str, *, n_train: int = 4000, n_test: int = 1000,
