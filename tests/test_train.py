@@ -176,7 +176,7 @@ def test_bf16_autocast_keeps_the_losses_finite(tmp_path):
 
 
 def test_resume_drops_log_lines_after_the_checkpoint_and_a_partial_last_line(tmp_path):
-    from alignuniform.train import _trim_jsonl
+    from alignuniform.train.engine import _trim_jsonl
 
     log = tmp_path / "log.jsonl"
     log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')  # killed while writing

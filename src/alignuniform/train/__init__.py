@@ -1,0 +1,39 @@
+"""Train an encoder on the hypersphere: typed configs, the loop, checkpoints and resume, DDP.
+
+One function, ``train(config, out_dir)``, runs any point of the paper's loss space
+(contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
+or under ``torchrun`` with DistributedDataParallel. ``config`` holds the schema, its
+validation and YAML load/save; ``engine`` the loop, checkpoints and resume.
+
+Example:
+    >>> from alignuniform.train import load_config, train
+    >>> cfg = load_config("configs/cifar10_cpu_align_uniform.yaml", ["epochs=2"])
+    >>> run_dir = train(cfg, "runs/au")
+"""
+
+from alignuniform.train.config import (
+    AMP_DTYPES,
+    DataConfig,
+    LossConfig,
+    ModelConfig,
+    OptimConfig,
+    TrainConfig,
+    config_from_dict,
+    load_config,
+    save_config,
+)
+from alignuniform.train.engine import build_train_set, train
+
+__all__ = [
+    "AMP_DTYPES",
+    "DataConfig",
+    "LossConfig",
+    "ModelConfig",
+    "OptimConfig",
+    "TrainConfig",
+    "build_train_set",
+    "config_from_dict",
+    "load_config",
+    "save_config",
+    "train",
+]

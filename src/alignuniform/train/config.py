@@ -1,0 +1,264 @@
+"""The training config: typed sections, their validation, and YAML load/save.
+
+``load_config(path, overrides)`` reads a YAML file with ``yaml.safe_load``, applies
+``section.key=value`` overrides, and checks every value before any work starts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import yaml
+
+AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass
+class DataConfig:
+    """What to train on and how to make positive pairs.
+
+    Attributes:
+        name: Data set name (``alignuniform.data.DATASETS``).
+        root: Where the data live (directory or zip); ``None`` for generated data.
+        split: Training split ("train"; STL-10's self-supervised set is "train+unlabeled").
+        recipe: Two-view augmentation (``alignuniform.data.RECIPES``).
+        batch_size: Global batch size (split evenly over DDP ranks).
+        num_workers: DataLoader worker processes per rank.
+        batched_augment: Augment whole batches on the training device instead of each image
+            in the workers (much faster for small images on few CPU cores; see
+            ``benchmarks/bench_data.py``).
+        val_fraction: Held-out fraction of each class (``None``: the data set's default);
+            evaluation rebuilds the same split from this config.
+        split_seed: Seed of that split (``None``: the data set's default).
+        subset: Train on a seeded random subset of this many images (``None``: all).
+        kwargs: Further data-set options (e.g. ``n`` for "synthetic", ``cache_dir``).
+    """
+
+    name: str = "cifar10"
+    root: str | None = None
+    split: str = "train"
+    recipe: str = "cifar10"
+    batch_size: int = 768
+    num_workers: int = 4
+    batched_augment: bool = False
+    val_fraction: float | None = None
+    split_seed: int | None = None
+    subset: int | None = None
+    kwargs: dict = field(default_factory=dict)
+
+
+@dataclass
+class ModelConfig:
+    """The encoder: a ``build_model`` name, output dimension and constructor options.
+
+    Attributes:
+        name: Model name (``alignuniform.models.MODELS``).
+        feat_dim: Embedding dimension (128 in the paper).
+        kwargs: Further constructor options (e.g. ``image_size: 32`` for SmallAlexNet).
+        sync_bn: Convert BatchNorm to SyncBatchNorm under DDP (statistics over the global
+            batch).
+    """
+
+    name: str = "small_alexnet"
+    feat_dim: int = 128
+    kwargs: dict = field(default_factory=dict)
+    sync_bn: bool = False
+
+
+@dataclass
+class LossConfig:
+    """Weights and parameters of ``alignuniform.LossCombination``.
+
+    Attributes:
+        w_contrastive, tau: L_contrastive weight and temperature.
+        w_align, alpha: L_align weight and exponent.
+        w_uniform, t: L_uniform weight and scale.
+        w_nt_xent, tau_nt_xent: SimCLR NT-Xent weight and temperature.
+        global_batch: Under DDP, gather embeddings from all ranks so uniformity and the
+            contrastive terms see the global batch (the single-process loss exactly).
+    """
+
+    w_contrastive: float = 0.0
+    tau: float = 0.07
+    w_align: float = 1.0
+    alpha: float = 2.0
+    w_uniform: float = 1.0
+    t: float = 2.0
+    w_nt_xent: float = 0.0
+    tau_nt_xent: float = 0.5
+    global_batch: bool = True
+
+
+@dataclass
+class OptimConfig:
+    """SGD with momentum and a step schedule (the paper's defaults).
+
+    Attributes:
+        lr: Learning rate; ``None`` means ``base_lr * batch_size / 256``.
+        base_lr: Learning rate per 256 images of (global) batch.
+        momentum: SGD momentum.
+        weight_decay: L2 weight decay.
+        milestones: Epochs after which the learning rate is multiplied by ``gamma``.
+        gamma: Decay factor.
+    """
+
+    lr: float | None = None
+    base_lr: float = 0.12
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    milestones: list[int] = field(default_factory=lambda: [155, 170, 185])
+    gamma: float = 0.1
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; ``load_config`` builds it from YAML.
+
+    Attributes:
+        data, model, loss, optim: The sections above.
+        seed: Seed of initialisation, data order and augmentation.
+        epochs: Number of epochs.
+        device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
+        amp: Mixed precision of the encoder's forward pass: "none", "bf16" or "fp16"
+            ("fp16" uses a gradient scaler; the losses always run in float32).
+        monitor_every: Call the monitor every this many epochs.
+        tensorboard: Also write TensorBoard scalars to ``out_dir/tb`` (needs tensorboard).
+    """
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    seed: int = 0
+    epochs: int = 200
+    device: str = "auto"
+    amp: str = "none"
+    monitor_every: int = 1
+    tensorboard: bool = False
+
+    def to_dict(self) -> dict:
+        """The config as plain nested dicts (what checkpoints and config.yaml store)."""
+        return dataclasses.asdict(self)
+
+    def learning_rate(self) -> float:
+        """The learning rate in use: ``optim.lr``, else the linear scaling rule."""
+        if self.optim.lr is not None:
+            return self.optim.lr
+        return self.optim.base_lr * self.data.batch_size / 256
+
+
+
+# ---------------------------------------------------------------------------------------------
+# configs from YAML
+
+
+def _check_value(value: object, hint: object, where: str) -> object:
+    """Coerce/validate one YAML value against a field's type hint."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (hint,) = [a for a in args if a is not type(None)]
+        origin = typing.get_origin(hint)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    expected = origin or hint
+    if expected is float and isinstance(value, str):
+        try:  # YAML 1.1 reads "1e-4" as a string
+            return float(value)
+        except ValueError:
+            pass
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        name = getattr(expected, "__name__", str(expected))
+        raise TypeError(f"{where} must be {name}, got {value!r}")
+    if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
+        raise TypeError(f"{where} must be a list of ints, got {value!r}")
+    return value
+
+
+def _from_dict(cls: type, values: dict, where: str = "") -> object:
+    if not isinstance(values, dict):
+        raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(
+            f"unknown config key(s) {', '.join(where + k for k in unknown)}; valid keys"
+            f"{' in ' + where.rstrip('.') if where else ''}: {', '.join(names)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")
+        else:
+            kwargs[name] = _check_value(value, hint, where + name)
+    return cls(**kwargs)
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {override!r} must look like section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+    node[leaf] = yaml.safe_load(text)
+
+
+def config_from_dict(values: dict) -> TrainConfig:
+    """Build and validate a ``TrainConfig`` from nested dicts (as in YAML or a checkpoint)."""
+    config = _from_dict(TrainConfig, values)
+    if config.amp not in AMP_DTYPES:
+        raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {config.amp!r}")
+    for name, value in (("epochs", config.epochs), ("data.batch_size", config.data.batch_size),
+                        ("model.feat_dim", config.model.feat_dim),
+                        ("monitor_every", config.monitor_every)):
+        if value < 1:
+            raise ValueError(f"{name} must be >= 1, got {value}")
+    if config.data.num_workers < 0:
+        raise ValueError(f"data.num_workers must be >= 0, got {config.data.num_workers}")
+    if config.optim.milestones != sorted(config.optim.milestones):
+        raise ValueError(f"optim.milestones must be increasing, got {config.optim.milestones}")
+    return config
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
+    """Read a YAML config and apply ``section.key=value`` overrides.
+
+    Args:
+        path: YAML file (``None``: the defaults).
+        overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
+
+    Raises:
+        FileNotFoundError: No file at ``path``.
+        ValueError: An unknown key (the message lists the valid ones) or a bad value.
+        TypeError: A value of the wrong type.
+    """
+    raw: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no config file {path}")
+        raw = yaml.safe_load(path.read_text()) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path} must hold a mapping of config sections")
+    for override in overrides or []:
+        _apply_override(raw, override)
+    return config_from_dict(raw)
+
+
+def save_config(config: TrainConfig, path: str | Path) -> Path:
+    """Write ``config`` as YAML (readable back with ``load_config``)."""
+    path = Path(path)
+    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    return path
