@@ -75,6 +75,57 @@ def test_config_errors_name_the_problem(tmp_path):
     assert isinstance(config.loss.tau, float) and config.data.kwargs == {"n": 5}
 
 
+@pytest.mark.parametrize(("override", "message"), [
+    ("optim.gamma=0", r"optim.gamma must be > 0 .*got 0.0"),
+    ("optim.gamma=-0.1", r"optim.gamma must be > 0"),
+    ("optim.lr=.nan", r"optim.lr must be a finite number, got nan"),
+    ("optim.lr=.inf", r"optim.lr must be a finite number, got inf"),
+    ("optim.lr=1e6", r"learning rate must be in \(0, 10\], got optim.lr=1000000.0"),
+    ("optim.lr=0", r"learning rate must be in \(0, 10\], got optim.lr=0.0"),
+    ("optim.base_lr=100", r"got optim.base_lr \* data.batch_size / 256 = 100.0 \* 768 / 256"),
+    ("optim.momentum=1.5", r"optim.momentum must be in \[0, 1\)"),
+    ("optim.weight_decay=-1", r"optim.weight_decay must be >= 0"),
+    ("loss.tau=0", r"loss.tau must be a positive finite number"),
+    ("loss.w_align=.nan", r"loss.w_align must be a finite number"),
+    ("device=banana", r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'"),
+    ("device=cuda:x", r"device must be .*got 'cuda:x'"),
+    ("data.subset=0", r"data.subset must be >= 1"),
+])
+def test_config_refuses_values_no_run_can_use(override, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(None, [override])
+
+
+def test_config_accepts_the_devices_it_documents():
+    for device in ("auto", "cpu", "cuda", "cuda:1"):
+        assert load_config(None, [f"device={device}"]).device == device
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("seed: !!python/object/apply:os.system ['echo owned']\n",
+     r"bad\.yaml, line 1 column 7: could not determine a constructor for the tag "
+     r"'tag:yaml.org,2002:python/object/apply:os.system' \(tags that build Python objects"),
+    ("data:\n  name: [cifar10\nseed: 1\n", r"bad\.yaml, line 3 column 5: .*expected"),
+])
+def test_unsafe_or_broken_yaml_is_one_line_naming_the_file(tmp_path, capsys, text, message):
+    from alignuniform.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        load_config(bad)
+    assert main(["train", "--config", str(bad), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and str(bad) in err
+    assert not (tmp_path / "run").exists()
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("seed: 1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"latin1\.yaml: not UTF-8 text"):
+        load_config(latin1)
+    with pytest.raises(ValueError, match=r"override 'loss.t=\[1': not a YAML value \(line 1"):
+        load_config(None, ["loss.t=[1"])
+
+
 @pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
 def test_shipped_configs_load(path):
     load_config(path)

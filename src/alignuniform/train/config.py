@@ -1,12 +1,17 @@
 """The training config: typed sections, their validation, and YAML load/save.
 
-``load_config(path, overrides)`` reads a YAML file with ``yaml.safe_load``, applies
-``section.key=value`` overrides, and checks every value before any work starts.
+``load_config(path, overrides)`` reads a YAML file with ``yaml.safe_load`` (no tags that
+build Python objects), applies ``section.key=value`` overrides, and checks every value
+before any work starts: wrong keys and types, non-finite numbers, a learning rate or decay
+that cannot train, an unknown device. Every error is a ``ValueError`` (or ``TypeError`` for
+a wrong type) whose message names the key or file and says what would be accepted.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -14,6 +19,9 @@ from pathlib import Path
 
 import torch
 import yaml
+
+from alignuniform.io import atomic_write_text
+from alignuniform.losses import LossCombination
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -154,7 +162,12 @@ class TrainConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# configs from YAML
+# validation
+
+# SGD on these encoders diverges far below this; a larger value is a typo (1e2 for 1e-2)
+MAX_LR = 10.0
+
+_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
 
 
 def _check_value(value: object, hint: object, where: str) -> object:
@@ -166,16 +179,18 @@ def _check_value(value: object, hint: object, where: str) -> object:
         (hint,) = [a for a in args if a is not type(None)]
         origin = typing.get_origin(hint)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
+        value = float(value)
     expected = origin or hint
     if expected is float and isinstance(value, str):
         try:  # YAML 1.1 reads "1e-4" as a string
-            return float(value)
+            value = float(value)
         except ValueError:
             pass
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         name = getattr(expected, "__name__", str(expected))
         raise TypeError(f"{where} must be {name}, got {value!r}")
+    if expected is float and not math.isfinite(value):
+        raise ValueError(f"{where} must be a finite number, got {value!r}")
     if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
         raise TypeError(f"{where} must be a list of ints, got {value!r}")
     return value
@@ -186,7 +201,7 @@ def _from_dict(cls: type, values: dict, where: str = "") -> object:
         raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(values) - set(names))
+    unknown = sorted(set(map(str, values)) - set(names))
     if unknown:
         raise ValueError(
             f"unknown config key(s) {', '.join(where + k for k in unknown)}; valid keys"
@@ -202,24 +217,42 @@ def _from_dict(cls: type, values: dict, where: str = "") -> object:
     return cls(**kwargs)
 
 
-def _apply_override(raw: dict, override: str) -> None:
-    key, sep, text = override.partition("=")
-    if not sep or not key:
-        raise ValueError(f"override {override!r} must look like section.key=value")
-    *parents, leaf = key.strip().split(".")
-    node = raw
-    for part in parents:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ValueError(f"override {override!r}: {part} is not a section")
-    node[leaf] = yaml.safe_load(text)
+def _check_optim(config: TrainConfig) -> None:
+    optim = config.optim
+    if not optim.gamma > 0:
+        raise ValueError(
+            f"optim.gamma must be > 0 (the factor applied to the learning rate at each "
+            f"milestone; 0.1 in the paper), got {optim.gamma}"
+        )
+    if not 0 <= optim.momentum < 1:
+        raise ValueError(f"optim.momentum must be in [0, 1), got {optim.momentum}")
+    if optim.weight_decay < 0:
+        raise ValueError(f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
+    lr = config.learning_rate()
+    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
+        source = (f"optim.lr={optim.lr}" if optim.lr is not None else
+                  f"optim.base_lr * data.batch_size / 256 = {optim.base_lr} * "
+                  f"{config.data.batch_size} / 256 = {lr:g}")
+        raise ValueError(
+            f"the learning rate must be in (0, {MAX_LR:g}], got {source}; the paper uses "
+            "base_lr=0.12 (0.36 at batch size 768)"
+        )
 
 
 def config_from_dict(values: dict) -> TrainConfig:
-    """Build and validate a ``TrainConfig`` from nested dicts (as in YAML or a checkpoint)."""
+    """Build and validate a ``TrainConfig`` from nested dicts (as in YAML or a checkpoint).
+
+    Raises:
+        ValueError: An unknown key, or a value no run could use (the message names the key).
+        TypeError: A value of the wrong type.
+    """
     config = _from_dict(TrainConfig, values)
     if config.amp not in AMP_DTYPES:
         raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {config.amp!r}")
+    if not _DEVICE.fullmatch(config.device):
+        raise ValueError(
+            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}"
+        )
     for name, value in (("epochs", config.epochs), ("data.batch_size", config.data.batch_size),
                         ("model.feat_dim", config.model.feat_dim),
                         ("monitor_every", config.monitor_every)):
@@ -227,21 +260,63 @@ def config_from_dict(values: dict) -> TrainConfig:
             raise ValueError(f"{name} must be >= 1, got {value}")
     if config.data.num_workers < 0:
         raise ValueError(f"data.num_workers must be >= 0, got {config.data.num_workers}")
+    if config.data.subset is not None and config.data.subset < 1:
+        raise ValueError(f"data.subset must be >= 1 (or null for all), got {config.data.subset}")
     if config.optim.milestones != sorted(config.optim.milestones):
         raise ValueError(f"optim.milestones must be increasing, got {config.optim.milestones}")
+    _check_optim(config)
+    try:  # the loss checks its own weights and scales; found here, before any data loads
+        LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
+                           if k != "global_batch"})
+    except ValueError as err:
+        raise ValueError(f"bad loss section: loss.{err}") from err
     return config
+
+
+# ---------------------------------------------------------------------------------------------
+# YAML
+
+
+def _yaml_error(err: yaml.YAMLError) -> str:
+    """One line from a YAML error: where, and what (its str() spans several lines)."""
+    mark = getattr(err, "problem_mark", None)
+    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
+    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
+    if "python/" in problem:
+        problem += " (tags that build Python objects are refused: write plain values)"
+    return where + problem
+
+
+def _apply_override(raw: dict, override: str) -> None:
+    key, sep, text = override.partition("=")
+    if not sep or not key:
+        raise ValueError(f"override {override!r} must look like section.key=value")
+    *parents, leaf = key.strip().split(".")
+    node = raw
+    for part in parents:
+        if node.get(part) is None:  # absent, or an empty section in the YAML
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            raise ValueError(f"override {override!r}: {part} is not a section")
+    try:
+        node[leaf] = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise ValueError(f"override {override!r}: not a YAML value ({_yaml_error(err)})") from err
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
     """Read a YAML config and apply ``section.key=value`` overrides.
 
     Args:
-        path: YAML file (``None``: the defaults).
+        path: YAML file (``None``: the defaults). Read with ``yaml.safe_load``.
         overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
 
     Raises:
         FileNotFoundError: No file at ``path``.
-        ValueError: An unknown key (the message lists the valid ones) or a bad value.
+        ValueError: The file is not UTF-8 YAML of plain values (a syntax error, or a tag such
+            as ``!!python/object``; the message names the file and line), an unknown key
+            (the message lists the valid ones) or a bad value.
         TypeError: A value of the wrong type.
     """
     raw: dict = {}
@@ -249,7 +324,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         path = Path(path)
         if not path.is_file():
             raise FileNotFoundError(f"no config file {path}")
-        raw = yaml.safe_load(path.read_text()) or {}
+        try:
+            raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{path}: not UTF-8 text ({err.reason})") from err
+        except yaml.YAMLError as err:
+            raise ValueError(f"{path}, {_yaml_error(err)}") from err
         if not isinstance(raw, dict):
             raise ValueError(f"{path} must hold a mapping of config sections")
     for override in overrides or []:
@@ -258,7 +338,5 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
 
 def save_config(config: TrainConfig, path: str | Path) -> Path:
-    """Write ``config`` as YAML (readable back with ``load_config``)."""
-    path = Path(path)
-    path.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-    return path
+    """Write ``config`` as YAML (readable back with ``load_config``), atomically."""
+    return atomic_write_text(path, yaml.safe_dump(config.to_dict(), sort_keys=False))
