@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import pytest
 import torch
 
@@ -40,6 +43,35 @@ def test_failed_save_leaves_the_previous_checkpoint_and_no_temp_file(tmp_path, m
     monkeypatch.undo()
     assert load_checkpoint(path)["v"].item() == 1
     assert [p.name for p in tmp_path.iterdir()] == ["ck.pt"]
+
+
+def test_saves_respect_the_umask_and_sync_the_folder(tmp_path, monkeypatch):
+    from alignuniform import io
+
+    synced = []
+    monkeypatch.setattr(io, "fsync_dir", lambda folder: synced.append(folder))
+    old = os.umask(0o022)
+    try:
+        path = save_checkpoint(tmp_path / "ck.pt", {"v": torch.tensor(1)})
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644  # like any file, not mkstemp's 0600
+    assert synced == [tmp_path]  # the rename reaches the disk too
+
+
+def test_an_empty_checkpoint_file_is_named_in_the_error(tmp_path, monkeypatch):
+    empty = tmp_path / "checkpoint.pt"
+    empty.write_bytes(b"")  # what a crash before the data reached the disk can leave
+    with pytest.raises(ValueError, match=rf"{empty} is empty \(0 bytes\)"):
+        load_checkpoint(empty)
+
+    def fail(*args, **kwargs):
+        raise EOFError  # torch.load raises this, message empty, on a cut-short pickle
+
+    empty.write_bytes(b"x")
+    monkeypatch.setattr(checkpoint.torch, "load", fail)
+    with pytest.raises(ValueError, match=rf"{empty} is not a readable checkpoint .*: EOFError"):
+        load_checkpoint(empty)
 
 
 def test_truncated_foreign_and_unsafe_files_get_clear_errors(tmp_path):

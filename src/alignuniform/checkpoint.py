@@ -7,20 +7,21 @@ training config as a plain dict, whose ``"model"`` entry names the architecture)
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import torch
 from torch import nn
 
+from alignuniform.io import atomic_write
 from alignuniform.models import build_model
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
-    """Write ``state`` to ``path`` atomically: a temporary file in the same folder, then rename.
+    """Write ``state`` to ``path`` atomically (``alignuniform.io.atomic_write``: a temporary
+    file in the same folder, fsynced, renamed, the folder fsynced; mode as the umask says).
 
-    An interrupted save (kill -9, full disk) leaves the previous checkpoint intact.
+    An interrupted save (kill -9, full disk) leaves the previous checkpoint intact; the
+    temporary file a kill leaves is removed by ``alignuniform.io.remove_stale_temps``.
 
     Args:
         path: Destination file; its folder is created if needed.
@@ -32,19 +33,7 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(path, lambda f: torch.save(state, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -52,18 +41,25 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
 
     Raises:
         FileNotFoundError: No file at ``path``.
-        ValueError: The file is truncated, not a torch file, holds disallowed objects, or is
-            not a dict.
+        ValueError: The file is empty, truncated, not a torch file, holds disallowed objects,
+            or is not a dict; the message names the file.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    if path.stat().st_size == 0:
+        raise ValueError(
+            f"{path} is empty (0 bytes): it was never fully written; delete it and start "
+            "the run again (or restore a copy)"
+        )
     try:
         state = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as err:  # noqa: BLE001 (a damaged file fails in many ways inside torch)
+        # some torch errors have an empty message: fall back to the exception's type
+        reason = (str(err).strip().splitlines() or [type(err).__name__])[0]
         raise ValueError(
             f"{path} is not a readable checkpoint (truncated, corrupt, or not saved by "
-            f"torch.save of plain tensors/containers): {str(err).splitlines()[0]}"
+            f"torch.save of plain tensors/containers): {reason}"
         ) from err
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
