@@ -246,3 +246,107 @@ def test_tensorboard_is_optional_with_a_clear_error(tmp_path):
     else:
         out = train(config, tmp_path / "tb", progress=False)
         assert any((out / "tb").iterdir())
+
+
+# ---------------------------------------------------------------------------------------------
+# runs under faults
+
+
+@pytest.fixture
+def no_data(monkeypatch):
+    """Make data loading (training's and the CLI monitor's) fail loudly: a check that must
+    come first then shows it did."""
+    import alignuniform.data
+    from alignuniform.train import engine
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the data were loaded before the check")
+
+    monkeypatch.setattr(engine, "build_train_set", refuse)
+    monkeypatch.setattr(alignuniform.data, "build_run_splits", refuse)
+
+
+def test_a_second_process_on_the_same_out_is_refused_naming_the_holder(tmp_path):
+    from alignuniform.io import RunLock, RunLockedError
+
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = tmp_path / "run"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from alignuniform.io import RunLock; "
+         f"lock = RunLock({str(out)!r}); print('locked', flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        env=dict(os.environ, PYTHONPATH=str(ROOT / "src")),
+    )
+    try:
+        assert holder.stdout.readline() == "locked\n"
+        with pytest.raises(RunLockedError, match=rf"{out} is in use by pid {holder.pid} "):
+            train(config, out, progress=False)
+        assert sorted(p.name for p in out.iterdir()) == [".lock"]  # nothing written
+    finally:
+        holder.stdin.close()  # the holder exits, and the OS drops its lock
+        holder.wait(timeout=60)
+
+    seen = []
+
+    def monitor(model, epoch):  # mid-run: the lock is held for the run's life
+        with pytest.raises(RunLockedError, match=f"in use by pid {os.getpid()} "):
+            RunLock(out)
+        seen.append(epoch)
+        return {}
+
+    train(config, out, monitor=monitor, progress=False)
+    assert seen == [1]
+    RunLock(out).release()  # and dropped when the run ends
+
+
+def test_an_unusable_out_or_device_is_refused_before_the_data_load(tmp_path, no_data,
+                                                                  monkeypatch):
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    with pytest.raises(ValueError, match=f"output folder {not_a_dir} exists and is not a folder"):
+        train(config, not_a_dir, progress=False)
+    if os.geteuid() != 0:  # root writes anywhere
+        read_only = tmp_path / "ro"
+        read_only.mkdir(mode=0o500)
+        with pytest.raises(ValueError, match=f"cannot write to output folder {read_only}"):
+            train(config, read_only, progress=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    for device in ("cuda", "cuda:1"):
+        with pytest.raises(ValueError, match=f"device={device} but no CUDA GPU is available"):
+            train(load_config(_tiny(tmp_path), [f"device={device}"]), tmp_path / "gpu",
+                  progress=False)
+    assert not (tmp_path / "gpu").exists()
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(ValueError, match=r"device=cuda:2 but there are 2 CUDA devices"):
+        train(load_config(_tiny(tmp_path), ["device=cuda:2"]), tmp_path / "gpu", progress=False)
+
+
+def test_cli_checks_out_before_the_monitor_loads_data(tmp_path, no_data, capsys):
+    from alignuniform.cli import main
+
+    not_a_dir = tmp_path / "file"
+    not_a_dir.write_text("")
+    code = main(["train", "--config", str(_tiny(tmp_path)), "--out", str(not_a_dir),
+                 "--monitor", "--no-progress"])
+    assert code == 2 and "exists and is not a folder" in capsys.readouterr().err
+
+
+def test_resume_cleans_stale_temps_and_tolerates_partial_last_lines(tmp_path):
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    stale = out / ".checkpoint.pt.4242.deadbeef.tmp"  # what kill -9 mid-save leaves
+    stale.write_bytes(b"half a checkpoint")
+    for name in ("log.jsonl", "epochs.jsonl"):
+        with open(out / name, "a") as f:
+            f.write('{"step": 99, "epoch": 9')  # killed while appending
+    train(load_config(out / "config.yaml", ["epochs=2"]), out, resume=True, progress=False)
+    assert not stale.exists()
+    assert [s["step"] for s in _lines(out / "log.jsonl")] == list(range(1, 7))
+    assert [e["epoch"] for e in _lines(out / "epochs.jsonl")] == [1, 2]
+    # a damaged line that is not the last is no interrupted append: named, not dropped
+    log = out / "log.jsonl"
+    log.write_text('{"step": 1}\n{"st\n{"step": 2}\n')
+    with pytest.raises(ValueError, match=rf"{log}, line 2: not valid JSON"):
+        train(load_config(out / "config.yaml", ["epochs=3"]), out, resume=True, progress=False)

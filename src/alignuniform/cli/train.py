@@ -51,12 +51,14 @@ def _monitor(config):
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.distributed import is_main_process
+    from alignuniform.io import check_writable_dir
     from alignuniform.train import load_config, train
 
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
     config = load_config(args.config, overrides)
+    check_writable_dir(args.out)  # before the monitor loads its data (train checks again)
     monitor = _monitor(config) if args.monitor else None
     out = train(config, args.out, resume=args.resume, monitor=monitor,
                 progress=not args.no_progress)

@@ -20,7 +20,6 @@ seeded at the start of each epoch), so continuing from the last epoch checkpoint
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 import random
 import time
@@ -42,6 +41,14 @@ from alignuniform.distributed import (
     cleanup,
     init_from_env,
     is_distributed,
+)
+from alignuniform.io import (
+    RunLock,
+    append_jsonl,
+    atomic_write_text,
+    read_jsonl,
+    remove_stale_temps,
+    to_json,
 )
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
@@ -99,18 +106,32 @@ def build_train_set(data: DataConfig, seed: int) -> Dataset:
 def _trim_jsonl(path: Path, key: str, last: int) -> None:
     """Drop the lines an interrupted run wrote after its last checkpoint.
 
-    A kill in the middle of a write can leave a partial last line; it is dropped too.
+    A kill in the middle of a write can leave a partial last line; it is dropped too
+    (``io.read_jsonl``), as are rows without an integer ``key`` (not the loop's). Any other
+    damaged line is an error naming the file and line.
     """
     if not path.is_file():
         return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            if json.loads(line)[key] <= last:
-                kept.append(line)
-        except (json.JSONDecodeError, KeyError, TypeError):
-            continue
-    path.write_text("".join(line + "\n" for line in kept))
+    kept = [row for row in read_jsonl(path)
+            if isinstance(row, dict) and isinstance(row.get(key), int) and row[key] <= last]
+    atomic_write_text(path, "".join(to_json(row, indent=None) + "\n" for row in kept))
+
+
+def _check_device(device: str) -> None:
+    """Refuse a CUDA device this machine lacks, before any work (init would raise later)."""
+    if not device.startswith("cuda"):
+        return
+    if not torch.cuda.is_available():
+        raise ValueError(
+            f"device={device} but no CUDA GPU is available here (torch.cuda.is_available() "
+            "is False); use device=cpu, or device=auto to take a GPU when there is one"
+        )
+    index = device.partition(":")[2]
+    count = torch.cuda.device_count()
+    if index and int(index) >= count:
+        raise ValueError(
+            f"device={device} but there are {count} CUDA devices (cuda:0 to cuda:{count - 1})"
+        )
 
 
 def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
@@ -247,7 +268,7 @@ class _Run:
         self.scaler.update()
         return {name: value.item() for name, value in out.items()}
 
-    def run_epoch(self, log_file, writer, progress: bool) -> dict:
+    def run_epoch(self, writer, progress: bool) -> dict:
         self.epoch += 1
         epoch_seed = _epoch_seed(self.config.seed, self.epoch, self.ctx.rank)
         _seed_all(epoch_seed)
@@ -267,8 +288,7 @@ class _Run:
                 sums[name] = sums.get(name, 0.0) + value
             if self.main:
                 record = {"step": self.step, "epoch": self.epoch, "lr": lr, **terms}
-                log_file.write(json.dumps(record) + "\n")
-                log_file.flush()
+                append_jsonl(self.out_dir / "log.jsonl", record)
                 if writer is not None:
                     for name, value in terms.items():
                         writer.add_scalar(f"train/{name}", value, self.step)
@@ -309,6 +329,9 @@ def train(
     ``loss.global_batch``) computes the loss on the gathered global batch; only rank 0
     writes logs and checkpoints.
 
+    ``out_dir`` is locked (``alignuniform.io.RunLock``) for the run's life, and checked
+    for writing, before any data load; temporary files a killed save left there are removed.
+
     Args:
         config: The run's ``TrainConfig``.
         out_dir: Run directory (created). It must not hold a checkpoint unless ``resume``.
@@ -321,14 +344,27 @@ def train(
 
     Returns:
         ``Path(out_dir)``.
+
+    Raises:
+        alignuniform.io.RunLockedError: Another process is running in ``out_dir``; the
+            message names it.
+        ValueError: ``out_dir`` is not a writable folder, already holds a run (without
+            ``resume``), or its checkpoint does not fit ``config``; the device is not here;
+            ``log.jsonl``/``epochs.jsonl`` has a damaged line other than a partial last one.
     """
     if not isinstance(config, TrainConfig):
         raise TypeError(f"config must be a TrainConfig (see load_config), got {type(config)}")
     out_dir = Path(out_dir)
     writer_class = _summary_writer_class() if config.tensorboard else None
+    _check_device(config.device)
     owns_group = not is_distributed()
     ctx = init_from_env(config.device)
+    lock = None
     try:
+        if ctx.rank == 0:  # the only writer; checked before any data load
+            # held until this run ends: a second process on out_dir is refused at once
+            lock = RunLock(out_dir)
+            remove_stale_temps(out_dir)  # safe under the lock: no other writer
         ckpt_path = out_dir / "checkpoint.pt"
         if ckpt_path.exists() and not resume:
             raise ValueError(
@@ -338,35 +374,32 @@ def train(
         run = _Run(config, out_dir, ctx)
         if resume and ckpt_path.exists():
             run.restore(load_checkpoint(ckpt_path, map_location=ctx.device))
-        log_file = writer = None
+        writer = None
         if run.main:
-            out_dir.mkdir(parents=True, exist_ok=True)
             save_config(config, out_dir / "config.yaml")
             _trim_jsonl(out_dir / "log.jsonl", "step", run.step)
             _trim_jsonl(out_dir / "epochs.jsonl", "epoch", run.epoch)
-            log_file = open(out_dir / "log.jsonl", "a")  # noqa: SIM115 (closed in finally)
             writer = writer_class(str(out_dir / "tb")) if writer_class else None
         try:
             while run.epoch < config.epochs:
-                summary = run.run_epoch(log_file, writer, progress)
+                summary = run.run_epoch(writer, progress)
                 if run.main:
                     if monitor is not None and run.epoch % config.monitor_every == 0:
                         run.model.eval()  # run_epoch puts it back in train mode
                         # prefixed: a monitor's "align" is held-out, the epoch's is training
                         found = monitor(run.model, run.epoch)
                         summary.update({f"heldout_{k}": v for k, v in found.items()})
-                    with open(out_dir / "epochs.jsonl", "a") as f:
-                        f.write(json.dumps(summary) + "\n")
+                    append_jsonl(out_dir / "epochs.jsonl", summary)
                     if progress:
                         tqdm.write(" ".join(f"{k}={_fmt(v)}" for k, v in summary.items()))
                     save_checkpoint(ckpt_path, run.state())
                 barrier()
         finally:
-            if log_file is not None:
-                log_file.close()
             if writer is not None:
                 writer.close()
     finally:
+        if lock is not None:
+            lock.release()
         if owns_group:
             cleanup()
     return out_dir
