@@ -350,3 +350,22 @@ def test_resume_cleans_stale_temps_and_tolerates_partial_last_lines(tmp_path):
     log.write_text('{"step": 1}\n{"st\n{"step": 2}\n')
     with pytest.raises(ValueError, match=rf"{log}, line 2: not valid JSON"):
         train(load_config(out / "config.yaml", ["epochs=3"]), out, resume=True, progress=False)
+
+
+# the meta model ignores the loaded weights (a no-op copy, with a warning per tensor)
+@pytest.mark.filterwarnings("ignore:.*meta parameter:UserWarning")
+def test_resume_on_another_device_restores_the_rng_from_a_cpu_load(tmp_path, monkeypatch):
+    """A GPU run's resume, simulated: torch.load(map_location=<the run's device>) put the RNG
+    states there and torch.set_rng_state raised TypeError. "meta" stands in for the GPU;
+    the epochs are done, so the run only restores and returns."""
+    from alignuniform.distributed import DistributedContext
+    from alignuniform.train import engine
+
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    saved = load_checkpoint(out / "checkpoint.pt")
+    monkeypatch.setattr(engine, "init_from_env",
+                        lambda device: DistributedContext(0, 1, 0, torch.device("meta")))
+    torch.manual_seed(123)
+    train(config, out, resume=True, progress=False)
+    assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])

@@ -335,7 +335,8 @@ def train(
     Args:
         config: The run's ``TrainConfig``.
         out_dir: Run directory (created). It must not hold a checkpoint unless ``resume``.
-        resume: Continue from ``out_dir/checkpoint.pt`` (start fresh if there is none).
+        resume: Continue from ``out_dir/checkpoint.pt`` (start fresh if there is none),
+            loaded on the CPU whatever the run's device.
         monitor: ``monitor(model, epoch) -> dict`` called on rank 0 after every
             ``config.monitor_every`` epochs with the bare model in eval mode (e.g.
             ``alignuniform.evaluate.make_monitor(...)``); its numbers go into
@@ -373,7 +374,9 @@ def train(
             )
         run = _Run(config, out_dir, ctx)
         if resume and ckpt_path.exists():
-            run.restore(load_checkpoint(ckpt_path, map_location=ctx.device))
+            # on the CPU: the RNG states must stay there; model and optimizer state are
+            # copied to the run's device by their load_state_dict
+            run.restore(load_checkpoint(ckpt_path, map_location="cpu"))
         writer = None
         if run.main:
             save_config(config, out_dir / "config.yaml")
