@@ -369,3 +369,59 @@ def test_resume_on_another_device_restores_the_rng_from_a_cpu_load(tmp_path, mon
     torch.manual_seed(123)
     train(config, out, resume=True, progress=False)
     assert torch.equal(torch.get_rng_state(), saved["rng"]["torch"])
+
+
+# ---------------------------------------------------------------------------------------------
+# random init = the architecture as training starts it
+
+
+def test_a_seeded_build_is_one_model_and_leaves_the_callers_rng(tmp_path):
+    from alignuniform.models import build_model
+
+    state = torch.get_rng_state()
+    a, b = (build_model("small_cnn", feat_dim=8, width=4, seed=3) for _ in range(2))
+    assert torch.equal(torch.get_rng_state(), state)
+    for x, y in zip(a.state_dict().values(), b.state_dict().values(), strict=True):
+        assert torch.equal(x, y)
+    other = build_model("small_cnn", feat_dim=8, width=4, seed=4)
+    assert not torch.equal(other.head.weight, a.head.weight)
+
+
+def test_random_init_evaluates_the_encoder_as_training_starts_it(tmp_path, monkeypatch):
+    from alignuniform.checkpoint import save_checkpoint
+    from alignuniform.evaluate import pipeline
+    from alignuniform.models import build_model
+
+    spec = {"name": "small_alexnet", "feat_dim": 8, "kwargs": {"image_size": 32}}
+    trained = build_model(spec["name"], feat_dim=8, image_size=32, seed=0)
+    for p in trained.parameters():
+        p.data.add_(1.0)  # "trained": anything but the initial weights
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {
+        "model": trained.state_dict(),
+        "config": {"model": spec, "data": {"name": "synthetic", "recipe": "cifar10",
+                                           "kwargs": {"n": 20}}},
+    })
+    seen = []
+    monkeypatch.setattr(pipeline, "evaluate_encoder", lambda model, *a, **k: seen.append(model)
+                        or {})
+    pipeline.evaluate_checkpoint(path, random_init=True, seed=5, device="cpu")
+    (model,) = seen
+    fresh = build_model(spec["name"], feat_dim=8, image_size=32, seed=5)
+    for (name, got), want in zip(model.state_dict().items(), fresh.state_dict().values(),
+                                 strict=True):
+        assert torch.equal(got, want), name
+    assert not model.training
+    # SmallAlexNet's own init, N(0, 0.02); reset_parameters() would give PyTorch's Kaiming-
+    # uniform defaults, std 1/sqrt(3 * fan_in) = 0.11 for conv1 (fan_in 27)
+    assert model.convs["conv1"][0].weight.std().item() == pytest.approx(0.02, rel=0.1)
+
+
+def test_training_starts_from_the_seeded_build(tmp_path):
+    from alignuniform.models import build_model
+    from alignuniform.train import engine
+
+    config = load_config(_tiny(tmp_path), ["epochs=1", "seed=7"])
+    expected = build_model(config.model.name, feat_dim=8, seed=7, **config.model.kwargs)
+    run = engine._Run(config, tmp_path / "run", engine.init_from_env("cpu"))
+    for name, value in run.model.state_dict().items():
+        assert torch.equal(value, expected.state_dict()[name]), name

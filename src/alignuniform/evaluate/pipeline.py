@@ -26,6 +26,7 @@ from alignuniform.evaluate.features import (
 )
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
+from alignuniform.models import build_model
 
 
 def _layer_numbers(
@@ -164,15 +165,6 @@ def evaluate_encoder(
     return results
 
 
-def _reinitialise(model: nn.Module, seed: int) -> None:
-    """Fresh random weights (and BatchNorm statistics) for every layer, seeded."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        for module in model.modules():
-            if callable(getattr(module, "reset_parameters", None)):
-                module.reset_parameters()
-
-
 def evaluate_checkpoint(
     path: str | Path,
     *,
@@ -197,8 +189,10 @@ def evaluate_checkpoint(
         path: A ``checkpoint.pt`` written by training.
         data: Data set name; defaults to the checkpoint's.
         root: Data location; defaults to the checkpoint's.
-        random_init: Replace the trained weights by seeded random ones (the random-init
-            baseline of the same architecture).
+        random_init: Evaluate the checkpoint's architecture as training starts it instead
+            of the trained weights: rebuilt through ``build_model(..., seed=seed)``, so with
+            its own initialisation (SmallAlexNet's N(0, 0.02), not PyTorch's layer
+            defaults); with the run's seed these are the run's initial weights.
         n_train, n_test: Evaluate on seeded random subsets of these sizes (``None``: all).
         seed: Seed of the subsets, the random init and everything in ``evaluate_encoder``.
         device: Where to run; default CUDA when available.
@@ -228,7 +222,9 @@ def evaluate_checkpoint(
     # positive pairs from the executor training used (the batched one is also much faster)
     batched = bool(data_cfg.get("batched_augment")) and same_data
     if random_init:
-        _reinitialise(model, seed)
+        spec = config["model"]
+        model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
+                            **spec.get("kwargs", {})).eval()
     train_set, test_set, test_split = build_run_splits(
         {**(data_cfg if same_data else {}), "name": name}, root
     )

@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 
 from alignuniform._registry import resolve
@@ -24,12 +25,18 @@ MODELS: dict[str, str] = {
 }
 
 
-def build_model(name: str, **kwargs) -> nn.Module:
+def build_model(name: str, *, seed: int | None = None, **kwargs) -> nn.Module:
     """Construct the encoder registered as ``name`` with constructor ``kwargs``.
+
+    The weights are the architecture's own initialisation (e.g. SmallAlexNet's N(0, 0.02)),
+    which is what training starts from and what a "random init" baseline must be.
 
     Args:
         name: One of ``MODELS`` (``"small_alexnet"``, ``"resnet18_cifar"``, ``"small_cnn"``,
             ``"conv1d"``).
+        seed: Draw the initial weights from ``torch.manual_seed(seed)`` on a forked CPU
+            random state (the caller's is left as it was), so one seed gives one model;
+            ``None`` draws from the global random state.
         **kwargs: Passed to the constructor, e.g. ``feat_dim=2``.
 
     Raises:
@@ -37,6 +44,14 @@ def build_model(name: str, **kwargs) -> nn.Module:
         TypeError: A keyword the constructor does not take.
     """
     cls = resolve(MODELS, name, "model")
+    if seed is None:
+        return _construct(name, cls, kwargs)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _construct(name, cls, kwargs)
+
+
+def _construct(name: str, cls: type, kwargs: dict) -> nn.Module:
     try:
         return cls(**kwargs)
     except TypeError as err:

@@ -161,7 +161,7 @@ class _Run:
                 f"data.batch_size={data.batch_size} must be divisible by the number of "
                 f"processes ({ctx.world_size})"
             )
-        _seed_all(config.seed)  # the same initial weights on every rank
+        _seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
         images = build_train_set(data, config.seed)
         self.batch_aug = build_batch_recipe(data.recipe) if data.batched_augment else None
         dataset = images if self.batch_aug else TwoViews(images, build_recipe(data.recipe))
@@ -179,8 +179,10 @@ class _Run:
             raise ValueError(
                 f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"
             )
+        # seeded on its own: the same on every rank, and what a random-init baseline with
+        # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
         model = build_model(config.model.name, feat_dim=config.model.feat_dim,
-                            **config.model.kwargs).to(ctx.device)
+                            seed=config.seed, **config.model.kwargs).to(ctx.device)
         if ctx.world_size > 1 and config.model.sync_bn:
             if ctx.device.type != "cuda":
                 raise ValueError(
