@@ -333,6 +333,23 @@ def test_cli_checks_out_before_the_monitor_loads_data(tmp_path, no_data, capsys)
     assert code == 2 and "exists and is not a folder" in capsys.readouterr().err
 
 
+def test_a_bad_checkpoint_to_resume_is_refused_before_the_data_load(tmp_path, request):
+    from alignuniform.checkpoint import save_checkpoint
+
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    request.getfixturevalue("no_data")
+    with pytest.raises(ValueError, match="differs from the run's in loss.t, optim.gamma;"):
+        train(load_config(out / "config.yaml", ["loss.t=3", "optim.gamma=0.5"]), out,
+              resume=True, progress=False)
+    save_checkpoint(out / "checkpoint.pt", {"model": {}})
+    with pytest.raises(ValueError, match="checkpoint.pt is not a training checkpoint"):
+        train(config, out, resume=True, progress=False)
+    (out / "checkpoint.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match=f"{out / 'checkpoint.pt'} is empty"):
+        train(config, out, resume=True, progress=False)
+
+
 def test_resume_cleans_stale_temps_and_tolerates_partial_last_lines(tmp_path):
     config = load_config(_tiny(tmp_path), ["epochs=1"])
     out = train(config, tmp_path / "run", progress=False)

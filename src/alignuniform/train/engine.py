@@ -149,6 +149,25 @@ def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
 _RESUMABLE_CHANGES = {"epochs", "device", "data.num_workers", "monitor_every", "tensorboard"}
 
 
+def _resume_state(path: Path, config: TrainConfig) -> dict:
+    """The checkpoint to resume from, loaded on the CPU and checked against ``config``.
+
+    On the CPU whatever the run's device: the RNG states must be CPU tensors, and the model
+    and optimizer ``load_state_dict`` copy their tensors to the run's device.
+    """
+    state = load_checkpoint(path, map_location="cpu")
+    if not isinstance(state.get("config"), dict) or "rng" not in state:
+        raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
+                         "choose a new --out")
+    changed = set(_differing_keys(state["config"], config.to_dict())) - _RESUMABLE_CHANGES
+    if changed:
+        raise ValueError(
+            f"cannot resume {path.parent}: the config differs from the run's in "
+            f"{', '.join(sorted(changed))}; use the run's config.yaml or start a new --out"
+        )
+    return state
+
+
 class _Run:
     """The state of one training process (model, optimiser, data, logs)."""
 
@@ -226,13 +245,7 @@ class _Run:
         }
 
     def restore(self, state: dict) -> None:
-        changed = set(_differing_keys(state["config"], self.config.to_dict()))
-        if changed - _RESUMABLE_CHANGES:
-            raise ValueError(
-                f"cannot resume {self.out_dir}: the config differs from the run's in "
-                f"{', '.join(sorted(changed - _RESUMABLE_CHANGES))}; use the run's "
-                "config.yaml or start a new --out"
-            )
+        """Continue from ``state`` (checked by :func:`_resume_state`)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -374,11 +387,11 @@ def train(
                 f"{out_dir} already holds a run (checkpoint.pt); pass --resume to continue it "
                 "or choose a new --out"
             )
+        # read and checked before the data load: a damaged or foreign checkpoint fails fast
+        state = _resume_state(ckpt_path, config) if resume and ckpt_path.exists() else None
         run = _Run(config, out_dir, ctx)
-        if resume and ckpt_path.exists():
-            # on the CPU: the RNG states must stay there; model and optimizer state are
-            # copied to the run's device by their load_state_dict
-            run.restore(load_checkpoint(ckpt_path, map_location="cpu"))
+        if state is not None:
+            run.restore(state)
         writer = None
         if run.main:
             save_config(config, out_dir / "config.yaml")
