@@ -9,7 +9,13 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
   step), written atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
-  what the ``monitor`` returned, each key prefixed ``heldout_``).
+  what the ``monitor`` returned, each key prefixed ``heldout_``);
+- ``.lock``: locked by the process running there (``alignuniform.io.RunLock``), so a second
+  ``train`` on the same directory is refused at once, naming the first.
+
+Everything is checked before the data load: the directory is writable, the device exists,
+the checkpoint to resume is readable and its config fits. Files are written atomically
+(``alignuniform.io``); the logs are strict JSON lines.
 
 Exact resume: the data order and every augmentation draw of an epoch are functions of
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
