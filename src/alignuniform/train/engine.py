@@ -393,16 +393,18 @@ def train(
                 f"{out_dir} already holds a run (checkpoint.pt); pass --resume to continue it "
                 "or choose a new --out"
             )
-        # read and checked before the data load: a damaged or foreign checkpoint fails fast
+        # read and checked before the data load: a damaged or foreign checkpoint, or a
+        # damaged log, fails fast
         state = _resume_state(ckpt_path, config) if resume and ckpt_path.exists() else None
+        if ctx.rank == 0:
+            _trim_jsonl(out_dir / "log.jsonl", "step", int(state["step"]) if state else 0)
+            _trim_jsonl(out_dir / "epochs.jsonl", "epoch", int(state["epoch"]) if state else 0)
         run = _Run(config, out_dir, ctx)
         if state is not None:
             run.restore(state)
         writer = None
         if run.main:
             save_config(config, out_dir / "config.yaml")
-            _trim_jsonl(out_dir / "log.jsonl", "step", run.step)
-            _trim_jsonl(out_dir / "epochs.jsonl", "epoch", run.epoch)
             writer = writer_class(str(out_dir / "tb")) if writer_class else None
         try:
             while run.epoch < config.epochs:
