@@ -153,7 +153,7 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
 
     def monitor(model, epoch):
         calls.append((epoch, model.training))
-        return {"probe": 0.5 + epoch}
+        return {"probe": 0.5 + epoch, "broken": float("nan")}
 
     out = train(config, tmp_path / "run", monitor=monitor, progress=False)
     assert calls == [(1, False), (2, False)]  # the monitor sees the bare model in eval mode
@@ -163,6 +163,7 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
     assert steps[0]["loss"] == pytest.approx(steps[0]["align"] + steps[0]["uniform"], abs=1e-5)
     epochs = _lines(out / "epochs.jsonl")
     assert [e["epoch"] for e in epochs] == [1, 2] and epochs[1]["heldout_probe"] == 2.5
+    assert epochs[0]["heldout_broken"] is None  # strict JSON: NaN is null
     assert epochs[0]["images_per_s"] > 0 and epochs[0]["wall_s"] > 0
     mean_loss = sum(s["loss"] for s in steps[:3]) / 3
     assert epochs[0]["loss"] == pytest.approx(mean_loss)

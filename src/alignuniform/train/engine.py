@@ -361,7 +361,8 @@ def train(
         monitor: ``monitor(model, epoch) -> dict`` called on rank 0 after every
             ``config.monitor_every`` epochs with the bare model in eval mode (e.g.
             ``alignuniform.evaluate.make_monitor(...)``); its numbers go into
-            ``epochs.jsonl`` with keys prefixed ``heldout_`` (e.g. ``heldout_align``).
+            ``epochs.jsonl`` with keys prefixed ``heldout_`` (e.g. ``heldout_align``); a
+            NaN or infinite value is stored as null (strict JSON).
         progress: Show a progress bar (each loss term and images/s).
 
     Returns:
@@ -414,7 +415,8 @@ def train(
                         run.model.eval()  # run_epoch puts it back in train mode
                         # prefixed: a monitor's "align" is held-out, the epoch's is training
                         found = monitor(run.model, run.epoch)
-                        summary.update({f"heldout_{k}": v for k, v in found.items()})
+                        summary.update({f"heldout_{k}": _json_number(v)
+                                        for k, v in found.items()})
                     append_jsonl(out_dir / "epochs.jsonl", summary)
                     if progress:
                         tqdm.write(" ".join(f"{k}={_fmt(v)}" for k, v in summary.items()))
@@ -429,6 +431,14 @@ def train(
         if owns_group:
             cleanup()
     return out_dir
+
+
+def _json_number(value: object) -> object:
+    """A monitor's NaN or infinity as None: the logs are strict JSON, and a bad metric
+    should not stop the run (the training loss itself is checked in ``train_step``)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
 
 
 def _fmt(value: object) -> str:
