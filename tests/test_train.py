@@ -101,6 +101,12 @@ def test_config_accepts_the_devices_it_documents():
         assert load_config(None, [f"device={device}"]).device == device
 
 
+def test_an_override_fills_an_empty_yaml_section(tmp_path):
+    path = tmp_path / "empty_section.yaml"
+    path.write_text("loss:\nepochs: 2\n")  # "loss:" alone is None in YAML
+    assert load_config(path, ["loss.t=3"]).loss.t == 3.0
+
+
 @pytest.mark.parametrize(("text", "message"), [
     ("seed: !!python/object/apply:os.system ['echo owned']\n",
      r"bad\.yaml, line 1 column 7: could not determine a constructor for the tag "
