@@ -1,7 +1,8 @@
-"""Figures for ``alignuniform.theory``: one PNG per claim, from the plain dicts it returns.
+"""Figures for ``alignuniform.theory``: one PNG per claim.
 
-Each function takes the rows that a theory function (or ``alignuniform theory``) produced and
-a path, writes one figure with the Agg backend and returns the path.
+Each ``*_figure`` function takes the rows that a theory function produced and a path, writes
+one figure with the Agg backend and returns the path; :func:`write_figures` draws every
+figure of a :class:`~alignuniform.theory.suite.TheoryRun`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ def _check_rows(rows: Sequence[Mapping], keys: set[str], what: str) -> None:
             raise KeyError(f"{what}: row {i} lacks {sorted(missing)}")
 
 
-def theorem1_figure(rows: Sequence[Mapping], fit: Mapping[str, float], path: str | Path) -> Path:
+def theorem1_figure(
+    rows: Sequence[Mapping], fit: Mapping[str, float] | None, path: str | Path
+) -> Path:
     """Left: ``L_contrastive - log M`` converging to the limit; right: the gap on log-log axes.
 
     Args:
         rows: output of :func:`alignuniform.theory.theorem1_monte_carlo`.
-        fit: ``{"slope", "intercept", ...}`` of the log-log fit of ``gap_cv`` against M.
+        fit: ``{"slope", "intercept", ...}`` of the log-log fit of ``gap_cv`` against M, or
+            None (no fit line).
         path: PNG path.
     """
     _check_rows(rows, {"m", "loss_minus_log_m", "gap_cv", "limit"}, "theorem1_figure")
@@ -54,9 +58,10 @@ def theorem1_figure(rows: Sequence[Mapping], fit: Mapping[str, float], path: str
     positive = gap > 0
     ax2.errorbar(m[positive], gap[positive], yerr=gap_half[positive], fmt="o", ms=4, capsize=3,
                  label="gap (control-variate MC, 95% CI)")
-    line = np.exp(fit["intercept"]) * m ** fit["slope"]
-    ax2.plot(m, line, "-", color="tab:green",
-             label=f"fit: slope {fit['slope']:.3f} ± {1.96 * fit.get('slope_se', 0.0):.3f}")
+    if fit is not None:
+        line = np.exp(fit["intercept"]) * m ** fit["slope"]
+        ax2.plot(m, line, "-", color="tab:green",
+                 label=f"fit: slope {fit['slope']:.3f} ± {1.96 * fit.get('slope_se', 0.0):.3f}")
     ref = gap[positive][0] * (m / m[positive][0]) ** -0.5
     ax2.plot(m, ref, ":", color="0.4", label=r"$O(M^{-1/2})$ (paper's bound), for scale")
     ax2.set_xscale("log", base=2)
@@ -75,7 +80,7 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
 
     Args:
         rows: dicts with ``dim``, ``t``, ``bound``, ``quadrature``, ``mc`` (``value``/``low``/
-            ``high``).
+            ``high``; ``low`` may be None).
         path: PNG path.
     """
     _check_rows(rows, {"dim", "t", "bound", "quadrature", "mc"}, "closed_form_figure")
@@ -86,7 +91,9 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         color = f"C{i}"
         ax.plot(t, [r["bound"] for r in sub], "-", color=color, label=f"m={dim}: closed form")
         ax.plot(t, [r["quadrature"] for r in sub], "x", color=color, ms=8)
-        mc = np.array([[r["mc"]["value"], r["mc"]["low"], r["mc"]["high"]] for r in sub])
+        # an interval unbounded below (low None) is drawn down to its point
+        mc = np.array([[r["mc"]["value"], r["mc"]["value"] if r["mc"]["low"] is None
+                        else r["mc"]["low"], r["mc"]["high"]] for r in sub])
         ax.errorbar(t, mc[:, 0], yerr=[mc[:, 0] - mc[:, 1], mc[:, 2] - mc[:, 0]], fmt="o",
                     mfc="none", color=color, capsize=3)
     ax.plot([], [], "kx", label="1-D quadrature")
@@ -267,3 +274,38 @@ def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
+
+
+def write_figures(run, out: str | Path) -> dict[str, Path]:
+    """Every figure of a theory run that has the sections it needs, into folder ``out``.
+
+    Args:
+        run: a :class:`~alignuniform.theory.suite.TheoryRun`.
+        out: folder for the PNGs.
+
+    Returns:
+        ``{section: path}``.
+    """
+    out = Path(out)
+    res = run.results
+    paths: dict[str, Path] = {}
+    if "theorem1" in res:
+        paths["theorem1"] = theorem1_figure(res["theorem1"].rows, res["theorem1"].fit_all,
+                                            out / "theorem1.png")
+    if "closed_form" in res:
+        paths["closed_form"] = closed_form_figure(res["closed_form"].rows, out / "closed_form.png")
+    if "circle" in res:
+        circle = res["circle"]
+        panels = {"initial (iid)": circle.initial.numpy()}
+        for name, dev in circle.gap_errors().items():
+            panels[f"after {name}\nmax gap error {dev:.2g} deg"] = circle.runs[name].points.numpy()
+        paths["circle"] = circle_figure(panels, out / "circle.png")
+    if "sphere" in res:
+        paths["sphere"] = convergence_figure(res["sphere"].rows, out / "sphere.png")
+    if "antipodal" in res:
+        paths["antipodal"] = antipodal_figure(res["antipodal"].rows, out / "antipodal.png")
+    if "estimators" in res:
+        paths["estimators"] = estimator_figure(res["estimators"].rows, out / "estimators.png")
+    if "limit_terms" in res:
+        paths["limit_terms"] = limit_terms_figure(res["limit_terms"].rows, out / "limit_terms.png")
+    return paths
