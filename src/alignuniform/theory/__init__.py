@@ -3,9 +3,12 @@
 - :mod:`~alignuniform.theory.wang_isola`: Wang & Isola (ICML 2020) claims about distributions
   on the sphere (Theorem 1's limit, the optimum of ``L_uniform``, the batch estimators, ...),
   each computed two ways.
-- :mod:`~alignuniform.theory.experiments`: those claims as experiments with typed results
-  and pass/fail checks; :mod:`~alignuniform.theory.suite` runs them all
-  (``alignuniform theory``).
+- :mod:`~alignuniform.theory.arora`: Arora et al. (ICML 2019): latent classes, ``L_un``
+  (hinge, logistic, k negatives), class collision, the mean classifier and the bounds
+  ``L_sup^mu <= L_un^!=`` and Lemma 4.3.
+- :mod:`~alignuniform.theory.experiments` and :mod:`~alignuniform.theory.arora_experiments`:
+  the claims as experiments with typed results and pass/fail checks;
+  :mod:`~alignuniform.theory.suite` runs them all (``alignuniform theory``).
 
 Everything here is tensor maths: no files, no printing.
 """

@@ -6,7 +6,7 @@
 
 Random state: one ``numpy.random.Generator`` seeded with ``seed`` is passed from section to
 section in :data:`SECTIONS` order (so a section's numbers depend on the sizes of those before
-it); the point optimisations start from ``seed`` itself.
+it); the point optimisations and the Arora et al. experiment start from ``seed`` itself.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from alignuniform.theory import arora_experiments as A
 from alignuniform.theory import experiments as E
 from alignuniform.theory.checks import Check, Result
 
@@ -37,6 +38,7 @@ class TheorySettings:
     antipodal: E.AntipodalSettings = E.AntipodalSettings()
     estimators: E.EstimatorSettings = E.EstimatorSettings()
     limit_terms: E.LimitTermsSettings = E.LimitTermsSettings()
+    arora: A.AroraSettings = A.AroraSettings()
 
 
 FULL = TheorySettings()
@@ -50,6 +52,7 @@ QUICK = TheorySettings(
     antipodal=E.AntipodalSettings(dims=(2, 3, 16), n=2000),
     estimators=E.EstimatorSettings(batch_sizes=(2, 4, 8, 16, 32, 64, 128, 256), n_batches=300),
     limit_terms=E.LimitTermsSettings(n=2000, bank=4096),
+    arora=A.QUICK,
 )
 SETTINGS = {"quick": QUICK, "full": FULL}
 
@@ -65,6 +68,7 @@ SECTIONS: dict[str, _Runner] = {
     "antipodal": lambda cfg, rng, seed: E.run_antipodal(cfg, rng),
     "estimators": lambda cfg, rng, seed: E.run_estimators(cfg, rng),
     "limit_terms": lambda cfg, rng, seed: E.run_limit_terms(cfg, rng),
+    "arora": lambda cfg, rng, seed: A.run_arora(cfg, seed),
 }
 
 
