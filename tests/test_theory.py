@@ -18,6 +18,7 @@ from scipy import integrate, stats
 
 from alignuniform import contrastive_loss, theory, uniform_loss
 from alignuniform.metrics import uniformity, uniformity_bound
+from alignuniform.theory import arora, arora_experiments
 
 Z_TOL = 4.0  # standard errors allowed between a Monte-Carlo mean and its exact value
 
@@ -603,3 +604,168 @@ def test_cli_takes_the_common_run_options():
     args = build_parser().parse_args(["theory", "--out", "x", "--seed", "1", "--no-progress",
                                       "--debug"])
     assert (args.out, args.seed, args.no_progress, args.debug) == ("x", 1, True, True)
+
+
+# ---------------------------------------------------------------------------- Arora et al.
+
+
+def test_losses_against_their_formulas():
+    v = torch.tensor([[0.3, -1.2, 2.0], [5.0, 4.0, 3.0]], dtype=torch.float64)
+    for row, out in zip(v, arora.hinge_loss(v), strict=True):
+        assert float(out) == pytest.approx(max(0.0, 1 + max(-float(x) for x in row)))
+    for row, out in zip(v, arora.logistic_loss(v), strict=True):
+        assert float(out) == pytest.approx(math.log2(1 + sum(math.exp(-float(x)) for x in row)))
+    # k = 1: the paper's max(0, 1 - v) and log2(1 + e^{-v}); l(0) = 1 for both
+    assert arora.loss_at_zero("hinge", 1) == arora.loss_at_zero("logistic", 1) == 1.0
+    assert arora.loss_at_zero("logistic", 4) == pytest.approx(math.log2(5))
+    big = torch.tensor([[-800.0]], dtype=torch.float64)  # stable far from 0
+    assert float(arora.logistic_loss(big)) == pytest.approx(800 / math.log(2))
+
+
+def test_tau_k_by_enumerating_class_tuples():
+    rho = torch.tensor([0.5, 0.3, 0.2], dtype=torch.float64)
+    classes = arora.GaussianClasses.random(3, 2, 1.0, seed=0, rho=rho)
+    for k in (1, 2, 3):
+        total = 0.0
+        for pos in range(3):
+            for neg in np.ndindex(*(3,) * k):
+                p = float(rho[pos]) * math.prod(float(rho[c]) for c in neg)
+                total += p * (pos in neg)
+        assert classes.tau(k) == pytest.approx(total, abs=1e-15)
+    assert classes.tau() == pytest.approx(0.25 + 0.09 + 0.04)
+
+
+def test_conditioned_class_tuples_follow_the_conditional_law():
+    rho = torch.tensor([0.6, 0.3, 0.1], dtype=torch.float64)
+    classes = arora.GaussianClasses.random(3, 2, 1.0, seed=0, rho=rho)
+    gen = torch.Generator().manual_seed(0)
+    n, k = 40000, 2
+    pos, neg = arora.sample_class_tuples(classes, n, k, "distinct", gen)
+    assert not (neg == pos[:, None]).any()
+    # P(c+ = c | no collision) is proportional to rho_c (1 - rho_c)^k
+    expected = rho * (1 - rho) ** k
+    expected = (expected / expected.sum()).numpy()
+    observed = np.bincount(pos.numpy(), minlength=3) / n
+    se = np.sqrt(expected * (1 - expected) / n)
+    assert (np.abs(observed - expected) < Z_TOL * se).all()
+    pos, neg = arora.sample_class_tuples(classes, 500, k, "collide", gen)
+    assert (neg == pos[:, None]).any(1).all() and pos.shape == (500,)
+
+
+def _point_mass_reference(classes, f, loss):
+    """Exact L_un, L_un^!= and L_sup^mu when every class is one point (k = 1): enumerate."""
+    z = f(classes.means).detach()
+    ell, rho = arora.LOSSES[loss], classes.rho
+    total = distinct = 0.0
+    for a in range(classes.n_classes):
+        for b in range(classes.n_classes):
+            value = float(ell((z[a] @ (z[a] - z[b])).reshape(1, 1)))
+            total += float(rho[a] * rho[b]) * value
+            distinct += float(rho[a] * rho[b]) * value * (a != b)
+    return total, distinct / (1 - classes.tau())
+
+
+@pytest.mark.parametrize("loss", ["hinge", "logistic"])
+def test_estimates_match_enumeration_for_point_mass_classes(loss):
+    # sigma ~ 0: each D_c is a point, so Jensen is an equality and L_un^= = l(0) exactly
+    classes = arora.GaussianClasses.random(5, 6, 1e-12, seed=1)
+    f = arora.SphereEncoder(6, 3, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    means = arora.class_means(f, classes, 10, gen)
+    est = arora.contrastive_estimate(f, classes, means, loss, 1, 20000, gen)
+    l_un, l_distinct = _point_mass_reference(classes, f, loss)
+    assert abs(est.l_un.mean - l_un) < Z_TOL * est.l_un.se
+    assert abs(est.l_un_distinct.mean - l_distinct) < Z_TOL * est.l_un_distinct.se
+    assert est.l_sup_mu.mean == pytest.approx(est.l_un_distinct.mean, abs=1e-9)
+    assert est.jensen_slack.mean == pytest.approx(0.0, abs=1e-9)
+    assert est.l_un_collide.mean == pytest.approx(1.0, abs=1e-9)
+
+
+def test_decomposition_and_bounds_can_fail():
+    classes = arora.GaussianClasses.random(2, 8, 1.0, seed=0)  # tau = 1/2
+    f = arora.SphereEncoder(8, 4, 16, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    means = arora.class_means(f, classes, 2000, gen)
+    est = arora.contrastive_estimate(f, classes, means, "logistic", 1, 5000, gen)
+    assert abs(est.decomposition_error.mean) < Z_TOL * est.decomposition_error.se
+    assert est.jensen_slack.mean > -Z_TOL * est.jensen_slack.se
+    # a wrong tau breaks the decomposition; swapped class means break the Jensen bound
+    wrong = replace(est, tau=0.1).decomposition_error
+    assert abs(wrong.mean) > Z_TOL * wrong.se
+    swapped = arora.contrastive_estimate(f, classes, means.flip(0), "logistic", 1, 5000, gen)
+    assert swapped.jensen_slack.mean < -Z_TOL * swapped.jensen_slack.se
+    assert swapped.lemma43_slack.mean < -Z_TOL * swapped.lemma43_slack.se
+
+
+def test_mean_classifier_accuracy_and_alignment_uniformity():
+    classes = arora.GaussianClasses.random(4, 10, 1e-6, seed=5)  # far apart, tiny spread
+    f = arora.SphereEncoder(10, 10, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    means = arora.class_means(f, classes, 10, gen)
+    assert arora.mean_classifier_accuracy(f, classes, means, 500, gen).mean == 1.0
+    alignment, uniformity_ = arora.alignment_uniformity(f, classes, 500, gen)
+    assert alignment == pytest.approx(0.0, abs=1e-8)
+    # four atoms with weights 1/4: L_uniform of the atoms' own pair law (self-pairs excluded)
+    z = f(classes.means).detach()
+    d2 = torch.cdist(z, z).pow(2)
+    assert uniformity_ > float(torch.log(torch.exp(-2 * d2).mean())) - 0.2
+
+
+def test_train_encoder_lowers_its_loss_and_records():
+    classes = arora.GaussianClasses.random(4, 8, 1.0, seed=0)
+    gen = torch.Generator().manual_seed(0)
+    for objective in ("hinge", "logistic", "align_uniform"):
+        f = arora.SphereEncoder(8, 4, 16, seed=0)
+        recs = arora.train_encoder(
+            f, classes, objective, steps=60, gen=gen, record_every=30,
+            record=lambda step, f=f: {"l_un": arora.contrastive_estimate(
+                f, classes, arora.class_means(f, classes, 500, gen), "logistic", 1, 2000,
+                gen).l_un.mean})
+        assert [r["step"] for r in recs] == [0, 30, 60]
+        assert recs[-1]["l_un"] < recs[0]["l_un"]
+    with pytest.raises(ValueError, match="objective"):
+        arora.train_encoder(f, classes, "nce", steps=1, gen=gen, record_every=1,
+                            record=dict)
+
+
+def test_arora_checks_fail_on_broken_inputs(quick_run):
+    result = quick_run.results["arora"]
+
+    def perturb(key, shift, where=lambda e: True):
+        def fix(rec):
+            est = {loss: ({**e, key: {**e[key], "mean": e[key]["mean"] + shift}} if where(e)
+                          else e) for loss, e in rec["estimates"].items()}
+            return {**rec, "estimates": est}
+
+        return replace(result, trajectories={k: [fix(r) for r in v]
+                                             for k, v in result.trajectories.items()},
+                       by_tau=[fix(r) for r in result.by_tau],
+                       k_negative=[fix(r) for r in result.k_negative])
+
+    assert {"random f: L_sup^mu <= L_un^!= (Jensen; not below by 4 SE)",
+            "f trained with L_un: L_sup^mu <= L_un^!= (Jensen; not below by 4 SE)"} <= _failed(
+        perturb("jensen_slack", -0.2))
+    assert _failed(perturb("decomposition_error", 0.2)) == {
+        "L_un = (1 - tau) L_un^!= + tau L_un^= (independent batches, within 4 SE)",
+        "k negatives: L_un = (1 - tau_k) L_un^!= + tau_k L_un^= (within 4 SE)"}
+    _only_failed(perturb("lemma43_slack", -0.3), "Lemma 4.3")
+    # a wrong l(0) (as if L_un^= were compared with 1.1): the collision check fails
+    assert "L_un^= >= l(0) = 1 (Jensen within a class; not below by 4 SE)" in _failed(
+        perturb("collision_excess", -0.1))
+    # a collision part that shrinks as tau grows
+    flat = perturb("collision_excess", 0.0)
+    flat.by_tau[-1]["estimates"]["logistic"]["collision_excess"]["mean"] = 1.0  # smallest tau
+    _only_failed(flat, "grows with tau")
+    # training that does not help the mean classifier
+    frozen = {k: [{**v[0], "step": r["step"]} for r in v] for k, v in result.trajectories.items()}
+    assert sum("raises the mean classifier" in n for n in _failed(replace(
+        result, trajectories=frozen))) == 2
+
+
+def test_arora_run_is_seeded_and_shrinks():
+    tiny = replace(arora_experiments.QUICK, steps=10, record_every=5, n_eval=300, n_mean=50,
+                   tau_classes=(2, 4), tau_steps=5, ks=(2,))
+    a, b = (arora_experiments.run_arora(tiny, 7) for _ in range(2))
+    assert a == b
+    assert [r["step"] for r in a.trajectories["logistic"]] == [0, 5, 10]
+    assert [r["n_classes"] for r in a.by_tau] == [2, 4]
