@@ -14,6 +14,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from scipy import stats
 
 from alignuniform.theory.arora import (
     LOSSES,
@@ -158,8 +159,16 @@ class AroraResult:
                 f"step {a['step']} -> {b['step']}: accuracy {a['accuracy']['mean']:.3f} -> "
                 f"{b['accuracy']['mean']:.3f}, L_align {a['alignment']:.3f} -> "
                 f"{b['alignment']:.3f}, L_uniform {a['uniformity']:.3f} -> "
-                f"{b['uniformity']:.3f}"))
+                f"{b['uniformity']:.3f}; Spearman with accuracy over the {len(recs)} records: "
+                f"L_align {_spearman(recs, 'alignment'):.2f}, "
+                f"L_uniform {_spearman(recs, 'uniformity'):.2f}"))
         return out
+
+
+def _spearman(records: list[dict], key: str) -> float:
+    """Rank correlation of ``key`` with the mean classifier's accuracy across records."""
+    acc = [r["accuracy"]["mean"] for r in records]
+    return float(stats.spearmanr(acc, [r[key] for r in records]).statistic)
 
 
 def _increasing(values: list[float]) -> bool:
