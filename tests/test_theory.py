@@ -579,6 +579,8 @@ def test_cli_writes_strict_json_figures_and_exit_status(tmp_path, monkeypatch, c
         antipodal=E.AntipodalSettings(dims=(3,), n=200),
         estimators=E.EstimatorSettings(batch_sizes=(2, 8), n_batches=20),
         limit_terms=E.LimitTermsSettings(dim=4, tau=0.5, n=100, bank=200),
+        arora=replace(arora_experiments.QUICK, steps=10, record_every=5, n_eval=300, n_mean=50,
+                      tau_classes=(2, 4), tau_steps=5, ks=(2,)),
     )
     monkeypatch.setitem(suite.SETTINGS, "quick", tiny)
     rc = main(["theory", "--quick", "--out", str(tmp_path), "--seed", "3", "--no-progress"])
@@ -589,6 +591,7 @@ def test_cli_writes_strict_json_figures_and_exit_status(tmp_path, monkeypatch, c
         capsys.readouterr().out)
     assert data["mode"] == "quick" and data["seed"] == 3
     assert data["settings"]["theorem1"]["max_log2_m"] == 6
+    assert len(data["figures"]) == 10
     for figure in data["figures"].values():
         assert (tmp_path / figure).stat().st_size > 1000
     assert {c["section"] for c in data["checks"]} == set(theory.SECTIONS)

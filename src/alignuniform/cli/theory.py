@@ -20,8 +20,9 @@ def add_parser(subparsers) -> None:
         help="check the theory numerically (Theorem 1, the uniformity bound, Arora et al., ...)",
         description=(
             "Monte-Carlo and optimisation checks of Theorem 1's limit, the optimum of "
-            "L_uniform, the antipodal counterexample, the batch estimators and the terms of "
-            "the contrastive limit. Writes theory.json and PNG figures to --out."
+            "L_uniform, the antipodal counterexample, the batch estimators, the terms of "
+            "the contrastive limit, and Arora et al.'s bounds on synthetic latent classes. "
+            "Writes theory.json and PNG figures to --out; exits 1 when a check fails."
         ),
     )
     p.add_argument("--quick", action="store_true", help="small sizes (under a minute on CPU)")

@@ -167,8 +167,10 @@ class AroraResult:
 
 def _spearman(records: list[dict], key: str) -> float:
     """Rank correlation of ``key`` with the mean classifier's accuracy across records."""
-    acc = [r["accuracy"]["mean"] for r in records]
-    return float(stats.spearmanr(acc, [r[key] for r in records]).statistic)
+    acc, values = [r["accuracy"]["mean"] for r in records], [r[key] for r in records]
+    if len(set(acc)) < 2 or len(set(values)) < 2:
+        return math.nan  # undefined for a constant series (shown as "nan" in the detail)
+    return float(stats.spearmanr(acc, values).statistic)
 
 
 def _increasing(values: list[float]) -> bool:

@@ -65,6 +65,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class SamplingSettings:
+    """vMF draws per (dim, kappa) and the u.v law's KS test size."""
+
     dims: tuple[int, ...] = (2, 3, 16)
     kappas: tuple[float, ...] = (1.0, 10.0, 100.0)
     n: int = 20000
@@ -115,6 +117,8 @@ def run_sampling(cfg: SamplingSettings, rng: np.random.Generator) -> SamplingRes
 
 @dataclass(frozen=True)
 class Theorem1Settings:
+    """The Theorem-1 model (x uniform, y ~ vMF(x, kappa)) and M = 1, 2, ..., 2^max_log2_m."""
+
     dim: int = 8
     tau: float = 0.5
     kappa: float = 10.0
@@ -192,6 +196,8 @@ def run_theorem1(cfg: Theorem1Settings, rng: np.random.Generator) -> Theorem1Res
 
 @dataclass(frozen=True)
 class ClosedFormSettings:
+    """The (m, t) grid and the pairs per Monte-Carlo estimate."""
+
     dims: tuple[int, ...] = (2, 3, 8, 32, 128, 512)
     ts: tuple[float, ...] = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
     n_pairs: int = 200000
@@ -245,6 +251,8 @@ def run_closed_form(cfg: ClosedFormSettings, rng: np.random.Generator) -> Closed
 
 @dataclass(frozen=True)
 class CircleSettings:
+    """N points on S^1 and the descent of each objective."""
+
     n_points: int = 16
     t: float = 2.0
     tau: float = 0.2
@@ -297,6 +305,8 @@ def run_circle(cfg: CircleSettings, seed: int) -> CircleResult:
 
 @dataclass(frozen=True)
 class SphereSettings:
+    """Point counts and dimensions for the descent on S^2, S^7, ..."""
+
     dims: tuple[int, ...] = (3, 8)
     n_points: tuple[int, ...] = (16, 32, 64, 128, 256)
     t: float = 2.0
@@ -372,6 +382,8 @@ def run_sphere(cfg: SphereSettings, seed: int) -> SphereResult:
 
 @dataclass(frozen=True)
 class AntipodalSettings:
+    """Dimensions and sample size for the antipodal counterexample."""
+
     dims: tuple[int, ...] = (2, 3, 16, 128)
     t: float = 2.0
     n: int = 10000
@@ -423,6 +435,8 @@ def run_antipodal(cfg: AntipodalSettings, rng: np.random.Generator) -> Antipodal
 
 @dataclass(frozen=True)
 class EstimatorSettings:
+    """Batch sizes and batches per size for the two batch estimators."""
+
     dim: int = 3
     t: float = 2.0
     batch_sizes: tuple[int, ...] = (2, 4, 8, 16, 32, 64, 128, 256, 512)
@@ -479,6 +493,8 @@ def run_estimators(cfg: EstimatorSettings, rng: np.random.Generator) -> Estimato
 
 @dataclass(frozen=True)
 class LimitTermsSettings:
+    """Sample size and negatives bank for the contrastive limit's terms."""
+
     dim: int = 16
     tau: float = 0.2
     n: int = 4000
