@@ -772,3 +772,12 @@ def test_arora_run_is_seeded_and_shrinks():
     assert a == b
     assert [r["step"] for r in a.trajectories["logistic"]] == [0, 5, 10]
     assert [r["n_classes"] for r in a.by_tau] == [2, 4]
+
+
+def test_run_suite_refuses_unknown_modes_and_sections():
+    with pytest.raises(ValueError, match="settings must be one of"):
+        theory.run_suite("medium")
+    with pytest.raises(ValueError, match="unknown sections"):
+        theory.run_suite("quick", sections=["theorem2"])
+    run = theory.run_suite("quick", 0, sections=["antipodal"])
+    assert run.mode == "quick" and list(run.results) == ["antipodal"]

@@ -310,7 +310,7 @@ def contrastive_estimate(
         loss: ``"hinge"`` or ``"logistic"``.
         k: number of negatives.
         n: samples per batch (three independent batches).
-        gen: random state.
+        gen: random state (seed 0 when None).
     """
     if loss not in LOSSES:
         raise ValueError(f"loss must be one of {sorted(LOSSES)}, got {loss!r}")
@@ -374,8 +374,20 @@ def train_encoder(
     (alpha 2, t 2) on positive pairs (two draws from one class).
 
     Args:
-        record: called at step 0, every ``record_every`` steps and at the end, in eval mode
-            without gradients; its dicts (with ``step`` added) are returned.
+        f: the encoder, trained in place.
+        classes: the latent classes the batches are drawn from.
+        objective: ``"hinge"``, ``"logistic"`` or ``"align_uniform"``.
+        steps: optimiser steps.
+        batch_size: positive pairs per step (each with ``k`` negatives for ``L_un``).
+        lr: Adam's learning rate.
+        k: negatives per pair for ``L_un``.
+        gen: random state for the batches.
+        record_every: record every this many steps.
+        record: called with the step at step 0, every ``record_every`` steps and at the end,
+            in eval mode without gradients.
+
+    Returns:
+        ``record``'s dicts, each with ``step`` added.
     """
     if objective not in (*LOSSES, "align_uniform"):
         raise ValueError(f"objective must be hinge, logistic or align_uniform, got {objective!r}")

@@ -130,13 +130,11 @@ def run_suite(
     Raises:
         ValueError: an unknown mode or section name.
     """
-    mode = "custom"
     if isinstance(settings, str):
         if settings not in SETTINGS:
             raise ValueError(f"settings must be one of {sorted(SETTINGS)}, got {settings!r}")
-        mode, settings = settings, SETTINGS[settings]
-    else:
-        mode = next((k for k, v in SETTINGS.items() if v == settings), "custom")
+        settings = SETTINGS[settings]
+    mode = next((k for k, v in SETTINGS.items() if v == settings), "custom")
     unknown = set(sections or ()) - set(SECTIONS)
     if unknown:
         raise ValueError(f"unknown sections {sorted(unknown)}; choose from {list(SECTIONS)}")
