@@ -1,7 +1,8 @@
-"""Figures for ``alignuniform.theory``: one PNG per claim, from the plain dicts it returns.
+"""Figures for ``alignuniform.theory``: one PNG per claim.
 
-Each function takes the rows that a theory function (or ``alignuniform theory``) produced and
-a path, writes one figure with the Agg backend and returns the path.
+Each ``*_figure`` function takes the rows that a theory function produced and a path, writes
+one figure with the Agg backend and returns the path; :func:`write_figures` draws every
+figure of a :class:`~alignuniform.theory.suite.TheoryRun`.
 """
 
 from __future__ import annotations
@@ -23,12 +24,15 @@ def _check_rows(rows: Sequence[Mapping], keys: set[str], what: str) -> None:
             raise KeyError(f"{what}: row {i} lacks {sorted(missing)}")
 
 
-def theorem1_figure(rows: Sequence[Mapping], fit: Mapping[str, float], path: str | Path) -> Path:
+def theorem1_figure(
+    rows: Sequence[Mapping], fit: Mapping[str, float] | None, path: str | Path
+) -> Path:
     """Left: ``L_contrastive - log M`` converging to the limit; right: the gap on log-log axes.
 
     Args:
         rows: output of :func:`alignuniform.theory.theorem1_monte_carlo`.
-        fit: ``{"slope", "intercept", ...}`` of the log-log fit of ``gap_cv`` against M.
+        fit: ``{"slope", "intercept", ...}`` of the log-log fit of ``gap_cv`` against M, or
+            None (no fit line).
         path: PNG path.
     """
     _check_rows(rows, {"m", "loss_minus_log_m", "gap_cv", "limit"}, "theorem1_figure")
@@ -54,9 +58,10 @@ def theorem1_figure(rows: Sequence[Mapping], fit: Mapping[str, float], path: str
     positive = gap > 0
     ax2.errorbar(m[positive], gap[positive], yerr=gap_half[positive], fmt="o", ms=4, capsize=3,
                  label="gap (control-variate MC, 95% CI)")
-    line = np.exp(fit["intercept"]) * m ** fit["slope"]
-    ax2.plot(m, line, "-", color="tab:green",
-             label=f"fit: slope {fit['slope']:.3f} ± {1.96 * fit.get('slope_se', 0.0):.3f}")
+    if fit is not None:
+        line = np.exp(fit["intercept"]) * m ** fit["slope"]
+        ax2.plot(m, line, "-", color="tab:green",
+                 label=f"fit: slope {fit['slope']:.3f} ± {1.96 * fit.get('slope_se', 0.0):.3f}")
     ref = gap[positive][0] * (m / m[positive][0]) ** -0.5
     ax2.plot(m, ref, ":", color="0.4", label=r"$O(M^{-1/2})$ (paper's bound), for scale")
     ax2.set_xscale("log", base=2)
@@ -75,7 +80,7 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
 
     Args:
         rows: dicts with ``dim``, ``t``, ``bound``, ``quadrature``, ``mc`` (``value``/``low``/
-            ``high``).
+            ``high``; ``low`` may be None).
         path: PNG path.
     """
     _check_rows(rows, {"dim", "t", "bound", "quadrature", "mc"}, "closed_form_figure")
@@ -86,7 +91,9 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         color = f"C{i}"
         ax.plot(t, [r["bound"] for r in sub], "-", color=color, label=f"m={dim}: closed form")
         ax.plot(t, [r["quadrature"] for r in sub], "x", color=color, ms=8)
-        mc = np.array([[r["mc"]["value"], r["mc"]["low"], r["mc"]["high"]] for r in sub])
+        # an interval unbounded below (low None) is drawn down to its point
+        mc = np.array([[r["mc"]["value"], r["mc"]["value"] if r["mc"]["low"] is None
+                        else r["mc"]["low"], r["mc"]["high"]] for r in sub])
         ax.errorbar(t, mc[:, 0], yerr=[mc[:, 0] - mc[:, 1], mc[:, 2] - mc[:, 0]], fmt="o",
                     mfc="none", color=color, capsize=3)
     ax.plot([], [], "kx", label="1-D quadrature")
@@ -267,3 +274,166 @@ def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
     return _save(fig, path)
+
+
+_SIDES = (
+    ("l_sup_mu", r"$L_{sup}^{\mu}$ (mean classifier)", "tab:blue", "o-"),
+    ("l_un_distinct", r"$L_{un}^{\neq}$ (Jensen bound)", "tab:orange", "s-"),
+    ("lemma43_bound", r"$(L_{un} - \tau)/(1 - \tau)$ (Lemma 4.3)", "tab:red", "^--"),
+)
+
+
+def _sides(ax, x: np.ndarray, estimates: Sequence[Mapping]) -> None:
+    for key, label, color, style in _SIDES:
+        mean = np.array([e[key]["mean"] for e in estimates])
+        half = np.array([e[key]["high"] - e[key]["mean"] for e in estimates])
+        ax.errorbar(x, mean, yerr=half, fmt=style, color=color, ms=4, capsize=2, label=label)
+
+
+def arora_training_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
+    """Both sides of Arora et al.'s bounds along training, per objective (columns) and loss
+    (rows).
+
+    Args:
+        trajectories: ``AroraResult.trajectories``: objective -> records with ``step`` and
+            ``estimates[loss]``.
+        path: PNG path.
+    """
+    if not trajectories:
+        raise ValueError("arora_training_figure needs at least one trajectory")
+    for name, recs in trajectories.items():
+        _check_rows(recs, {"step", "estimates"}, f"arora_training_figure ({name})")
+    losses = list(next(iter(trajectories.values()))[0]["estimates"])
+    fig, axes = plt.subplots(len(losses), len(trajectories), squeeze=False,
+                             figsize=(5.2 * len(trajectories), 3.6 * len(losses)))
+    for j, (objective, recs) in enumerate(trajectories.items()):
+        steps = np.array([r["step"] for r in recs])
+        for i, loss in enumerate(losses):
+            ax = axes[i][j]
+            _sides(ax, steps, [r["estimates"][loss] for r in recs])
+            ax.set_title(f"trained with {objective}; {loss} loss", fontsize=10)
+            ax.set_xlabel("training step")
+            ax.set_ylabel("loss (95% CI)")
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def _tau_axis(ax, tau: np.ndarray, labels: list[str]) -> None:
+    ax.set_xscale("log")
+    ax.set_xticks(tau, labels)
+    ax.minorticks_off()
+    ax.set_xlabel(r"class collision $\tau$ = 1/K")
+
+
+def arora_tau_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
+    """Both sides of the bounds against the collision probability tau = 1/K, one panel per
+    loss, and Lemma 4.3's slack next to its collision part ``tau/(1-tau) (L_un^= - l(0))``.
+
+    Args:
+        rows: ``AroraResult.by_tau``: ``n_classes``, ``tau`` and ``estimates[loss]``.
+        path: PNG path.
+    """
+    _check_rows(rows, {"n_classes", "tau", "estimates"}, "arora_tau_figure")
+    rows = sorted(rows, key=lambda r: r["tau"])
+    tau = np.array([r["tau"] for r in rows])
+    ticks = [f"1/{r['n_classes']}" for r in rows]
+    losses = list(rows[0]["estimates"])
+    fig, axes = plt.subplots(1, len(losses) + 1, figsize=(4.8 * (len(losses) + 1), 3.9))
+    for ax, loss in zip(axes, losses, strict=False):
+        _sides(ax, tau, [r["estimates"][loss] for r in rows])
+        ax.set_title(f"{loss} loss, f trained with L_un", fontsize=10)
+        _tau_axis(ax, tau, ticks)
+        ax.set_ylabel("loss (95% CI)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    ax = axes[-1]
+    for k, loss in enumerate(losses):
+        est = [r["estimates"][loss] for r in rows]
+        slack = np.array([e["lemma43_slack"]["mean"] for e in est])
+        collision = np.array([e["tau"] / (1 - e["tau"]) * e["collision_excess"]["mean"]
+                              for e in est])
+        ax.plot(tau, slack, "o-", color=f"C{k}", label=f"{loss}: Lemma 4.3 slack")
+        ax.plot(tau, collision, "x:", color=f"C{k}",
+                label=rf"{loss}: collision part $\frac{{\tau}}{{1-\tau}}(L_{{un}}^= - 1)$")
+    _tau_axis(ax, tau, ticks)
+    ax.set_ylabel("slack")
+    ax.set_title("Lemma 4.3's slack and its collision part", fontsize=10)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def arora_link_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
+    """Wang & Isola's L_align and L_uniform next to the mean classifier's accuracy, along
+    training, one line per objective.
+
+    Args:
+        trajectories: objective -> records with ``step``, ``alignment``, ``uniformity``,
+            ``accuracy`` (a MeanCI dict).
+        path: PNG path.
+    """
+    if not trajectories:
+        raise ValueError("arora_link_figure needs at least one trajectory")
+    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
+    for k, (objective, recs) in enumerate(trajectories.items()):
+        _check_rows(recs, {"step", "alignment", "uniformity", "accuracy"}, "arora_link_figure")
+        steps = np.array([r["step"] for r in recs])
+        axes[0].plot(steps, [r["alignment"] for r in recs], "o-", color=f"C{k}", label=objective)
+        axes[1].plot(steps, [r["uniformity"] for r in recs], "o-", color=f"C{k}", label=objective)
+        acc = np.array([r["accuracy"]["mean"] for r in recs])
+        half = np.array([r["accuracy"]["high"] - r["accuracy"]["mean"] for r in recs])
+        axes[2].errorbar(steps, acc, yerr=half, fmt="o-", color=f"C{k}", capsize=2,
+                         label=objective)
+    titles = (r"$\mathcal{L}_{align}$ (two draws of a class)", r"$\mathcal{L}_{uniform}$ (t=2)",
+              "mean classifier accuracy (95% CI)")
+    for ax, title in zip(axes, titles, strict=True):
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("training step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_figures(run, out: str | Path) -> dict[str, Path]:
+    """Every figure of a theory run that has the sections it needs, into folder ``out``.
+
+    Args:
+        run: a :class:`~alignuniform.theory.suite.TheoryRun`.
+        out: folder for the PNGs.
+
+    Returns:
+        ``{section: path}``.
+    """
+    out = Path(out)
+    res = run.results
+    paths: dict[str, Path] = {}
+    if "theorem1" in res:
+        paths["theorem1"] = theorem1_figure(res["theorem1"].rows, res["theorem1"].fit_all,
+                                            out / "theorem1.png")
+    if "closed_form" in res:
+        paths["closed_form"] = closed_form_figure(res["closed_form"].rows, out / "closed_form.png")
+    if "circle" in res:
+        circle = res["circle"]
+        panels = {"initial (iid)": circle.initial.numpy()}
+        for name, dev in circle.gap_errors().items():
+            panels[f"after {name}\nmax gap error {dev:.2g} deg"] = circle.runs[name].points.numpy()
+        paths["circle"] = circle_figure(panels, out / "circle.png")
+    if "sphere" in res:
+        paths["sphere"] = convergence_figure(res["sphere"].rows, out / "sphere.png")
+    if "antipodal" in res:
+        paths["antipodal"] = antipodal_figure(res["antipodal"].rows, out / "antipodal.png")
+    if "estimators" in res:
+        paths["estimators"] = estimator_figure(res["estimators"].rows, out / "estimators.png")
+    if "limit_terms" in res:
+        paths["limit_terms"] = limit_terms_figure(res["limit_terms"].rows, out / "limit_terms.png")
+    if "arora" in res:
+        arora = res["arora"]
+        paths["arora_training"] = arora_training_figure(arora.trajectories,
+                                                        out / "arora_training.png")
+        paths["arora_tau"] = arora_tau_figure(arora.by_tau, out / "arora_tau.png")
+        paths["arora_link"] = arora_link_figure(arora.trajectories, out / "arora_link.png")
+    return paths

@@ -36,6 +36,15 @@ from scipy import integrate, special, stats
 
 from alignuniform.losses import align_loss, contrastive_loss, uniform_loss
 from alignuniform.metrics import uniformity_bound
+from alignuniform.theory._common import (
+    MeanCI,
+    Rng,
+    _check_count,
+    _check_dim,
+    _check_positive,
+    _rng,
+    _unit_rows,
+)
 
 __all__ = [
     "sample_uniform",
@@ -66,78 +75,8 @@ __all__ = [
     "uniform_objective",
     "contrastive_objective",
     "circle_gaps",
-    "MeanCI",
     "PointOptimisation",
 ]
-
-#: Two-sided 95% normal quantile, used for every confidence interval here.
-Z95 = 1.959963984540054
-
-Rng = np.random.Generator | int | None
-
-
-def _rng(rng: Rng) -> np.random.Generator:
-    return rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
-
-
-def _check_dim(dim: int) -> int:
-    if isinstance(dim, bool) or not isinstance(dim, (int, np.integer)) or dim < 2:
-        raise ValueError(f"dim must be an integer >= 2 (points on S^(dim-1)), got {dim!r}")
-    return int(dim)
-
-
-def _check_count(n: int, name: str, minimum: int = 1) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {n!r}")
-    return int(n)
-
-
-def _check_positive(value: float, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
-        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
-    if not (math.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
-    return float(value)
-
-
-def _unit_rows(x: torch.Tensor | np.ndarray, name: str) -> torch.Tensor:
-    x = torch.as_tensor(x, dtype=torch.float64)
-    if x.ndim != 2 or x.shape[1] < 2:
-        raise ValueError(f"{name} must be an (N, dim) array with dim >= 2, got {tuple(x.shape)}")
-    norms = x.norm(dim=1)
-    if not torch.allclose(norms, torch.ones_like(norms), atol=1e-6):
-        raise ValueError(f"{name} rows must be unit vectors; normalise them first")
-    return x
-
-
-@dataclass(frozen=True)
-class MeanCI:
-    """A Monte-Carlo mean with its standard error and 95% normal interval."""
-
-    mean: float
-    se: float
-
-    @property
-    def low(self) -> float:
-        return self.mean - Z95 * self.se
-
-    @property
-    def high(self) -> float:
-        return self.mean + Z95 * self.se
-
-    def contains(self, value: float) -> bool:
-        return self.low <= value <= self.high
-
-    def as_dict(self) -> dict[str, float]:
-        return {"mean": self.mean, "se": self.se, "low": self.low, "high": self.high}
-
-    @classmethod
-    def of(cls, samples: np.ndarray) -> MeanCI:
-        samples = np.asarray(samples, dtype=np.float64)
-        if samples.size < 2:
-            raise ValueError("a confidence interval needs at least 2 samples")
-        return cls(float(samples.mean()), float(samples.std(ddof=1) / math.sqrt(samples.size)))
-
 
 # ---------------------------------------------------------------------------- sampling
 
@@ -326,19 +265,22 @@ def uniformity_by_quadrature(dim: int, t: float) -> float:
     return top + math.log(sum(parts)) - log_norm
 
 
-def uniformity_monte_carlo(dim: int, t: float, n_pairs: int, rng: Rng = None) -> dict[str, float]:
+def uniformity_monte_carlo(
+    dim: int, t: float, n_pairs: int, rng: Rng = None
+) -> dict[str, float | None]:
     """Monte-Carlo ``L_uniform`` of the uniform distribution from ``n_pairs`` independent pairs.
 
     Points are drawn as vectors (not via the 1-D law), so this checks the closed form and the
     quadrature independently. The interval is the normal interval of the (unbiased) kernel mean
-    mapped through ``log``.
+    mapped through ``log``; ``low`` is None when that interval reaches 0.
     """
     dim, t = _check_dim(dim), _check_positive(t, "t")
     n_pairs, rng = _check_count(n_pairs, "n_pairs", 2), _rng(rng)
     u, v = sample_uniform(n_pairs, dim, rng), sample_uniform(n_pairs, dim, rng)
     k = torch.exp(-t * (u - v).pow(2).sum(1)).numpy()
     ci = MeanCI.of(k)
-    low = math.log(ci.low) if ci.low > 0 else -math.inf
+    # an interval reaching 0 has no lower end in log space: None (JSON null), not -inf
+    low = math.log(ci.low) if ci.low > 0 else None
     return {"value": math.log(ci.mean), "low": low, "high": math.log(ci.high), "n_pairs": n_pairs}
 
 
@@ -567,7 +509,7 @@ def with_self_pairs(l2: float | torch.Tensor, batch_size: int):
     return torch.log1p((b - 1) * torch.exp(l2)) - math.log(b)
 
 
-def estimator_floor(dim: int, t: float, batch_size: int) -> dict[str, float]:
+def estimator_floor(dim: int, t: float, batch_size: int) -> dict[str, float | bool | None]:
     """How low each batch estimator can go for B points on S^{dim-1}, against the bound b.
 
     * ``L1 >= b`` for every batch: ``e^{L1} - e^b`` is the squared MMD between the batch and
@@ -578,19 +520,20 @@ def estimator_floor(dim: int, t: float, batch_size: int) -> dict[str, float]:
       regular simplex when ``B <= dim + 1``, where it is below ``-2t <= b``.
 
     Returns:
-        ``bound``, ``l2_floor_mmd``, ``l2_floor_jensen``, ``l2_floor`` (the larger of the two),
+        ``bound``, ``l2_floor_mmd`` (None where there is none), ``l2_floor_jensen``,
+        ``l2_floor`` (the larger of the two),
         ``simplex_attains`` (B <= dim + 1).
     """
     dim, t, b = _check_dim(dim), _check_positive(t, "t"), _check_count(batch_size, "batch_size", 2)
     bound = uniformity_bound(dim, t)
-    # when B e^b <= 1 the MMD argument puts no floor under L2
-    mmd = float(without_self_pairs(bound, b)) if b * math.exp(bound) > 1 else -math.inf
+    # when B e^b <= 1 the MMD argument puts no floor under L2: None (JSON null), not -inf
+    mmd = float(without_self_pairs(bound, b)) if b * math.exp(bound) > 1 else None
     jensen = -2 * t * b / (b - 1)
     return {
         "bound": bound,
         "l2_floor_mmd": mmd,
         "l2_floor_jensen": jensen,
-        "l2_floor": max(mmd, jensen),
+        "l2_floor": jensen if mmd is None else max(mmd, jensen),
         "simplex_attains": b <= dim + 1,
     }
 
