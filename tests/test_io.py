@@ -88,3 +88,12 @@ def test_run_lock_refuses_a_second_holder_and_names_the_first(tmp_path):
     first.release()
     with io.RunLock(tmp_path) as again:
         assert again.held
+
+
+def test_json_takes_numpy_and_torch_scalars_and_arrays():
+    import numpy as np
+    import torch
+
+    obj = {"a": np.float32(1.5), "b": torch.tensor([1, 2]), "c": np.arange(2),
+           "d": torch.tensor(3.0)}
+    assert json.loads(io.to_json(obj)) == {"a": 1.5, "b": [1, 2], "c": [0, 1], "d": 3.0}

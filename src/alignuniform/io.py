@@ -99,10 +99,7 @@ def to_json(obj: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str
 
 
 def _json_default(value: Any) -> Any:
-    item = getattr(value, "item", None)  # numpy and torch scalars
-    if callable(item):
-        return item()
-    tolist = getattr(value, "tolist", None)
+    tolist = getattr(value, "tolist", None)  # numpy/torch scalars and arrays
     if callable(tolist):
         return tolist()
     if isinstance(value, Path):
