@@ -181,3 +181,29 @@ def test_numpy_reference_helpers_are_sane():
     e = np.eye(2)
     assert ref_align(e, e[::-1], 2) == pytest.approx(2.0)
     assert ref_uniform(e, 1.0) == pytest.approx(-2.0)
+
+
+
+def ref_log_uniform(x: np.ndarray, t: float) -> float:
+    """Float64 loop over pairs in log space: no term underflows, however far apart."""
+    exps = [-t * np.sum((x[i] - x[j]) ** 2) for i in range(len(x)) for j in range(i + 1, len(x))]
+    return float(special.logsumexp(exps) - math.log(len(exps)))
+
+
+@pytest.mark.parametrize("normalize", [True, False])
+def test_sampled_uniformity_works_in_log_space_where_every_term_underflows(normalize):
+    # t = 30 on the sphere, or on raw features of norm 10-100 (no normalisation): exp(-t d^2)
+    # underflows to 0 for most or all pairs, and the log of the pair mean must still be right
+    t, g = 30.0, torch.Generator().manual_seed(40)
+    x = sphere(100, 8, 40, torch.float32)
+    if not normalize:
+        x = x * torch.empty(100, 1).uniform_(10, 100, generator=g)
+    ref = ref_log_uniform(F.normalize(x, dim=1).double().numpy() if normalize
+                          else x.double().numpy(), t)
+    exact = metrics.uniformity(x, t=t, normalize=normalize)
+    assert exact == pytest.approx(ref, rel=1e-5)
+    # 4950 pairs drawn 400,000 times: every pair is seen about 80 times
+    est = metrics.uniformity(x, t=t, normalize=normalize, n_pairs=400_000, seed=2)
+    assert math.isfinite(est.value) and est.low <= est.value <= est.high
+    assert est.low <= exact <= est.high
+    assert est.value == pytest.approx(exact, abs=0.3)

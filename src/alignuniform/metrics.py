@@ -62,7 +62,8 @@ class UniformityEstimate:
     """A sampled uniformity estimate with its 95% confidence interval.
 
     ``float(estimate)`` is the value. The interval is the normal interval of the pair mean
-    (which is unbiased), mapped through ``log``.
+    (which is unbiased), computed on the scale of the largest sampled term and mapped
+    through ``log``, so it stays finite where every ``exp(-t d^2)`` underflows.
     """
 
     value: float
@@ -107,21 +108,34 @@ def uniformity(
     if n_pairs < 2:
         raise ValueError(f"n_pairs must be >= 2 for a confidence interval, got {n_pairs}")
     gen = torch.Generator(device="cpu").manual_seed(seed)
-    total, total_sq, chunk = 0.0, 0.0, 1 << 16
+    # log space throughout: with a large t or raw features every exp(-t d^2) can underflow,
+    # so the sums are of exp(e - shift) with shift the largest exponent seen so far
+    shift = torch.tensor(-math.inf, dtype=torch.float64, device=x.device)
+    total = torch.zeros((), dtype=torch.float64, device=x.device)
+    total_sq = torch.zeros((), dtype=torch.float64, device=x.device)
+    chunk = 1 << 16
     for start in range(0, n_pairs, chunk):
         k = min(chunk, n_pairs - start)
         i = torch.randint(n, (k,), generator=gen)
         j = torch.randint(n - 1, (k,), generator=gen)
         j += (j >= i).long()  # uniform over j != i
         i, j = i.to(x.device), j.to(x.device)
-        v = torch.exp(-t * (x[i] - x[j]).pow(2).sum(1)).double()
-        total += float(v.sum())
-        total_sq += float(v.pow(2).sum())
-    mean = total / n_pairs
-    sd = math.sqrt(max(total_sq / n_pairs - mean * mean, 0.0) * n_pairs / (n_pairs - 1))
+        e = (x[i] - x[j]).double().pow(2).sum(1).mul_(-t)
+        new_shift = torch.maximum(shift, e.max())
+        rescale = torch.exp(shift - new_shift)
+        v = torch.exp(e - new_shift)
+        total = total * rescale + v.sum()
+        total_sq = total_sq * rescale * rescale + v.pow(2).sum()
+        shift = new_shift
+    shift_f, total_f, total_sq_f = float(shift), float(total), float(total_sq)
+    # the mean and its normal interval on the shifted scale, mapped back through log + shift
+    mean = total_f / n_pairs
+    sd = math.sqrt(max(total_sq_f / n_pairs - mean * mean, 0.0) * n_pairs / (n_pairs - 1))
     half = 1.959963984540054 * sd / math.sqrt(n_pairs)
-    low = math.log(mean - half) if mean > half else -math.inf
-    return UniformityEstimate(math.log(mean), low, math.log(mean + half), n_pairs)
+    low = shift_f + math.log(mean - half) if mean > half else -math.inf
+    return UniformityEstimate(
+        shift_f + math.log(mean), low, shift_f + math.log(mean + half), n_pairs
+    )
 
 
 def uniformity_bound(dim: int, t: float = 2.0) -> float:
