@@ -160,6 +160,21 @@ def test_both_kernel_paths_match_the_one_liner(scale):
     assert au.uniform_loss(x).item() == pytest.approx(paper_uniform(x).item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("offset", [0.0, 100.0, 1000.0])
+def test_uniform_float32_far_from_the_origin_matches_float64_pdist(offset):
+    # a tight float32 cluster far from the origin: ||u||^2 + ||v||^2 - 2u.v in float32 cancels
+    # catastrophically there (1000 -> -1.59 instead of -4.18); the loss is translation-invariant
+    g = torch.Generator().manual_seed(33)
+    x32 = offset + 0.3 * torch.randn(200, 8, generator=g)
+    a, b = x32.clone().requires_grad_(), x32.double().requires_grad_()
+    ours, ref = au.uniform_loss(a, block_size=64), paper_uniform(b)
+    ours.backward()
+    ref.backward()
+    assert ours.dtype == torch.float32
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(a.grad.double(), b.grad, rtol=0, atol=1e-4 * b.grad.abs().max())
+
+
 def test_uniform_gradient_keeps_radial_term_like_the_reference():
     # off the sphere, 2 - 2u.v would drop the radial part of the gradient
     x = 1.5 * sphere(50, 8, 11)
