@@ -135,11 +135,22 @@ def test_uniform_samples_approach_the_bound():
         (lambda: metrics.uniformity_bound(2.5), ValueError, "dim"),
         (lambda: metrics.Uniformity().compute(), ValueError, "before any update"),
         (lambda: metrics.Alignment().compute(), ValueError, "before any update"),
+        (lambda: metrics.uniformity(torch.eye(3).index_fill(0, torch.tensor([1]), 0.0)),
+         ValueError, "row 1 of x is zero .*normalize=False"),
+        (lambda: metrics.alignment(torch.eye(3), torch.zeros(3, 3)), ValueError,
+         r"row 0 of y \(and 2 more\) is zero"),
+        (lambda: metrics.uniformity(torch.eye(3), t=torch.tensor([2.0])), ValueError, "0-d"),
     ],
 )
 def test_bad_input_raises_a_clear_error(call, exc, match):
     with pytest.raises(exc, match=match):
         call()
+
+
+def test_zero_rows_are_measured_as_given_without_normalisation():
+    x = torch.eye(4, dtype=torch.float64).index_fill(0, torch.tensor([0]), 0.0)
+    assert metrics.uniformity(x, normalize=False) == pytest.approx(ref_uniform(x.numpy(), 2))
+    assert metrics.uniformity(torch.eye(4), t=torch.tensor(2.0)) == pytest.approx(-4.0)
 
 
 def _sync_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Tensor, out):

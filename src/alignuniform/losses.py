@@ -36,6 +36,9 @@ __all__ = [
 ]
 
 
+_DROP_ZERO_ROWS = "drop such rows (e.g. padding) before the loss"
+
+
 def _no_autocast(x: torch.Tensor):
     # autocast would re-cast the matmuls below to half precision, where exp(logits) overflows
     if torch.is_autocast_enabled(x.device.type):
@@ -45,6 +48,10 @@ def _no_autocast(x: torch.Tensor):
 
 def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     """Alignment: mean over positive pairs of ``||x_i - y_i||_2 ** alpha``.
+
+    Where a pair coincides (``x_i == y_i``) the gradient is defined as 0, a subgradient of
+    ``||x_i - y_i||^alpha`` there for every ``alpha`` (for ``alpha < 1`` the derivative is
+    unbounded near 0, and autograd through ``norm().pow(alpha)`` would give NaN).
 
     Args:
         x: (N, d) embeddings of the first views.
@@ -61,10 +68,13 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Te
     alpha = _checks.positive(alpha, "alpha")
     x, y = _checks.pairs(x, y)
     with _no_autocast(x):
+        sq = (x - y).pow(2).sum(1)
         if alpha == 2.0:
-            # avoids the undefined gradient of the norm at x_i == y_i
-            return (x - y).pow(2).sum(1).mean()
-        return (x - y).norm(p=2, dim=1).pow(alpha).mean()
+            return sq.mean()
+        # the power is taken of 1 where sq == 0 and masked out, so no inf * 0 reaches autograd
+        apart = sq > 0
+        safe = torch.where(apart, sq, torch.ones_like(sq))
+        return torch.where(apart, safe.pow(alpha / 2), torch.zeros_like(sq)).mean()
 
 
 def uniform_loss(
@@ -144,11 +154,12 @@ def contrastive_loss(
             if x.shape[0] < 2:
                 raise ValueError("in-batch contrastive_loss needs at least 2 pairs for negatives")
             return (_info_nce(x, y, tau) + _info_nce(y, x, tau)) / 2
-        negatives = _checks.embeddings(negatives, "negatives").to(x.dtype)
+        negatives = _checks.embeddings(negatives, "negatives")
         if negatives.shape[1] != x.shape[1]:
             raise ValueError(
                 f"negatives must have d={x.shape[1]} columns like x, got {tuple(negatives.shape)}"
             )
+        x, y, negatives = _checks.common_dtype(x, y, negatives)
         pos = (x * y).sum(1, keepdim=True) / tau
         zeros = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         loss_x = F.cross_entropy(torch.cat([pos, x @ negatives.T / tau], 1), zeros)
@@ -164,15 +175,23 @@ def nt_xent_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 0.5) -> torch.Te
     ``NTXentLoss`` and pytorch-metric-learning's ``NTXentLoss`` with ``SelfSupervisedLoss``.
 
     Args:
-        x: (N, d) first views.
+        x: (N, d) first views, N >= 2 (with one pair there is no negative, as in
+            :func:`contrastive_loss`).
         y: (N, d) second views.
         tau: temperature, > 0.
 
     Returns:
         A 0-d tensor.
+
+    Raises:
+        ValueError: a row is zero (it has no direction for the cosine similarity).
     """
     tau = _checks.positive(tau, "tau")
     x, y = _checks.pairs(x, y)
+    if x.shape[0] < 2:
+        raise ValueError("nt_xent_loss needs at least 2 pairs for negatives")
+    _checks.normalisable(x, "x", _DROP_ZERO_ROWS)
+    _checks.normalisable(y, "y", _DROP_ZERO_ROWS)
     with _no_autocast(x):
         z = F.normalize(torch.cat([x, y]), dim=1)
         n = x.shape[0]
@@ -192,6 +211,9 @@ def triplet_loss(
 
     Returns:
         A 0-d tensor.
+
+    Raises:
+        ValueError: a row is zero (it has no direction for the cosine similarity).
     """
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
@@ -200,6 +222,9 @@ def triplet_loss(
     n = _checks.embeddings(negative, "negative")
     _checks.same_shape(a, p, "anchor and positive")
     _checks.same_shape(a, n, "anchor and negative")
+    for v, name in ((a, "anchor"), (p, "positive"), (n, "negative")):
+        _checks.normalisable(v, name, _DROP_ZERO_ROWS)
+    a, p, n = _checks.common_dtype(a, p, n)
     with _no_autocast(a):
         a, p, n = (F.normalize(v, dim=1) for v in (a, p, n))
         return F.relu((a * n).sum(1) - (a * p).sum(1) + margin).mean()

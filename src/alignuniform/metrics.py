@@ -38,7 +38,10 @@ __all__ = [
 
 def _prepare(x: torch.Tensor, name: str, normalize: bool, min_rows: int = 1) -> torch.Tensor:
     x = _checks.embeddings(x, name, min_rows=min_rows).detach()
-    return F.normalize(x, dim=1) if normalize else x
+    if not normalize:
+        return x
+    _checks.normalisable(x, name, "drop such rows, or pass normalize=False to measure raw vectors")
+    return F.normalize(x, dim=1)
 
 
 @torch.no_grad()
