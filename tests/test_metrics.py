@@ -46,17 +46,117 @@ def test_uniformity_float32_is_accumulated_precisely():
     assert metrics.uniformity(x64.float(), block_size=512) == pytest.approx(exact, rel=1e-6)
 
 
-def test_streaming_equals_one_shot_and_merges():
-    x, y = sphere(300, 8, 3), sphere(300, 8, 4)
-    u_a, u_b = metrics.Uniformity(t=2), metrics.Uniformity(t=2)
-    a_a, a_b = metrics.Alignment(), metrics.Alignment()
-    for lo in range(0, 150, 37):
-        u_a.update(x[lo : min(lo + 37, 150)])
-        a_a.update(x[lo : min(lo + 37, 150)], y[lo : min(lo + 37, 150)])
-    u_b.update(x[150:])
-    a_b.update(x[150:], y[150:])
-    assert u_a.merge(u_b).compute() == pytest.approx(metrics.uniformity(x), rel=1e-12)
-    assert a_a.merge(a_b).compute() == pytest.approx(metrics.alignment(x, y), rel=1e-12)
+def _random_batches(n: int, gen: torch.Generator) -> list[slice]:
+    cuts = sorted(torch.randperm(n - 1, generator=gen)[:4].add(1).tolist())
+    return [slice(a, b) for a, b in zip([0, *cuts], [*cuts, n], strict=True)]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_metric_classes_equal_the_functions_over_random_batch_splits(seed):
+    g = torch.Generator().manual_seed(seed)
+    x, y = 3 * sphere(300, 8, 3 + seed), sphere(300, 8, 40 + seed)
+    batches = _random_batches(300, g)
+    align, unif = metrics.Alignment(alpha=1.5), metrics.Uniformity(t=3.0, block_size=64)
+    for b in batches:
+        align.update(x[b], y[b])
+        unif.update(x[b])
+    assert align.compute().item() == pytest.approx(metrics.alignment(x, y, 1.5), rel=1e-12)
+    assert unif.compute().item() == pytest.approx(metrics.uniformity(x, 3.0), rel=1e-12)
+    # merge_state, as for states coming from elsewhere: two halves equal the whole
+    a2, u2 = metrics.Alignment(alpha=1.5), metrics.Uniformity(t=3.0)
+    a1, u1 = metrics.Alignment(alpha=1.5), metrics.Uniformity(t=3.0)
+    a1.update(x[:100], y[:100]), u1.update(x[:100])
+    a2.update(x[100:], y[100:]), u2.update(x[100:])
+    a1.merge_state(a2), u1.merge_state(u2)
+    assert a1.compute().item() == pytest.approx(metrics.alignment(x, y, 1.5), rel=1e-12)
+    assert u1.compute().item() == pytest.approx(metrics.uniformity(x, 3.0), rel=1e-12)
+    # reset forgets everything
+    align.reset(), unif.reset()
+    align.update(x[:50], y[:50]), unif.update(x[:50, :4])
+    assert align.compute().item() == pytest.approx(metrics.alignment(x[:50], y[:50], 1.5))
+    assert unif.compute().item() == pytest.approx(metrics.uniformity(x[:50, :4], 3.0))
+
+
+def test_forward_and_metric_collection_give_batch_and_epoch_values():
+    from torchmetrics import MetricCollection
+
+    x, y = sphere(120, 6, 50), sphere(120, 6, 51)
+    both = MetricCollection({"align": metrics.Alignment(), "align1": metrics.Alignment(alpha=1)})
+    unif = metrics.Uniformity()
+    for b in (slice(0, 50), slice(50, 120)):
+        batch = both(x[b], y[b])  # forward: this batch's values, and the state accumulates
+        assert batch["align"].item() == pytest.approx(metrics.alignment(x[b], y[b]))
+        assert unif(x[b]).item() == pytest.approx(metrics.uniformity(x[b]), rel=1e-12)
+    epoch = both.compute()
+    assert epoch["align"].item() == pytest.approx(metrics.alignment(x, y), rel=1e-12)
+    assert epoch["align1"].item() == pytest.approx(metrics.alignment(x, y, 1), rel=1e-12)
+    assert unif.compute().item() == pytest.approx(metrics.uniformity(x), rel=1e-12)
+
+
+def test_metric_update_never_reads_values_on_the_host(monkeypatch):
+    # on a GPU, reading a value (bool, int, float, item) waits for the device: update must not
+    metrics.Uniformity(max_rows=16).update(sphere(4, 3, 52))  # warm-up outside the patch
+    x, y = sphere(40, 5, 52), sphere(40, 5, 53)
+    align, exact = metrics.Alignment(), metrics.Uniformity()
+    sampled = metrics.Uniformity(max_rows=16)
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a host read inside update()")
+
+    for name in ("__bool__", "__int__", "__float__", "__index__", "item", "tolist"):
+        monkeypatch.setattr(torch.Tensor, name, refuse)
+    for b in (slice(0, 20), slice(20, 40)):
+        align.update(x[b], y[b])
+        exact.update(x[b])
+        sampled.update(x[b])
+    monkeypatch.undo()
+    assert align.compute().item() == pytest.approx(metrics.alignment(x, y), rel=1e-12)
+    assert exact.compute().item() == pytest.approx(metrics.uniformity(x), rel=1e-12)
+
+
+def test_sampled_uniformity_metric_is_exact_until_full_then_an_unbiased_subset():
+    # rows arrive sorted: a tight cluster first, spread rows after. Keeping the first or the
+    # last K rows, or sampling per batch unevenly, would be far off
+    x = torch.cat([0.05 * sphere(200, 6, 54) + sphere(1, 6, 55), sphere(200, 6, 56)])
+    x = F.normalize(x, dim=1)
+    exact = metrics.uniformity(x)
+    small = metrics.Uniformity(max_rows=400)
+    for b in range(0, 400, 64):
+        small.update(x[b : b + 64])
+    assert small.compute().item() == pytest.approx(exact, rel=1e-12)
+    means = []
+    for seed in range(60):
+        m = metrics.Uniformity(max_rows=60, seed=seed)
+        for b in range(0, 400, 64):
+            m.update(x[b : b + 64])
+        kept = m.rows[0]
+        assert kept.shape == (60, 6)
+        # every kept row is a row of x, each at most once
+        match = torch.cdist(kept, x).argmin(1)
+        assert torch.allclose(kept, x[match]) and len(set(match.tolist())) == 60
+        means.append(math.exp(m.compute().item()))
+    # the pair mean over a uniform random subset is unbiased for the pair mean over all rows
+    se = np.std(means) / math.sqrt(len(means))
+    assert abs(np.mean(means) - math.exp(exact)) < 4 * se
+    assert m.seen.item() == 400
+
+
+def test_metric_classes_refuse_bad_rows_at_compute():
+    x = sphere(10, 4, 57).float()
+    for metric, args in (
+        (metrics.Alignment(), (x, x.index_fill(0, torch.tensor([3]), float("nan")))),
+        (metrics.Uniformity(), (x.index_fill(0, torch.tensor([3, 5]), 0.0),)),
+        (metrics.Uniformity(max_rows=4), (x.index_fill(0, torch.tensor([3]), float("inf")),)),
+    ):
+        metric.update(*args)
+        with pytest.raises(ValueError, match=r"\d rows given to update\(\) were NaN/Inf"):
+            metric.compute()
+    with pytest.raises(ValueError, match="max_rows"):
+        metrics.Uniformity(max_rows=1)
+    u = metrics.Uniformity()
+    u.update(x)
+    with pytest.raises(ValueError, match="3 dimensions but earlier batches had 4"):
+        u.update(x[:, :3])
 
 
 def test_sampled_uniformity_interval_covers_exact_value():
@@ -141,7 +241,7 @@ def test_uniform_samples_approach_the_bound():
         (lambda: metrics.alignment(torch.ones(3, 3), torch.ones(2, 3)), ValueError, "same shape"),
         (lambda: metrics.uniformity_bound(0), ValueError, "dim"),
         (lambda: metrics.uniformity_bound(2.5), ValueError, "dim"),
-        (lambda: metrics.Uniformity().compute(), ValueError, "before any update"),
+        (lambda: metrics.Uniformity(max_rows=8).compute(), ValueError, "before any update"),
         (lambda: metrics.Alignment().compute(), ValueError, "before any update"),
         (lambda: metrics.uniformity(torch.eye(3).index_fill(0, torch.tensor([1]), 0.0)),
          ValueError, "row 1 of x is zero .*normalize=False"),
@@ -168,16 +268,22 @@ def _sync_worker(rank: int, world: int, port: int, x: torch.Tensor, y: torch.Ten
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=world
     )
     try:
-        rows = slice(rank * len(x) // world, (rank + 1) * len(x) // world)
+        rows = slice(rank * len(x) // world, (rank + 1) * len(x) // world)  # uneven: 50 | 51
         u, a = metrics.Uniformity(), metrics.Alignment()
-        u.update(x[rows])
-        a.update(x[rows], y[rows])
-        out[rank] = (u.sync().compute(), a.sync().compute())
+        full, sub = metrics.Uniformity(max_rows=len(x)), metrics.Uniformity(max_rows=30)
+        for b in range(rows.start, rows.stop, 16):  # several updates per process
+            b = slice(b, min(b + 16, rows.stop))
+            for m in (u, full, sub):
+                m.update(x[b])
+            a.update(x[b], y[b])
+        # compute() syncs through torchmetrics; a second compute must not double-count
+        values = [m.compute().item() for m in (u, a, full, sub)]
+        out[rank] = (values, u.compute().item(), sub.rows[0].shape[0])
     finally:
         dist.destroy_process_group()
 
 
-def test_sync_across_two_processes_equals_one_process():
+def test_metric_sync_across_two_processes_equals_one_process():
     import socket
 
     import torch.multiprocessing as mp
@@ -185,14 +291,20 @@ def test_sync_across_two_processes_equals_one_process():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    x, y = sphere(101, 6, 8), sphere(101, 6, 9)
+    x, y = sphere(101, 6, 8, torch.float32), sphere(101, 6, 9, torch.float32)
     with mp.Manager() as manager:
         out = manager.dict()
         mp.spawn(_sync_worker, args=(2, port, x, y, out), nprocs=2)
         results = dict(out)
+    exact = metrics.uniformity(x)
     for rank in range(2):
-        assert results[rank][0] == pytest.approx(metrics.uniformity(x), rel=1e-12)
-        assert results[rank][1] == pytest.approx(metrics.alignment(x, y), rel=1e-12)
+        (u, a, full, sub), again, kept = results[rank]
+        assert u == pytest.approx(exact, abs=1e-6) and again == u
+        assert a == pytest.approx(metrics.alignment(x, y), abs=1e-6)
+        assert full == pytest.approx(exact, abs=1e-6)  # sampled mode, every row kept
+        assert kept == 30  # each process keeps at most max_rows
+    # the sampled mode's merged subset is the same on both processes
+    assert results[0][0][3] == results[1][0][3]
 
 
 def test_numpy_reference_helpers_are_sane():

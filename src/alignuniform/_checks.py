@@ -8,11 +8,15 @@ import numbers
 import torch
 
 
-def embeddings(x: object, name: str, *, min_rows: int = 1) -> torch.Tensor:
+def embeddings(
+    x: object, name: str, *, min_rows: int = 1, check_values: bool = True
+) -> torch.Tensor:
     """Check that ``x`` is a finite floating (N, d) tensor with at least ``min_rows`` rows.
 
     Returns ``x`` upcast to float32 when it is float16/bfloat16: the exponentials in the
     losses overflow or lose all precision in half precision (e.g. at tau = 0.05 or t = 8).
+    ``check_values=False`` skips the NaN/Inf check, the one check that reads the values
+    (a host synchronisation on a GPU), for callers that flag bad rows on the device.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -30,7 +34,7 @@ def embeddings(x: object, name: str, *, min_rows: int = 1) -> torch.Tensor:
         raise ValueError(f"{name} needs at least {min_rows} rows, got {x.shape[0]}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} has zero dimensions (shape {tuple(x.shape)})")
-    if not bool(torch.isfinite(x).all()):
+    if check_values and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
