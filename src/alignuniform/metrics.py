@@ -206,14 +206,18 @@ def uniformity_bound(dim: int, t: float = 2.0) -> float:
 def _flag_rows(x: object, name: str, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Prepare a batch without reading its values on the host.
 
-    Returns the (normalised) rows and a boolean mask of the rows that are NaN/Inf or, when
-    normalising, zero; the caller counts them in a state and refuses them at ``compute``.
+    Returns the (normalised) rows and a boolean mask of the bad rows: a non-finite norm
+    (a NaN or Inf entry, or a norm that overflows) or, when normalising, a zero one. The
+    caller counts them in a state and refuses them at ``compute``. One norm per row serves
+    both checks and the normalisation (``torch.isfinite(x).all(1)`` costs three times as
+    much on a CPU).
     """
     x = _checks.embeddings(x, name, check_values=False).detach()
-    bad = ~torch.isfinite(x).all(1)
+    norm = torch.linalg.vector_norm(x, dim=1)
+    bad = ~torch.isfinite(norm)
     if normalize:
-        bad |= torch.linalg.vector_norm(x, dim=1) <= _checks.NORM_EPS
-        x = F.normalize(x, dim=1)
+        bad |= norm <= _checks.NORM_EPS
+        x = x / norm.clamp_min(_checks.NORM_EPS)[:, None]  # what F.normalize computes
     return x, bad
 
 
@@ -303,9 +307,10 @@ class Uniformity(Metric):
       pair terms over a uniformly random subset is an unbiased estimate of the mean over
       all pairs (a U-statistic); its log, the value, is biased low by about
       ``var / (2 mean^2)`` of that estimate (Jensen). While at most K rows have been seen
-      it is exact. Memory: K x (d + 2) values per process. The keys come from a generator
-      seeded by ``(seed, rank, update index)``, so the global random state is untouched
-      and a run is reproducible. For a confidence interval, use
+      it is exact. Memory: at most 2K x (d + 2) values per process (the subset is pruned
+      back to K once 2K rows are held, so that an update costs O(batch), not O(K)). The
+      keys come from a generator seeded by ``(seed, rank, update index)``, so the global
+      random state is untouched and a run is reproducible. For a confidence interval, use
       ``uniformity(x, n_pairs=...)`` on stored embeddings.
 
     ``update`` never reads values on the host; NaN/Inf rows (and zero rows when
@@ -359,9 +364,12 @@ class Uniformity(Metric):
             self.rows.append(x)
             return
         gen = torch.Generator(device=x.device).manual_seed(self._key_seed())
+        self.rows.append(x)
         keys = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=torch.float64)
-        rows, keys = torch.cat([*self.rows, x]), torch.cat([*self.keys, keys])
-        self.rows, self.keys = self._bottom(rows, keys)
+        self.keys.append(keys)
+        # pruned once more than 2K rows are held: O(batch) per update, amortised
+        if sum(k.shape[0] for k in self.keys) > 2 * self.max_rows:
+            self.rows, self.keys = self._bottom(torch.cat(self.rows), torch.cat(self.keys))
 
     def _key_seed(self) -> int:
         from alignuniform.distributed import get_rank
@@ -375,14 +383,21 @@ class Uniformity(Metric):
             rows = rows[keep]
         return [rows], [keys]
 
+    def subset(self) -> torch.Tensor:
+        """The rows ``compute`` measures: all of them (exact mode), or the kept uniform
+        random subset of at most ``max_rows`` (sampled mode; after a sync, of all
+        processes' rows)."""
+        rows = dim_zero_cat(self.rows)
+        if self.max_rows is not None:
+            rows = self._bottom(rows, dim_zero_cat(self.keys))[0][0]
+        return rows
+
     def compute(self) -> torch.Tensor:
         """Uniformity of everything seen (exact mode) or of the kept subset (sampled mode),
         a 0-d float64 tensor."""
         _refuse_empty(self)
         _refuse_bad_rows(self, self.invalid)
-        rows = dim_zero_cat(self.rows)
-        if self.max_rows is not None:  # after a sync or merge: the bottom-K of the union
-            rows = self._bottom(rows, dim_zero_cat(self.keys))[0][0]
+        rows = self.subset()
         if rows.shape[0] < 2:
             raise ValueError(f"Uniformity needs at least 2 rows, got {rows.shape[0]}")
         return _exact_uniformity(rows, self.t, self.block_size)
