@@ -338,3 +338,37 @@ def test_sampled_uniformity_works_in_log_space_where_every_term_underflows(norma
     assert math.isfinite(est.value) and est.low <= est.value <= est.high
     assert est.low <= exact <= est.high
     assert est.value == pytest.approx(exact, abs=0.3)
+
+
+def test_metrics_log_through_lightning_at_epoch_end(tmp_path):
+    lightning = pytest.importorskip("lightning")
+
+    g = torch.Generator().manual_seed(60)
+    data = torch.utils.data.TensorDataset(torch.randn(70, 5, generator=g))
+
+    class Module(lightning.LightningModule):
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = torch.nn.Linear(5, 4)
+            self.align, self.unif = metrics.Alignment(), metrics.Uniformity(max_rows=1000)
+
+        def validation_step(self, batch, _):
+            (v,) = batch
+            x, y = self.net(v), self.net(v + 0.1)
+            self.align.update(x, y)
+            self.unif.update(x)
+            self.log("align", self.align, on_epoch=True)
+            self.log("uniform", self.unif, on_epoch=True)
+
+    module = Module()
+    trainer = lightning.Trainer(
+        accelerator="cpu", logger=False, enable_progress_bar=False, enable_model_summary=False,
+        enable_checkpointing=False, default_root_dir=tmp_path,
+    )
+    loader = torch.utils.data.DataLoader(data, batch_size=16)
+    for _ in range(2):  # the state is reset between epochs: the second run equals the first
+        logged = trainer.validate(module, loader, verbose=False)[0]
+        with torch.no_grad():
+            x, y = module.net(data.tensors[0]), module.net(data.tensors[0] + 0.1)
+        assert logged["align"] == pytest.approx(metrics.alignment(x, y), rel=1e-6)
+        assert logged["uniform"] == pytest.approx(metrics.uniformity(x), rel=1e-6)
