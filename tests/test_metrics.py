@@ -238,6 +238,7 @@ def test_uniform_samples_approach_the_bound():
         (lambda: metrics.uniformity(torch.ones(1, 3)), ValueError, "at least 2 rows"),
         (lambda: metrics.uniformity(torch.ones(3, 3), t=0), ValueError, "t must be"),
         (lambda: metrics.uniformity(torch.ones(3, 3), n_pairs=1), ValueError, "n_pairs"),
+        (lambda: metrics.uniformity(torch.ones(3, 3), n_pairs=1e5), ValueError, "integer"),
         (lambda: metrics.alignment(torch.ones(3, 3), torch.ones(2, 3)), ValueError, "same shape"),
         (lambda: metrics.uniformity_bound(0), ValueError, "dim"),
         (lambda: metrics.uniformity_bound(2.5), ValueError, "dim"),

@@ -32,6 +32,7 @@ from torchmetrics.utilities import dim_zero_cat
 
 from alignuniform import _checks
 from alignuniform._kernel import DEFAULT_BLOCK, pair_logsumexp
+from alignuniform.distributed import get_rank
 
 __all__ = [
     "alignment",
@@ -133,8 +134,10 @@ def uniformity(
     n = x.shape[0]
     if n_pairs is None:
         return float(_exact_uniformity(x, t, block_size))
-    if n_pairs < 2:
-        raise ValueError(f"n_pairs must be >= 2 for a confidence interval, got {n_pairs}")
+    if isinstance(n_pairs, bool) or not isinstance(n_pairs, (int, np.integer)) or n_pairs < 2:
+        raise ValueError(
+            f"n_pairs must be an integer >= 2 (for a confidence interval), got {n_pairs!r}"
+        )
     gen = torch.Generator(device="cpu").manual_seed(seed)
     # log space throughout: with a large t or raw features every exp(-t d^2) can underflow,
     # so the sums are of exp(e - shift) with shift the largest exponent seen so far
@@ -369,11 +372,12 @@ class Uniformity(Metric):
         self.keys.append(keys)
         # pruned once more than 2K rows are held: O(batch) per update, amortised
         if sum(k.shape[0] for k in self.keys) > 2 * self.max_rows:
-            self.rows, self.keys = self._bottom(torch.cat(self.rows), torch.cat(self.keys))
+            # with compute_on_cpu=True the held chunks live on the CPU, the new one may not
+            rows = torch.cat([r.to(x.device) for r in self.rows])
+            keys = torch.cat([k.to(x.device) for k in self.keys])
+            self.rows, self.keys = self._bottom(rows, keys)
 
     def _key_seed(self) -> int:
-        from alignuniform.distributed import get_rank
-
         state = np.random.SeedSequence([self.seed, get_rank(), self._update_count])
         return int(state.generate_state(1)[0])
 
