@@ -87,12 +87,13 @@ def same_shape(x: torch.Tensor, y: torch.Tensor, names: str = "x and y") -> None
 def pairs(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
     """:func:`embeddings` for both views of positive pairs, which must have one shape; a
     float32/float64 mix is promoted to float64 (:func:`common_dtype`)."""
-    x, y = embeddings(x, "x"), embeddings(y, "y")
-    same_shape(x, y)
-    return common_dtype(x, y)
+    x_, y_ = embeddings(x, "x"), embeddings(y, "y")
+    same_shape(x_, y_)
+    x_, y_ = common_dtype(x_, y_)
+    return x_, y_
 
 
-def positive(value: object, name: str) -> float:
+def positive(value: float | torch.Tensor, name: str) -> float:
     """Check that ``value`` is a positive finite real number and return it as a float.
 
     A 0-d tensor (e.g. ``torch.tensor(2.0)``) is accepted and read as its value; one that

@@ -206,7 +206,7 @@ def uniformity_bound(dim: int, t: float = 2.0) -> float:
     return float(special.gammaln(dim / 2) - nu * math.log(t) + math.log(special.ive(nu, 2 * t)))
 
 
-def _flag_rows(x: object, name: str, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def _flag_rows(batch: object, name: str, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Prepare a batch without reading its values on the host.
 
     Returns the (normalised) rows and a boolean mask of the bad rows: a non-finite norm
@@ -215,7 +215,7 @@ def _flag_rows(x: object, name: str, normalize: bool) -> tuple[torch.Tensor, tor
     both checks and the normalisation (``torch.isfinite(x).all(1)`` costs three times as
     much on a CPU).
     """
-    x = _checks.embeddings(x, name, check_values=False).detach()
+    x = _checks.embeddings(batch, name, check_values=False).detach()
     norm = torch.linalg.vector_norm(x, dim=1)
     bad = ~torch.isfinite(norm)
     if normalize:
@@ -265,6 +265,9 @@ class Alignment(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    total: torch.Tensor
+    count: torch.Tensor
+    invalid: torch.Tensor
 
     def __init__(self, alpha: float = 2.0, normalize: bool = True, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -331,6 +334,10 @@ class Uniformity(Metric):
     is_differentiable = False
     higher_is_better = False
     full_state_update = False
+    rows: list[torch.Tensor]
+    keys: list[torch.Tensor]
+    seen: torch.Tensor
+    invalid: torch.Tensor
 
     def __init__(
         self,
@@ -381,8 +388,10 @@ class Uniformity(Metric):
         state = np.random.SeedSequence([self.seed, get_rank(), self._update_count])
         return int(state.generate_state(1)[0])
 
-    def _bottom(self, rows: torch.Tensor, keys: torch.Tensor) -> tuple[list, list]:
-        if keys.shape[0] > self.max_rows:
+    def _bottom(
+        self, rows: torch.Tensor, keys: torch.Tensor
+    ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+        if self.max_rows is not None and keys.shape[0] > self.max_rows:
             keys, keep = torch.topk(keys, self.max_rows, largest=False, sorted=False)
             rows = rows[keep]
         return [rows], [keys]
