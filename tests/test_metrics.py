@@ -69,6 +69,9 @@ def test_metric_classes_equal_the_functions_over_random_batch_splits(seed):
     a2.update(x[100:], y[100:]), u2.update(x[100:])
     a1.merge_state(a2), u1.merge_state(u2)
     assert a1.compute().item() == pytest.approx(metrics.alignment(x, y, 1.5), rel=1e-12)
+    empty = metrics.Alignment(alpha=1.5)  # filled by merge_state alone
+    empty.merge_state(a1)
+    assert empty.compute().item() == pytest.approx(metrics.alignment(x, y, 1.5), rel=1e-12)
     assert u1.compute().item() == pytest.approx(metrics.uniformity(x, 3.0), rel=1e-12)
     # reset forgets everything
     align.reset(), unif.reset()

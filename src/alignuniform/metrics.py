@@ -224,20 +224,21 @@ def _flag_rows(batch: object, name: str, normalize: bool) -> tuple[torch.Tensor,
     return x, bad
 
 
-def _refuse_bad_rows(metric: Metric, invalid: torch.Tensor) -> None:
-    """The one host read of a metric's ``compute``: were any rows NaN/Inf (or zero)?"""
-    n_bad = int(invalid)
+def _check_state(metric: Alignment | Uniformity, count: torch.Tensor) -> None:
+    """The one host read of a metric's ``compute``: any rows at all, and any bad ones?
+
+    Reads the (synced or merged) states, so a metric filled only by ``merge_state`` counts.
+    """
+    n_bad, n = torch.stack([metric.invalid, count]).tolist()
+    name = type(metric).__name__
+    if n == 0:
+        raise ValueError(f"{name}.compute() called before any update()")
     if n_bad:
         zero = " or zero (no direction to L2-normalise)" if metric.normalize else ""
         raise ValueError(
-            f"{type(metric).__name__}: {n_bad} rows given to update() were NaN/Inf{zero}; "
-            f"metrics.{type(metric).__name__.lower()}() on a batch names the first such row"
+            f"{name}: {n_bad} rows given to update() were NaN/Inf{zero}; "
+            f"metrics.{name.lower()}() on a batch names the first such row"
         )
-
-
-def _refuse_empty(metric: Metric) -> None:
-    if metric._update_count == 0:
-        raise ValueError(f"{type(metric).__name__}.compute() called before any update()")
 
 
 class Alignment(Metric):
@@ -288,8 +289,7 @@ class Alignment(Metric):
 
     def compute(self) -> torch.Tensor:
         """The alignment of every pair seen, a 0-d float64 tensor."""
-        _refuse_empty(self)
-        _refuse_bad_rows(self, self.invalid)
+        _check_state(self, self.count)
         return self.total / self.count
 
 
@@ -408,8 +408,7 @@ class Uniformity(Metric):
     def compute(self) -> torch.Tensor:
         """Uniformity of everything seen (exact mode) or of the kept subset (sampled mode),
         a 0-d float64 tensor."""
-        _refuse_empty(self)
-        _refuse_bad_rows(self, self.invalid)
+        _check_state(self, self.seen)
         rows = self.subset()
         if rows.shape[0] < 2:
             raise ValueError(f"Uniformity needs at least 2 rows, got {rows.shape[0]}")
