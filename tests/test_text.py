@@ -138,6 +138,19 @@ def test_read_stsb_missing_split_dir_and_empty_file(tmp_path, sts_file):
         read_stsb(tmp_path / "empty")
 
 
+def test_non_utf8_files_are_refused_naming_file_and_line(tmp_path, sts_file):
+    # line 4 of the file holds a Latin-1 byte (the file mixes \r\n and \n line ends)
+    lines = sts_file.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b"Two dogs", b"Two d\xf6gs")
+    sts_file.write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=r"sts-dev\.csv:4: not UTF-8.*re-save the file as UTF-8"):
+        read_stsb(sts_file)
+    sentences = tmp_path / "s.txt"
+    sentences.write_bytes("one\r\ntwo\nthr\u00e9e\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"s\.txt:3: not UTF-8"):
+        read_sentences(sentences)
+
+
 def test_positive_mask_and_no_pairs_above_threshold(sts_file):
     split = read_stsb(sts_file)
     np.testing.assert_array_equal(split.positive_mask(4.0), [s > 4.0 for s, _, _ in PAIRS])

@@ -174,10 +174,11 @@ def run_demo(
     from alignuniform.data import build_recipe
     from alignuniform.evaluate import evaluate_encoder, make_monitor
     from alignuniform.evaluate.results import save_results
+    from alignuniform.io import read_jsonl
     from alignuniform.metrics import uniformity_bound
     from alignuniform.models import build_model
     from alignuniform.report.build import build_report
-    from alignuniform.report.run import read_jsonl, s1_inputs
+    from alignuniform.report.run import s1_inputs
     from alignuniform.train import train
 
     if data not in DATASETS:

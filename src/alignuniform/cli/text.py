@@ -9,9 +9,9 @@ in the alignment-uniformity plane. Each writes JSON and PNG files to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
+
+from alignuniform.io import append_jsonl, write_json
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -109,13 +109,6 @@ def _add_train(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-def _write_json(path: Path, obj: object) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def _setup(args) -> tuple[object, Path]:
     """Seed, check sizes, load the model; returns (model, out_dir)."""
     import torch
@@ -166,7 +159,7 @@ def run_eval(args) -> int:
     plane_figure(_plane_points(reps), out / "plane.png", bound=uniformity_bound(_dim(model)),
                  color_key="sts", label_fmt="{name} ({sts:.1f})",
                  title=f"{Path(args.model).name} on STS-B {args.split}")
-    _write_json(out / "text_eval.json", result)
+    write_json(out / "text_eval.json", result)
     print(f"{result['n_pairs']} pairs ({result['n_positive_pairs']} above {args.threshold}), "
           f"{result['n_sentences']} distinct sentences ({result['n_duplicate_sentences']} "
           f"repeats dropped), {result['n_extra_field_lines']} lines with extra fields")
@@ -193,7 +186,7 @@ def run_dropout(args) -> int:
     rows = dropout_alignment(model, sentences, args.rates, fixed_mask_rate=args.fixed_rate,
                              seed=args.seed, batch_size=args.batch_size,
                              progress=not args.no_progress)
-    _write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
+    write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
                                        "seed": args.seed, "n_available": n_available,
                                        "rows": rows})
     print(f"{len(sentences)} of {n_available} distinct sentences of STS-B {args.split}")
@@ -233,8 +226,7 @@ def run_train(args) -> int:
     log.unlink(missing_ok=True)
 
     def on_eval(record: dict) -> None:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_jsonl(log, record)
         print(f"step {record['step']}: align {record['align']:.4f} "
               f"uniform {record['uniform']:.4f} spearman {record['spearman']:.4f}", flush=True)
 
@@ -247,7 +239,7 @@ def run_train(args) -> int:
               "eval_split": args.eval_split, "threshold": args.threshold,
               "spearman_before": before["spearman"], "spearman_after": after["spearman"],
               "saved_model": str(model_dir), **history}
-    _write_json(out / "text_train.json", result)
+    write_json(out / "text_train.json", result)
     points = [{"name": "before", **before}, {"name": f"after {after['step']} steps", **after}]
     for p in points:
         p["sts"] = 100 * p["spearman"]

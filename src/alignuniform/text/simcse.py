@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from alignuniform.io import fsync_dir
 from alignuniform.losses import LossCombination
 from alignuniform.text.encoders import check_sentences, forward_representations
 from alignuniform.text.sts_eval import evaluate_sts
@@ -190,7 +191,9 @@ def save_sentence_model(model: SentenceTransformer, path: str | Path) -> Path:
     """Save ``model`` in sentence-transformers format, replacing ``path`` only once complete.
 
     The model is written to a sibling temporary folder first, so an interrupted save never
-    leaves a half-written model where a loadable one is expected.
+    leaves a half-written model where a loadable one is expected. A folder cannot be
+    renamed over another in one step, so the old model is moved aside first; the parent
+    folder is fsynced after the swap (as :func:`alignuniform.io.atomic_write` does for files).
     """
     path = Path(path)
     tmp = path.with_name(path.name + ".tmp")
@@ -202,6 +205,7 @@ def save_sentence_model(model: SentenceTransformer, path: str | Path) -> Path:
     if path.exists():
         os.replace(path, old)
     os.replace(tmp, path)
+    fsync_dir(path.parent)
     if old.exists():
         shutil.rmtree(old)
     return path
