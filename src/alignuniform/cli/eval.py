@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -28,10 +28,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("checkpoint", type=Path, help="checkpoint.pt written by 'alignuniform train'")
     p.add_argument("--data", help="data set name (default: the checkpoint's)")
     p.add_argument("--root", help="data location (default: the checkpoint's)")
-    p.add_argument("--out", type=Path,
-                   help="output directory for eval.json (default: CHECKPOINT's dir/eval)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds subsets, probe validation split and positive pairs (default 0)")
     p.add_argument("--protocol", choices=("fast", "paper", "both"), default="fast",
                    help="linear probe: fast L-BFGS, the paper's Adam protocol, or both timed "
                         "side by side (default fast)")
@@ -54,7 +50,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="encoder batch size")
     p.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
-    add_run_options(p)
+    add_common_options(
+        p, out_help="output folder for eval.json (default: CHECKPOINT's folder/eval, or "
+                    "/eval_random with --random-init)",
+        seed_help="seed of the subsets, the probe's validation split and the positive pairs")
     p.set_defaults(func=run)
 
 

