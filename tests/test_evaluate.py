@@ -284,7 +284,7 @@ def test_extract_features_matches_direct_forward_and_restores_mode():
 
 
 def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
-    from alignuniform.data import build_batch_recipe, build_recipe
+    from alignuniform.data import build_recipe
 
     model, data = _tiny_cnn(), _synthetic("val", 24)
     recipe = build_recipe("cifar10")
@@ -302,16 +302,41 @@ def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
     assert 0 < got["embedding"] < 4
     again = ev.heldout_alignment(model, data, recipe, seed=3, progress=False)
     assert again == pytest.approx(got["embedding"], rel=1e-6)
-    assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) != again
-    before = torch.random.get_rng_state()
-    batched = ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
-                                    batch_size=5, progress=False)
-    assert batched == ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
-                                            batch_size=5, progress=False)
-    assert batched["embedding"] == pytest.approx(got["embedding"], rel=0.5)  # same recipe
-    assert torch.equal(torch.random.get_rng_state(), before)
+    # another seed draws other pairs: the reference at seed 4, not merely "a different value"
+    torch.manual_seed(4)
+    views = [(recipe(x), recipe(x)) for x, _ in data]
+    with torch.no_grad():
+        a = model(torch.stack([v[0] for v in views])).double()
+        b = model(torch.stack([v[1] for v in views])).double()
+    seed4 = float((a - b).norm(dim=1).pow(2).mean())
+    assert abs(seed4 - again) > 1e-3  # the check below can tell the seeds apart
+    assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) == pytest.approx(
+        seed4, rel=1e-5)
     identity = ev.heldout_alignment(model, data, build_recipe("cifar10_eval"), progress=False)
     assert identity == pytest.approx(0.0, abs=1e-10)
+
+
+def test_heldout_alignment_of_a_batched_recipe_matches_a_reference():
+    """The batched executor draws both views of each batch from one generator seeded once."""
+    from alignuniform.data import build_batch_recipe
+
+    model, data = _tiny_cnn(), _synthetic("val", 24)
+    augment = build_batch_recipe("cifar10")
+    before = torch.random.get_rng_state()
+    got = ev.heldout_alignments(model, data, augment, seed=3, batch_size=5, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    images = torch.stack([x for x, _ in data])
+    gen = torch.Generator().manual_seed(3)
+    views = [[augment(images[i:i + 5], generator=gen) for _ in range(2)]
+             for i in range(0, len(images), 5)]
+    model.eval()
+    with torch.no_grad():
+        for layer, forward in (("embedding", model), ("penultimate", model.features)):
+            a, b = (forward(torch.cat([v[k] for v in views])).double() for k in (0, 1))
+            if layer == "penultimate":  # normalised like the embeddings
+                a, b = (torch.nn.functional.normalize(z, dim=1) for z in (a, b))
+            ref = float((a - b).norm(dim=1).pow(2).mean())
+            assert got[layer] == pytest.approx(ref, rel=1e-5), layer
 
 
 def test_evaluate_encoder_numbers_and_json(tmp_path):
@@ -422,7 +447,23 @@ def test_evaluate_checkpoint_uses_the_run_config_and_random_init(checkpoint):
     assert whole["n_train"] == whole["n_test"] == 80  # the run's data.kwargs are honoured
     fresh = ev.evaluate_checkpoint(checkpoint, random_init=True, seed=5, **kwargs)
     assert fresh["checkpoint"]["random_init"]
-    assert fresh["layers"]["embedding"]["uniformity"] != res["layers"]["embedding"]["uniformity"]
+    # random init ignores the stored weights: a checkpoint of other weights gives the same
+    # numbers (a flag that loaded the weights anyway would give other ones)
+    from alignuniform.checkpoint import load_checkpoint, save_checkpoint
+    from alignuniform.models import build_model
+
+    state = load_checkpoint(checkpoint)
+    torch.manual_seed(1)
+    state["model"] = build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16).state_dict()
+    other = save_checkpoint(checkpoint.parent.parent / "other" / "checkpoint.pt", state)
+    trained_other = ev.evaluate_checkpoint(other, **kwargs)
+    fresh_other = ev.evaluate_checkpoint(other, random_init=True, seed=5, **kwargs)
+    numbers = ("linear_acc", "knn5_acc", "knn_weighted_acc", "alignment", "uniformity")
+    emb = {name: r["layers"]["embedding"] for name, r in
+           (("res", res), ("fresh", fresh), ("trained_other", trained_other),
+            ("fresh_other", fresh_other))}
+    assert {k: emb["fresh_other"][k] for k in numbers} == {k: emb["fresh"][k] for k in numbers}
+    assert abs(emb["trained_other"]["uniformity"] - emb["res"]["uniformity"]) > 1e-3
 
 
 def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
