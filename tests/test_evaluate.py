@@ -500,3 +500,50 @@ def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, cap
         assert message in err and "Traceback" not in err
     assert main(["eval", str(checkpoint), "--n-train", "10", "--k", "20", "--no-progress"]) == 2
     assert "only 10 reference samples" in capsys.readouterr().err
+
+
+def test_cli_eval_scores_on_the_test_zip_beside_the_training_zip(tmp_path, monkeypatch):
+    """A CIFAR-10 zip run is scored on cifar10-test-jpeg.zip when it is there, else on val."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from alignuniform.checkpoint import save_checkpoint
+    from alignuniform.cli import main
+
+    monkeypatch.setenv("ALIGNUNIFORM_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+
+    def write_zip(path, top, per_class):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+            for c, cls in enumerate(("cat", "dog", "emu")):
+                for i in range(per_class):  # a class is a colour, plus noise
+                    pixels = np.full((32, 32, 3), 40, dtype=np.uint8)
+                    pixels[..., c] = 220
+                    pixels = np.clip(pixels + rng.integers(-20, 20, pixels.shape), 0, 255)
+                    buf = io.BytesIO()
+                    Image.fromarray(pixels.astype(np.uint8)).save(buf, "JPEG")
+                    zf.writestr(f"{top}/{cls}/{i:04d}.jpg", buf.getvalue())
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_zip(data / "cifar10-train-jpeg.zip", "train", 12)
+    config = {"model": {"name": "small_cnn", "feat_dim": 8,
+                        "kwargs": {"width": 4, "hidden_dim": 16}},
+              "data": {"name": "cifar10", "root": str(data), "recipe": "cifar10",
+                       "val_fraction": 0.25, "kwargs": {"progress": False}}}
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt",
+                           {"model": _tiny_cnn().state_dict(), "config": config, "epoch": 1})
+    argv = ["eval", str(ckpt), "--weighted-k", "10", "--layers", "penultimate",
+            "--weight-decays", "0.01", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "val")]) == 0
+    res = ev.load_results(tmp_path / "val" / "eval.json")
+    assert (res["data"]["test_split"], res["n_train"], res["n_test"]) == ("val", 27, 9)
+
+    write_zip(data / "cifar10-test-jpeg.zip", "test", 5)
+    assert main([*argv, "--out", str(tmp_path / "test")]) == 0
+    res = ev.load_results(tmp_path / "test" / "eval.json")
+    assert (res["data"]["test_split"], res["n_train"], res["n_test"]) == ("test", 27, 15)
+    assert res["layers"]["penultimate"]["linear_acc"] * 15 == pytest.approx(
+        round(res["layers"]["penultimate"]["linear_acc"] * 15))

@@ -40,6 +40,22 @@ def _members(zf: zipfile.ZipFile) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def zip_classes(zip_path: str | Path) -> list[str]:
+    """The sorted class folder names of a zip of images, read from its index (no decoding).
+
+    Raises:
+        FileNotFoundError: The zip does not exist.
+        ValueError: Not a zip.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"no such zip file: {zip_path}")
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip file")
+    with zipfile.ZipFile(zip_path) as zf:
+        return sorted({cls for _, cls in _members(zf)})
+
+
 def decode_zip(
     zip_path: str | Path, *, skip_corrupt: bool = False, progress: bool = True
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
