@@ -39,6 +39,43 @@ def test_plane_figure_without_colour_key(tmp_path):
     assert _is_png_with_ink(out)
 
 
+@pytest.mark.parametrize("n_close", [2, 4])
+def test_plane_labels_do_not_overlap_for_near_coincident_points(tmp_path, monkeypatch, n_close):
+    """The demo's two trained encoders can land on one spot: their labels must not."""
+    from matplotlib.text import Text
+
+    from alignuniform.report import figures
+
+    drawn = {}
+
+    def keep(fig, path):  # measure the figure as it is saved
+        drawn["fig"] = fig
+        fig.canvas.draw()
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    points = [{"name": f"encoder number {i}", "align": 0.229 + 1e-4 * i,
+               "uniform": -1.471 - 1e-4 * i, "accuracy": 0.4 + 0.01 * i}
+              for i in range(n_close)]
+    points.append({"name": "random init", "align": 0.014, "uniform": -0.06, "accuracy": 0.19})
+    plane_figure(points, tmp_path / "plane.png", bound=-1.575, label_fmt="{name}",
+                 paths={"encoder number 0": [(0.1, -0.5), (0.229, -1.471)]})
+    fig = drawn["fig"]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text().startswith(("encoder", "random"))]
+    assert sorted(t.get_text() for t in labels) == sorted(p["name"] for p in points)
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+    # nor does a label hide a marker, or the legend a label
+    centres = ax.transData.transform([(p["align"], p["uniform"]) for p in points])
+    for box in boxes:
+        assert not any(box.contains(x, y) for x, y in centres)
+        assert not box.overlaps(ax.get_legend().get_window_extent(renderer))
+
+
 def test_plane_figure_rejects_bad_points(tmp_path):
     with pytest.raises(ValueError, match="at least one point"):
         plane_figure([], tmp_path / "p.png")
