@@ -200,6 +200,9 @@ def test_missing_data_says_how_to_get_it(tmp_path):
         build_dataset("imagefolder", str(tmp_path / "nowhere"), "train")
     with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*cifar10"):
         build_dataset("cifar100", None, "train")
+    with pytest.raises(ValueError, match=r"dataset 'synthetic': .*'size'; its options: n, "
+                                         r"image_size, num_classes, seed, transform"):
+        build_dataset("synthetic", None, "train", size=8)
 
 
 def test_imagefolder_names_a_corrupt_file_or_skips_it(tmp_path):

@@ -81,8 +81,11 @@ def test_bad_arguments_are_rejected(kwargs, error):
 
 
 def test_build_dataset_rejects_unknown_options():
-    with pytest.raises(TypeError, match="unknown mnist1d option"):
-        build_dataset(None, "train", n_trian=10)
+    from alignuniform.data import build_dataset as build_registered
+
+    with pytest.raises(ValueError, match=r"dataset 'mnist1d': .*'n_trian'; its options: "
+                                         r"n_train, n_test, n_val, seed, transform"):
+        build_registered("mnist1d", None, "train", n_trian=10)
 
 
 def test_view_is_seeded_shape_preserving_and_random(small_sets):

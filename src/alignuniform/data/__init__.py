@@ -13,6 +13,7 @@ seeded, stratified hold-out of the training images where a data set has no test 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -58,12 +59,19 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
             "train+unlabeled").
         **kwargs: Data-set options, e.g. ``transform``, ``val_fraction``, ``seed``,
             ``download``, ``skip_corrupt``.
+
+    Raises:
+        ValueError: Unknown data set or option (the message lists the valid ones).
+        SplitNotAvailable: The data on disk have no such split.
     """
     builder = resolve(DATASETS, name, "dataset")
-    try:
-        return builder(root, split, **kwargs)
+    signature = inspect.signature(builder)
+    try:  # options come from configs and command lines: a wrong one is an input error
+        signature.bind(root, split, **kwargs)
     except TypeError as err:
-        raise TypeError(f"dataset {name!r}: {err}") from err
+        options = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        raise ValueError(f"dataset {name!r}: {err}; its options: {', '.join(options)}") from None
+    return builder(root, split, **kwargs)
 
 
 def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, Dataset, str]:
