@@ -100,3 +100,13 @@ def test_bugs_keep_their_traceback(monkeypatch, error):
     _failing(monkeypatch, error)
     with pytest.raises(type(error)):
         main(["report", "run"])
+
+
+@pytest.mark.parametrize("argv", [["demo"], ["eval", "missing.pt"], ["report", "."],
+                                  ["text", "eval", "--stsb", "."]])
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, argv):
+    not_a_folder = tmp_path / "taken"
+    not_a_folder.write_text("a file")
+    assert main([*argv, "--out", str(not_a_folder), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"output folder {not_a_folder} exists and is not a folder" in err

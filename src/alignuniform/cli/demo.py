@@ -35,7 +35,9 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.demo import run_demo
+    from alignuniform.io import check_writable_dir
 
+    check_writable_dir(args.out)  # before training, not after it
     for name in ("n_train", "n_test", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:

@@ -100,7 +100,10 @@ def format_table(results: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.evaluate import evaluate_checkpoint, save_results
+    from alignuniform.io import check_writable_dir
 
+    out = args.out or args.checkpoint.parent / ("eval_random" if args.random_init else "eval")
+    check_writable_dir(out)  # before the work, not after it
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
     results = evaluate_checkpoint(
@@ -113,8 +116,7 @@ def run(args: argparse.Namespace) -> int:
     )
     results["command"] = {k: str(v) if isinstance(v, Path) else v
                           for k, v in vars(args).items() if k != "func"}
-    out = args.out or args.checkpoint.parent / ("eval_random" if args.random_init else "eval")
-    path = save_results(results, Path(out) / "eval.json")
+    path = save_results(results, out / "eval.json")
     print(format_table(results))
     print(f"wrote {path}")
     return 0

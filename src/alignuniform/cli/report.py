@@ -27,8 +27,10 @@ def add_parser(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alignuniform.io import check_writable_dir
     from alignuniform.report.run import report_for_run
 
+    check_writable_dir(args.out or args.run_dir / "report")  # before any evaluation
     written = report_for_run(args.run_dir, args.out, seed=args.seed,
                              progress=not args.no_progress)
     for role, path in written.items():

@@ -106,17 +106,23 @@ def _add_train(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-def _setup(args) -> tuple[object, Path]:
-    """Check sizes and --out, seed, load the model; returns (model, out_dir)."""
+def _check(args) -> Path:
+    """Check the options every text command shares, --out first (before any work); return
+    the output folder."""
+    out = check_writable_dir(args.out)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    return out
+
+
+def _load_model(args):
+    """Seed torch and load --model."""
     import torch
 
     from alignuniform.text.encoders import load_sentence_model
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
-    out = check_writable_dir(args.out)  # before the model loads, not after the work
     torch.manual_seed(args.seed)
-    return load_sentence_model(args.model, device=args.device), out
+    return load_sentence_model(args.model, device=args.device)
 
 
 def _dim(model) -> int:
@@ -145,8 +151,9 @@ def run_eval(args) -> int:
     from alignuniform.text.sts_eval import evaluate_sts
     from alignuniform.text.stsb import read_stsb
 
+    out = _check(args)
     split = read_stsb(args.stsb, args.split)
-    model, out = _setup(args)
+    model = _load_model(args)
     result = evaluate_sts(model, split, args.representations, threshold=args.threshold,
                           batch_size=args.batch_size, progress=not args.no_progress)
     result.update(model=str(args.model), seed=args.seed)
@@ -171,13 +178,14 @@ def run_dropout(args) -> int:
     from alignuniform.text.dropout import dropout_alignment
     from alignuniform.text.stsb import read_stsb
 
+    out = _check(args)
     sentences = read_stsb(args.stsb, args.split).sentences()
     n_available = len(sentences)
     if args.max_sentences is not None:
         if args.max_sentences < 2:
             raise ValueError(f"--max-sentences must be >= 2, got {args.max_sentences}")
         sentences = sentences[: args.max_sentences]
-    model, out = _setup(args)
+    model = _load_model(args)
     rows = dropout_alignment(model, sentences, args.rates, fixed_mask_rate=args.fixed_rate,
                              seed=args.seed, batch_size=args.batch_size,
                              progress=not args.no_progress)
@@ -199,6 +207,7 @@ def run_train(args) -> int:
     from alignuniform.text.simcse import save_sentence_model, train_simcse
     from alignuniform.text.stsb import read_sentences, read_stsb
 
+    out = _check(args)
     config = SimCSEConfig(
         loss=args.loss, tau=args.tau, alpha=args.alpha, t=args.t, w_align=args.w_align,
         w_uniform=args.w_uniform, lr=args.lr, batch_size=args.batch_size, steps=args.steps,
@@ -216,7 +225,7 @@ def run_train(args) -> int:
         if args.max_sentences < config.batch_size:
             raise ValueError(f"--max-sentences must be >= --batch-size ({config.batch_size})")
         sentences = sentences[: args.max_sentences]
-    model, out = _setup(args)
+    model = _load_model(args)
     log = out / "evals.jsonl"
     log.unlink(missing_ok=True)
 
