@@ -479,7 +479,17 @@ def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
     res = ev.load_results(out / "eval.json")
     assert res["settings"]["seed"] == 1 and res["command"]["seed"] == 1
     assert res["layers"]["penultimate"]["probe_fast"]["weight_decay"] == 0.01
-    assert 0 <= res["layers"]["penultimate"]["linear_acc"] <= 1
+    # every number is the library's for the same arguments
+    direct = ev.evaluate_checkpoint(checkpoint, n_train=60, n_test=30, weighted_k=20, seed=1,
+                                    probe_kwargs={"weight_decays": [0.01]}, progress=False)
+    numbers = ("linear_acc", "knn5_acc", "knn_weighted_acc", "alignment", "uniformity",
+               "uniformity_bound")
+    for layer in ("embedding", "penultimate"):
+        assert {k: res["layers"][layer][k] for k in numbers} == {
+            k: direct["layers"][layer][k] for k in numbers}
+    for layer, values in res["layers"].items():  # the table shows them
+        assert f"{100 * values['linear_acc']:5.1f}%" in printed
+        assert f"{values['uniformity']:8.3f}" in printed, layer
 
 
 def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, capsys):
