@@ -359,7 +359,14 @@ def test_evaluate_encoder_numbers_and_json(tmp_path):
     iu = torch.triu_indices(len(emb), len(emb), 1)
     ref = float(torch.exp(-2 * d2[iu[0], iu[1]]).mean().log())
     assert res["layers"]["embedding"]["uniformity"] == pytest.approx(ref, rel=1e-4)
-    assert res["layers"]["embedding"]["alignment"] > 0
+    # alignment: two views of every test item drawn with the evaluation seed (0), float64
+    recipe = build_recipe("cifar10")
+    torch.manual_seed(0)
+    views = [[recipe(x), recipe(x)] for x, _ in test]
+    with torch.no_grad():
+        a, b = (model(torch.stack([v[k] for v in views])).double() for k in (0, 1))
+    assert res["layers"]["embedding"]["alignment"] == pytest.approx(
+        float((a - b).norm(dim=1).pow(2).mean()), rel=1e-5)
     assert res["n_train"] == 200 and res["n_test"] == 80
     assert res["settings"]["protocol"] == "fast" and res["settings"]["seed"] == 0
     path = ev.save_results(res, tmp_path / "eval.json")
