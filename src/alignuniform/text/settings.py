@@ -17,6 +17,7 @@ TOKEN_REPRESENTATIONS = ("pooling", "cls", "mean", "embedding_mean")
 #: Every representation ``evaluate_sts`` compares: the token-level ones and the whitened mean.
 REPRESENTATIONS = (*TOKEN_REPRESENTATIONS, "whitened")
 
+#: The SimCSE objectives (``SimCSEConfig.loss``).
 LOSSES = ("contrastive", "align_uniform")
 
 
