@@ -76,6 +76,26 @@ def test_plane_labels_do_not_overlap_for_near_coincident_points(tmp_path, monkey
         assert not box.overlaps(ax.get_legend().get_window_extent(renderer))
 
 
+def test_a_failed_figure_write_keeps_the_old_file_and_closes_the_figure(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "plane.png"
+    path.write_bytes(b"the previous figure")
+
+    def fail(self, f, **kwargs):
+        f.write(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", fail)
+    before = set(plt.get_fignums())
+    with pytest.raises(OSError, match="disk full"):
+        plane_figure([{"name": "a", "align": 1.0, "uniform": -1.0}], path)
+    assert path.read_bytes() == b"the previous figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["plane.png"]
+    assert set(plt.get_fignums()) == before
+
+
 def test_plane_figure_rejects_bad_points(tmp_path):
     with pytest.raises(ValueError, match="at least one point"):
         plane_figure([], tmp_path / "p.png")

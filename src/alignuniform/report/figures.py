@@ -16,15 +16,19 @@ import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first
 import numpy as np  # noqa: E402
 from matplotlib.text import Text  # noqa: E402
 
+from alignuniform.io import atomic_write  # noqa: E402
+
 DPI = 110
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
+    """Write ``fig`` atomically (the format from the suffix, PNG by default) and close it."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, bbox_inches="tight")
-    plt.close(fig)
-    return path
+    try:
+        return atomic_write(path, lambda f: fig.savefig(
+            f, format=path.suffix[1:] or "png", dpi=DPI, bbox_inches="tight"))
+    finally:
+        plt.close(fig)
 
 
 def _finite(value: object, what: str) -> float:
