@@ -13,6 +13,7 @@ seeded, stratified hold-out of the training images where a data set has no test 
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -20,7 +21,7 @@ from torch.utils.data import Dataset
 
 from alignuniform._registry import resolve
 from alignuniform.data.recipes import BatchAugment, RecipeSpec
-from alignuniform.data.split import stratified_split
+from alignuniform.data.split import SplitNotAvailable, stratified_split
 from alignuniform.data.two_views import TwoViews
 
 # values are "module:attr" so optional dependencies load only when used
@@ -58,19 +59,28 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
             "train+unlabeled").
         **kwargs: Data-set options, e.g. ``transform``, ``val_fraction``, ``seed``,
             ``download``, ``skip_corrupt``.
+
+    Raises:
+        ValueError: Unknown data set or option (the message lists the valid ones).
+        SplitNotAvailable: The data on disk have no such split.
     """
     builder = resolve(DATASETS, name, "dataset")
-    try:
-        return builder(root, split, **kwargs)
+    signature = inspect.signature(builder)
+    try:  # options come from configs and command lines: a wrong one is an input error
+        signature.bind(root, split, **kwargs)
     except TypeError as err:
-        raise TypeError(f"dataset {name!r}: {err}") from err
+        options = [p.name for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY]
+        raise ValueError(f"dataset {name!r}: {err}; its options: {', '.join(options)}") from None
+    return builder(root, split, **kwargs)
 
 
 def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, Dataset, str]:
     """``(train, held_out, held_out_split)`` of a training run's data config.
 
-    The held-out split is "test" where the data set has one, else the seeded stratified
-    "val" hold-out that training never saw; both are rebuilt with the run's own options
+    The held-out split is "test" where the data on disk have one (CIFAR-10's torchvision
+    files or a ``cifar10-test-jpeg.zip`` beside the training zip, an ImageFolder ``test/``
+    folder...), else "val": an ImageFolder ``val/`` folder or the seeded stratified hold-out
+    that training never saw. Both are rebuilt with the run's own options
     (``kwargs``, ``val_fraction``, ``split_seed``), so generated sets (MNIST-1D) and
     hold-outs come out exactly as they were during training.
 
@@ -85,7 +95,7 @@ def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, 
     train = build_dataset(name, root, "train", **kwargs)
     try:
         return train, build_dataset(name, root, "test", **kwargs), "test"
-    except ValueError:  # no test split here
+    except SplitNotAvailable:  # only this: a broken test split must not pass for a missing one
         return train, build_dataset(name, root, "val", **kwargs), "val"
 
 
@@ -108,6 +118,7 @@ __all__ = [
     "RECIPES",
     "BatchAugment",
     "RecipeSpec",
+    "SplitNotAvailable",
     "TwoViews",
     "build_batch_recipe",
     "build_dataset",
