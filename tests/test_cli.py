@@ -33,11 +33,7 @@ def test_every_command_is_found():
             "text train"} <= set(LEAVES)
 
 
-@pytest.mark.parametrize("command", [
-    pytest.param(c, marks=pytest.mark.xfail(
-        strict=True, reason="cli/theory.py is converted on the theory branch: remove this "
-                            "mark when it merges")) if c == "theory" else c
-    for c in sorted(LEAVES)])
+@pytest.mark.parametrize("command", sorted(LEAVES))
 def test_every_command_takes_out_seed_no_progress_debug_the_same_way(command):
     options = {opt: a for a in LEAVES[command]._actions for opt in a.option_strings}
     assert {"--out", "--seed", "--no-progress", "--debug"} <= set(options), command
