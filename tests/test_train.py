@@ -59,7 +59,7 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(None, ["lossy.tau=1"])
     with pytest.raises(ValueError, match="loss.temp; valid keys in loss: w_contrastive, tau"):
         load_config(None, ["loss.temp=0.2"])
-    with pytest.raises(TypeError, match="data.batch_size must be int, got 'big'"):
+    with pytest.raises(ValueError, match="data.batch_size must be int, got 'big'"):
         load_config(None, ["data.batch_size=big"])
     with pytest.raises(ValueError, match="section.key=value"):
         load_config(None, ["epochs"])

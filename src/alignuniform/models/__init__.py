@@ -55,7 +55,7 @@ def _construct(name: str, cls: type, kwargs: dict) -> nn.Module:
     try:
         return cls(**kwargs)
     except TypeError as err:
-        raise TypeError(f"model {name!r}: {err}") from err
+        raise ValueError(f"model {name!r}: {err}") from err
 
 
 __all__ = ["MODELS", "build_model"]

@@ -188,17 +188,17 @@ def _check_value(value: object, hint: object, where: str) -> object:
             pass
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
         name = getattr(expected, "__name__", str(expected))
-        raise TypeError(f"{where} must be {name}, got {value!r}")
+        raise ValueError(f"{where} must be {name}, got {value!r}")
     if expected is float and not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number, got {value!r}")
     if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
-        raise TypeError(f"{where} must be a list of ints, got {value!r}")
+        raise ValueError(f"{where} must be a list of ints, got {value!r}")
     return value
 
 
 def _from_dict(cls: type, values: dict, where: str = "") -> object:
     if not isinstance(values, dict):
-        raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
+        raise ValueError(f"{where or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(map(str, values)) - set(names))
