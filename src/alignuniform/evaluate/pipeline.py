@@ -25,6 +25,7 @@ from alignuniform.evaluate.features import (
     random_subset,
 )
 from alignuniform.evaluate.knn import knn_accuracy
+from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
 
 
@@ -33,7 +34,8 @@ def _layer_numbers(
     temperature: float, t: float, seed: int, device: torch.device, fast_probe: bool,
     probe_kwargs: dict,
 ) -> dict:
-    """Probe, k-NN and uniformity of one layer; features are moved to ``device`` here."""
+    """Probe, k-NN, mean classifier and uniformity of one layer; features are moved to
+    ``device`` here."""
     tr_x, te_x = train.layer(name).to(device), test.layer(name).to(device)
     dim = int(tr_x.shape[1])
     out: dict = {"dim": dim}
@@ -43,6 +45,7 @@ def _layer_numbers(
     out["knn5_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels, k=k)
     out["knn_weighted_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels,
                                            k=min(weighted_k, len(tr_x)), temperature=temperature)
+    out["mean_acc"] = mean_classifier_accuracy(tr_x, train.labels, te_x, test.labels)
     out["uniformity"] = float(metrics.uniformity(te_x, t=t))
     out["uniformity_bound"] = metrics.uniformity_bound(dim, t=t)
     return out
@@ -73,7 +76,7 @@ def evaluate_encoder(
 ) -> dict:
     """Every number of the paper's evaluation for each layer, with the settings used.
 
-    The probe and the k-NN classifiers are fitted on ``train_set`` and scored on
+    The probe, the k-NN and the mean classifiers are fitted on ``train_set`` and scored on
     ``test_set``; alignment is measured on two ``recipe`` views of every test image (seeded),
     uniformity exactly over all test embeddings, both on L2-normalised features.
 
@@ -98,7 +101,8 @@ def evaluate_encoder(
 
     Returns:
         ``{"layers": {name: {...}}, "settings": {...}, "n_train", "n_test", "seconds"}``;
-        each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``alignment``,
+        each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``mean_acc``
+        (the mean classifier: nearest class centroid, cosine), ``alignment``,
         ``uniformity``, ``uniformity_bound``, ``dim`` and the probe details.
     """
     if protocol not in ("fast", "paper", "both"):
