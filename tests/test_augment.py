@@ -290,3 +290,38 @@ def test_crop_absent_resizes_and_centre_crops_like_the_eval_transform():
     batched = recipe.batched()(x)
     assert batched.shape == per_sample.shape
     assert (batched - per_sample).abs().mean() < 0.05  # antialiased bilinear, same geometry
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluation of a run trained with data.augment
+
+
+@pytest.mark.parametrize("batched", [False, True])
+def test_evaluate_checkpoint_uses_the_runs_components_and_the_full_recipe(tmp_path, batched):
+    from alignuniform.checkpoint import save_checkpoint
+    from alignuniform.evaluate import evaluate_checkpoint
+    from alignuniform.models import build_model
+
+    torch.manual_seed(0)
+    model = build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16)
+    data = {"name": "synthetic", "root": None, "recipe": "cifar10", "kwargs": {"n": 40},
+            "batched_augment": batched}
+    paths = {}
+    for tag, augment in (("preset", None), ("none", {"base": "none"})):
+        cfg = {"model": {"name": "small_cnn", "feat_dim": 8,
+                         "kwargs": {"width": 4, "hidden_dim": 16}},
+               "data": {**data, **({"augment": augment} if augment else {})}}
+        paths[tag] = save_checkpoint(tmp_path / tag / "checkpoint.pt",
+                                     {"model": model.state_dict(), "config": cfg, "epoch": 1})
+    kwargs = dict(weighted_k=10, layers=["embedding"], progress=False,
+                  probe_kwargs={"weight_decays": [1e-2]})
+    preset = evaluate_checkpoint(paths["preset"], **kwargs)
+    none = evaluate_checkpoint(paths["none"], **kwargs)
+    p, n = preset["layers"]["embedding"], none["layers"]["embedding"]
+    assert "augment" not in preset["data"] and p["alignment_full"] == p["alignment"] > 0
+    assert none["data"]["augment"] == {}
+    # no component: both views are the image, so alignment is 0; under the full recipe it is
+    # the preset's (same weights, same seeded pairs)
+    assert n["alignment"] == pytest.approx(0, abs=1e-10)
+    assert n["alignment_full"] == pytest.approx(p["alignment"], rel=1e-6)
+    assert n["mean_acc"] == p["mean_acc"] and n["linear_acc"] == p["linear_acc"]

@@ -58,6 +58,7 @@ def evaluate_encoder(
     *,
     transform: Callable[[Tensor], Tensor] | None = None,
     recipe: Callable[[Tensor], Tensor] | None = None,
+    full_recipe: Callable[[Tensor], Tensor] | None = None,
     protocol: str = "fast",
     paper_augment: Callable[[Tensor], Tensor] | None = None,
     paper_epochs: int = 100,
@@ -87,6 +88,9 @@ def evaluate_encoder(
         transform: Deterministic preprocessing before the encoder (e.g.
             ``build_recipe("cifar10_eval")``); ``None`` when items are ready for the model.
         recipe: The training augmentation making positive pairs; ``None`` skips alignment.
+        full_recipe: A second augmentation to measure alignment under (``alignment_full``),
+            e.g. the full preset when training used only some of its components
+            (``data.augment``); ``None``: ``alignment_full`` equals ``alignment``.
         protocol: "fast" (L-BFGS probe on precomputed features), "paper" (Adam on augmented
             images, needs ``paper_augment``) or "both" (both, timed, on the same encoder).
         paper_augment: Training augmentation of the paper's probe.
@@ -103,7 +107,8 @@ def evaluate_encoder(
         ``{"layers": {name: {...}}, "settings": {...}, "n_train", "n_test", "seconds"}``;
         each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``mean_acc``
         (the mean classifier: nearest class centroid, cosine), ``alignment``,
-        ``uniformity``, ``uniformity_bound``, ``dim`` and the probe details.
+        ``alignment_full``, ``uniformity``, ``uniformity_bound``, ``dim`` and the probe
+        details.
     """
     if protocol not in ("fast", "paper", "both"):
         raise ValueError(f"protocol must be 'fast', 'paper' or 'both', got {protocol!r}")
@@ -142,11 +147,14 @@ def evaluate_encoder(
     if recipe is not None:
         tic = time.perf_counter()
         aligned = heldout_alignments(model, test_set, recipe, seed=seed, alpha=alpha, **run)
+        aligned_full = aligned if full_recipe is None else heldout_alignments(
+            model, test_set, full_recipe, seed=seed, alpha=alpha, **run)
         seconds["alignment"] = time.perf_counter() - tic
     for name, layer in results["layers"].items():
         probe = layer.get("probe_fast") or layer["probe_paper"]
         layer["linear_acc"] = probe["accuracy"]
         layer["alignment"] = aligned.get(name) if recipe is not None else None
+        layer["alignment_full"] = aligned_full.get(name) if recipe is not None else None
         if protocol == "both":
             fast_s = seconds["features"] + layer["probe_fast"]["seconds"]
             layer["fast_vs_paper"] = {
@@ -194,8 +202,9 @@ def evaluate_checkpoint(
     The encoder is rebuilt from the checkpoint's stored config. The probe is fitted on the
     "train" split and scored on "test" where the data set has one, else on "val", the
     seeded stratified hold-out that training never saw (rebuilt with the checkpoint's data
-    options). Positive pairs use the checkpoint's training recipe (batched when training
-    was), features its "_eval" transform.
+    options). Positive pairs use the checkpoint's training recipe with its ``data.augment``
+    components (batched when training was), features its "_eval" transform; with
+    ``data.augment``, ``alignment_full`` is measured under the full preset recipe too.
 
     Args:
         path: A ``checkpoint.pt`` written by training.
@@ -212,7 +221,13 @@ def evaluate_checkpoint(
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
     from alignuniform.checkpoint import load_encoder
-    from alignuniform.data import RECIPES, build_batch_recipe, build_recipe, build_run_splits
+    from alignuniform.data import (
+        RECIPES,
+        build_augment_recipe,
+        build_batch_recipe,
+        build_recipe,
+        build_run_splits,
+    )
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, config = load_encoder(path, map_location="cpu")
@@ -223,6 +238,7 @@ def evaluate_checkpoint(
     same_data = name == data_cfg.get("name")
     root = root or (data_cfg.get("root") if same_data else None)
     recipe_name = (data_cfg.get("recipe") if same_data else None) or name
+    augment = (data_cfg.get("augment") or None) if same_data else None
     if recipe_name not in RECIPES or f"{recipe_name}_eval" not in RECIPES:
         raise ValueError(
             f"no recipe pair {recipe_name!r} / {recipe_name + '_eval'!r} for data set {name!r}; "
@@ -238,10 +254,12 @@ def evaluate_checkpoint(
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
+    build = build_batch_recipe if batched else build_recipe
     results = evaluate_encoder(
         model.to(device), train_set, test_set,
         transform=build_recipe(f"{recipe_name}_eval"),
-        recipe=build_batch_recipe(recipe_name) if batched else build_recipe(recipe_name),
+        recipe=build(recipe_name, augment),
+        full_recipe=build(recipe_name) if augment else None,
         paper_augment=(probe_augmentation(eval_spec, batched=batched)
                        if isinstance(eval_spec, RecipeSpec) else None),
         seed=seed, device=device, **kwargs,
@@ -257,6 +275,8 @@ def evaluate_checkpoint(
         "pairs": "batched" if batched else "per-sample",
         "n_train": n_train, "n_test": n_test,
     }
+    if augment:  # the components the run trained with
+        results["data"]["augment"] = build_augment_recipe(recipe_name, augment).describe()
     return results
 
 
