@@ -325,3 +325,44 @@ def test_evaluate_checkpoint_uses_the_runs_components_and_the_full_recipe(tmp_pa
     assert n["alignment"] == pytest.approx(0, abs=1e-10)
     assert n["alignment_full"] == pytest.approx(p["alignment"], rel=1e-6)
     assert n["mean_acc"] == p["mean_acc"] and n["linear_acc"] == p["linear_acc"]
+
+
+# ---------------------------------------------------------------------------------------------
+# the study's sweep file
+
+
+def test_augment_study_sweep_is_figure_5s_grid_and_every_recipe_builds():
+    import itertools
+    from pathlib import Path
+
+    import yaml
+
+    path = Path(__file__).resolve().parents[1] / "sweeps" / "augment_study.yaml"
+    sweep = yaml.safe_load(path.read_text())
+    assert (path.parent / sweep["base"]).is_file()
+    recipes_ = sweep["grid"]["data.augment"]
+    transforms = {  # SimCLR's seven, as components
+        "crop": ("crop",), "cutout": ("cutout",), "color": ("color_jitter", "color_drop"),
+        "sobel": ("sobel",), "noise": ("gaussian_noise",), "blur": ("gaussian_blur",),
+        "rotate": ("rotation",),
+    }
+    expected = [(), None] + [(t,) for t in transforms]
+    expected += list(itertools.combinations(transforms, 2))
+    got = []
+    x = _images("cifar10", 2)[..., :32]
+    for augment in recipes_:
+        built = build_augment_recipe("cifar10", augment)
+        assert built.batched()(x).shape == (2, 3, 32, 32)
+        if not augment:
+            got.append(None)  # the full preset
+            continue
+        names = set(built.describe())
+        got.append(tuple(t for t, parts in transforms.items() if set(parts) <= names))
+        assert names == {p for t in got[-1] for p in transforms[t]}
+    assert got == expected and len(got) == 30
+    # the preset's parameters where it has the component
+    preset = build_augment_recipe("cifar10").describe()
+    for augment in recipes_:
+        for name, params in build_augment_recipe("cifar10", augment).describe().items():
+            if name in preset:
+                assert params == preset[name]
