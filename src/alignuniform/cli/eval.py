@@ -72,13 +72,13 @@ def format_table(results: dict) -> str:
     lines = [
         f"{ck['path']} ({ck['model']}{init}) on {data['name']}: fit on train "
         f"({results['n_train']}), scored on {data['test_split']} ({results['n_test']})",
-        f"{'layer':<12} {'dim':>5} {'linear':>7} {s['k']:>4}-NN {'wkNN':>6} "
+        f"{'layer':<12} {'dim':>5} {'linear':>7} {s['k']:>4}-NN {'wkNN':>6} {'mean':>6} "
         f"{'align':>7} {'uniform':>8} {'bound':>8}",
     ]
     for name, r in results["layers"].items():
         lines.append(
             f"{name:<12} {r['dim']:>5} {_pct(r['linear_acc']):>7} {_pct(r['knn5_acc']):>7} "
-            f"{_pct(r['knn_weighted_acc']):>6} {_num(r['alignment'])} "
+            f"{_pct(r['knn_weighted_acc']):>6} {_pct(r.get('mean_acc')):>6} {_num(r['alignment'])} "
             f"{_num(r['uniformity'], 8)} {_num(r['uniformity_bound'], 8)}"
         )
     for name, r in results["layers"].items():
@@ -93,6 +93,7 @@ def format_table(results: dict) -> str:
     lines.append(
         f"linear = {'fast L-BFGS' if s['protocol'] != 'paper' else 'paper Adam'} probe; "
         f"wkNN = {s['weighted_k']}-NN weighted at T={s['temperature']}; "
+        "mean = nearest class centroid (cosine); "
         f"alignment/uniformity (t={s['t']}) on normalised {data['test_split']} features"
     )
     return "\n".join(lines)
