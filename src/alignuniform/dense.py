@@ -52,6 +52,17 @@ Losses (differentiable tensors)
     and, optionally, a global ``LossCombination`` as DenseCL does (``(1 - lam) L_global +
     lam L_dense``, lam = 0.5).
 
+The AU-correlation scalar (ours; the BMVC 2022 paper's own is not public)
+    Over a set of encoders with alignment ``a_k``, uniformity ``u_k`` and downstream
+    performance ``p_k`` (e.g. dense mIoU): fit ``p = b0 + b1 a + b2 u`` by least squares
+    leaving each encoder out in turn and predict it; the scalar is the Pearson (or Spearman)
+    correlation between these leave-one-out predictions and ``p``. It is 1 when the two
+    metrics predict performance perfectly and near 0 (or negative) when they carry no
+    information out of sample; with only 3 fitted numbers it does not reward overfitting the
+    way the in-sample multiple R does (reported too, with the cross-validated
+    ``Q^2 = 1 - PRESS / TSS``). A 95% percentile bootstrap interval resamples encoders with
+    replacement (leave-one-out then leaves out every copy of an encoder).
+
 Example:
     >>> import torch, torch.nn.functional as F
     >>> from alignuniform import dense
@@ -66,8 +77,10 @@ Example:
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -92,6 +105,9 @@ __all__ = [
     "dense_contrastive_loss",
     "DenseLossCombination",
     "PIXPRO_THRESHOLD",
+    "AUCorrelation",
+    "au_correlation",
+    "dense_au_correlation",
 ]
 
 #: PixPro's positive-pair threshold on the normalised bin-centre distance.
@@ -713,3 +729,150 @@ class DenseLossCombination(nn.Module):
         out.update({f"global_{k}": v for k, v in glob.items() if k != "loss"})
         out["loss"] = (1.0 - self.lam) * glob["loss"] + self.lam * dense
         return out
+
+
+# ---------------------------------------------------------------------------- the scalar
+
+
+@dataclass(frozen=True)
+class AUCorrelation:
+    """The AU-correlation of a set of encoders (see the module docstring).
+
+    Attributes:
+        value: correlation between leave-one-out predictions and performance.
+        low, high: 95% percentile bootstrap interval of ``value``.
+        q2: cross-validated ``1 - PRESS / TSS``.
+        r_in_sample: multiple correlation of the fit on all encoders.
+        coef: ``(b0, b_align, b_uniform)`` of the fit on all encoders.
+        n_encoders: how many encoders.
+        n_boot: bootstrap resamples that gave a value (degenerate ones are skipped).
+        method: "pearson" or "spearman".
+    """
+
+    value: float
+    low: float
+    high: float
+    q2: float
+    r_in_sample: float
+    coef: tuple[float, float, float]
+    n_encoders: int
+    n_boot: int
+    method: str
+
+    def __float__(self) -> float:
+        return self.value
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _as_vector(v: object, name: str) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one number per encoder, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def _corr(x: np.ndarray, y: np.ndarray, method: str) -> float | None:
+    if method == "spearman":
+        from scipy.stats import rankdata
+
+        x, y = rankdata(x), rankdata(y)
+    sx, sy = x.std(), y.std()
+    if sx < 1e-12 * max(1.0, abs(x).max()) or sy < 1e-12 * max(1.0, abs(y).max()):
+        return None
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
+
+
+def _loo_predictions(design: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray | None:
+    pred = np.empty_like(y)
+    for g in np.unique(groups):
+        out = groups == g
+        train = ~out
+        if len(np.unique(groups[train])) < design.shape[1] + 1:
+            return None
+        coef, *_ = np.linalg.lstsq(design[train], y[train], rcond=None)
+        pred[out] = design[out] @ coef
+    return pred
+
+
+def au_correlation(
+    align: Sequence[float] | np.ndarray | torch.Tensor,
+    uniform: Sequence[float] | np.ndarray | torch.Tensor,
+    performance: Sequence[float] | np.ndarray | torch.Tensor,
+    *,
+    method: str = "pearson",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> AUCorrelation:
+    """How well (alignment, uniformity) predict performance across encoders: the
+    leave-one-out correlation of a linear model, with a bootstrap interval.
+
+    Args:
+        align, uniform, performance: one number per encoder (at least 5 encoders).
+        method: correlation of predictions with performance, "pearson" or "spearman".
+        n_boot: bootstrap resamples (0 for none: the interval is then ``(nan, nan)``).
+        seed: seed of the resampling.
+
+    Raises:
+        ValueError: fewer than 5 encoders, lengths that differ, constant performance or
+            constant leave-one-out predictions (no correlation is defined).
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    a, u = _as_vector(align, "align"), _as_vector(uniform, "uniform")
+    p = _as_vector(performance, "performance")
+    if not len(a) == len(u) == len(p):
+        raise ValueError(f"align, uniform, performance have {len(a)}, {len(u)}, {len(p)} values")
+    n = len(p)
+    if n < 5:
+        raise ValueError(f"au_correlation needs at least 5 encoders (3 coefficients), got {n}")
+    design = np.stack([np.ones(n), a, u], 1)
+
+    def stat(idx: np.ndarray) -> tuple[float | None, np.ndarray | None]:
+        pred = _loo_predictions(design[idx], p[idx], idx)
+        return (None, None) if pred is None else (_corr(pred, p[idx], method), pred)
+
+    value, pred = stat(np.arange(n))
+    if value is None:
+        raise ValueError("performance (or its leave-one-out prediction) is constant across "
+                         "encoders: no correlation is defined")
+    press = float(((pred - p) ** 2).sum())
+    q2 = 1.0 - press / float(((p - p.mean()) ** 2).sum())
+    coef, *_ = np.linalg.lstsq(design, p, rcond=None)
+    r_in = _corr(design @ coef, p, "pearson")
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(int(n_boot)):
+        v, _ = stat(np.sort(rng.integers(0, n, n)))
+        if v is not None:
+            boots.append(v)
+    low, high = (np.percentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan))
+    return AUCorrelation(value, float(low), float(high), q2,
+                         math.nan if r_in is None else r_in,
+                         tuple(float(c) for c in coef), n, len(boots), method)
+
+
+def dense_au_correlation(
+    results: Sequence[Mapping[str, float]],
+    performance: str = "miou",
+    align: str = "dense_alignment",
+    uniform: str = "dense_uniformity",
+    **kwargs,
+) -> AUCorrelation:
+    """:func:`au_correlation` over a list of encoder results (one mapping per encoder).
+
+    Example:
+        >>> dense_au_correlation([{"dense_alignment": 0.4, "dense_uniformity": -3.1,
+        ...                        "miou": 0.31}, ...], performance="miou")
+    """
+    for k, r in enumerate(results):
+        missing = [key for key in (performance, align, uniform) if key not in r]
+        if missing:
+            raise KeyError(f"result {k} has no {missing}; it has {sorted(r)}")
+    return au_correlation([r[align] for r in results], [r[uniform] for r in results],
+                          [r[performance] for r in results], **kwargs)
