@@ -294,6 +294,21 @@ def test_dense_align_and_contrastive_gradients_vs_float64(scheme):
         torch.testing.assert_close(b.grad.double(), rb.grad, atol=1e-5, rtol=1e-4)
 
 
+def test_sampled_cross_image_uniformity_vs_brute_force():
+    # a sample has images with different numbers of locations: the padded same-image sums
+    f = unit_map(6, 5, 2, 3, seed=16, dtype=torch.float64)
+    x, image = dense.flatten_locations(f, 17, generator=torch.Generator().manual_seed(5))
+    assert len(torch.bincount(image).unique()) > 1
+    i, j = torch.triu_indices(17, 17, 1)
+    keep = image[i] != image[j]
+    ref = torch.exp(-2 * (x[i[keep]] - x[j[keep]]).pow(2).sum(1)).mean().log()
+    loss = dense.dense_uniform_loss(f, n_locations=17, exclude_same_image=True,
+                                    generator=torch.Generator().manual_seed(5))
+    assert loss.item() == pytest.approx(ref.item(), abs=1e-12)
+    metric = dense.dense_uniformity(f, n_locations=17, seed=5)
+    assert metric.cross_image == pytest.approx(ref.item(), abs=1e-12)
+
+
 def test_sampled_uniform_loss_is_seeded():
     f = unit_map(4, 8, 3, 3, seed=11)
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

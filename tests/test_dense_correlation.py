@@ -38,14 +38,14 @@ def test_exact_linear_performance_gives_one():
 
 def test_matches_brute_force_and_interval_behaves():
     a, u, p = encoders(noise=0.05, seed=1)
-    r = dense.au_correlation(a, u, p, n_boot=300, seed=4)
+    r = dense.au_correlation(a, u, p, n_boot=150, seed=4)
     assert r.value == pytest.approx(brute_loo_r(a, u, p), abs=1e-12)
     assert 0.5 < r.value < 1 and r.low <= r.value <= r.high
     assert r.r_in_sample >= r.value  # in-sample fit is never worse than out-of-sample
-    assert r == dense.au_correlation(a, u, p, n_boot=300, seed=4)  # seeded
+    assert r == dense.au_correlation(a, u, p, n_boot=150, seed=4)  # seeded
     # performance unrelated to the metrics: near zero, an interval that includes zero
     rng = np.random.default_rng(7)
-    null = dense.au_correlation(a, u, rng.normal(size=len(a)), n_boot=300)
+    null = dense.au_correlation(a, u, rng.normal(size=len(a)), n_boot=150)
     assert null.value < 0.5 and null.low < 0 < null.high and null.q2 < 0.2
     sp = dense.au_correlation(a, u, p, method="spearman", n_boot=0)
     assert 0.5 < sp.value <= 1 and math.isnan(sp.low)

@@ -323,7 +323,8 @@ def geometric_pairs(
     nearest = dist.argmin(dim=2)
     b, i = inside.nonzero(as_tuple=True)
     j = nearest[b, i]
-    return LocationPairs(b, i, j, torch.ones(b.shape[0]), shape1, shape2, boxes1.shape[0])
+    weight = torch.ones(b.shape[0], device=boxes1.device)
+    return LocationPairs(b, i, j, weight, shape1, shape2, boxes1.shape[0])
 
 
 def _similarity(g1: torch.Tensor, g2: torch.Tensor) -> torch.Tensor:
