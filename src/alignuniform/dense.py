@@ -96,6 +96,8 @@ __all__ = [
     "feature_argmax_pairs",
     "mutual_nn_pairs",
     "pair_precision_recall",
+    "PAIR_SCHEMES",
+    "location_pairs",
     "flatten_locations",
     "dense_alignment",
     "dense_uniformity",
@@ -375,6 +377,46 @@ def mutual_nn_pairs(g1: torch.Tensor, g2: torch.Tensor, threshold: float = 0.5) 
     b, i = (mutual & (best >= threshold)).nonzero(as_tuple=True)
     return LocationPairs(b, i, fwd[b, i], torch.ones(b.shape[0], device=sim.device),
                          tuple(g1.shape[-2:]), tuple(g2.shape[-2:]), sim.shape[0])
+
+
+#: Scheme names accepted by :func:`location_pairs` (and, later, by training configs).
+PAIR_SCHEMES = ("geometric", "geometric_nearest", "feature_argmax", "mutual_nn")
+
+
+def location_pairs(
+    scheme: str,
+    *,
+    boxes1: torch.Tensor | None = None,
+    boxes2: torch.Tensor | None = None,
+    flips1: torch.Tensor | None = None,
+    flips2: torch.Tensor | None = None,
+    shape1: tuple[int, int] | None = None,
+    shape2: tuple[int, int] | None = None,
+    image_size: tuple[int, int] | torch.Tensor | None = None,
+    g1: torch.Tensor | None = None,
+    g2: torch.Tensor | None = None,
+    threshold: float | None = None,
+) -> LocationPairs:
+    """Pairs by scheme name: one entry point for configs.
+
+    ``"geometric"`` (PixPro threshold, default 0.7) and ``"geometric_nearest"`` need the
+    boxes, flips and map shapes; ``"feature_argmax"`` and ``"mutual_nn"`` (default threshold
+    0.5) need the matching maps ``g1``, ``g2``.
+    """
+    if scheme in ("geometric", "geometric_nearest"):
+        if boxes1 is None or boxes2 is None or shape1 is None or shape2 is None:
+            raise ValueError(f"scheme {scheme!r} needs boxes1, boxes2, shape1 and shape2")
+        mode = "threshold" if scheme == "geometric" else "nearest"
+        return geometric_pairs(boxes1, boxes2, shape1, shape2, flips1, flips2,
+                               image_size=image_size, mode=mode,
+                               threshold=PIXPRO_THRESHOLD if threshold is None else threshold)
+    if scheme in ("feature_argmax", "mutual_nn"):
+        if g1 is None or g2 is None:
+            raise ValueError(f"scheme {scheme!r} needs the matching maps g1 and g2")
+        if scheme == "feature_argmax":
+            return feature_argmax_pairs(g1, g2)
+        return mutual_nn_pairs(g1, g2, 0.5 if threshold is None else threshold)
+    raise ValueError(f"scheme must be one of {PAIR_SCHEMES}, got {scheme!r}")
 
 
 def pair_precision_recall(pred: LocationPairs, truth: LocationPairs) -> tuple[float, float]:
