@@ -27,7 +27,8 @@ weight), one function per scheme:
    location may have several positives.
    ``geometric_pairs(mode="nearest")``: each view-1 location whose centre lies inside view
    2's crop box is paired with the one view-2 location whose centre is nearest (one partner
-   per view-1 location). Crops that do not overlap give no pairs, never an error.
+   per view-1 location; a view-2 location may be the partner of several when view 1 is the
+   more zoomed-in one). Crops that do not overlap give no pairs, never an error.
 2. ``feature_argmax_pairs`` (DenseCL, Wang et al., CVPR 2021): every view-1 location is
    paired with the view-2 location of highest cosine similarity, in the features given
    (DenseCL uses the backbone's, before the dense head).
