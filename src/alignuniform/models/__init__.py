@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "resnet18_cifar": "alignuniform.models.resnet:ResNet18Cifar",
     "small_cnn": "alignuniform.models.small_cnn:SmallCNN",
     "conv1d": "alignuniform.models.conv1d:Conv1dEncoder",
+    "dense": "alignuniform.models.dense_head:DenseEncoder",
 }
 
 
