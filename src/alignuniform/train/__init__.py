@@ -14,6 +14,7 @@ Example:
 from alignuniform.train.config import (
     AMP_DTYPES,
     DataConfig,
+    DenseConfig,
     LossConfig,
     ModelConfig,
     OptimConfig,
@@ -27,6 +28,7 @@ from alignuniform.train.engine import build_train_set, train
 __all__ = [
     "AMP_DTYPES",
     "DataConfig",
+    "DenseConfig",
     "LossConfig",
     "ModelConfig",
     "OptimConfig",

@@ -59,6 +59,7 @@ from alignuniform.io import (
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
 from alignuniform.train.config import AMP_DTYPES, DataConfig, TrainConfig, save_config
+from alignuniform.train.dense_step import DenseStep, dense_views
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -190,7 +191,10 @@ class _Run:
         images = build_train_set(data, config.seed)
         self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
                           else None)
-        dataset = (images if self.batch_aug
+        # dense terms (train/dense_step.py): per-sample views with their crop geometry
+        self.dense = DenseStep(config) if config.dense.active else None
+        dataset = (dense_views(images, data) if self.dense is not None
+                   else images if self.batch_aug
                    else TwoViews(images, build_recipe(data.recipe, data.augment)))
         # a DistributedSampler also with one process: global batch b of a K-process run is
         # then exactly batch b of the single-process run (same permutation, interleaved)
@@ -270,15 +274,18 @@ class _Run:
             return self.batch_aug(images), self.batch_aug(images)
         return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
 
-    def train_step(self, batch: list) -> dict[str, float]:
-        v1, v2 = self._views(batch)
-        with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN statistics
-        x, y = z.float().chunk(2)
-        if self.config.loss.global_batch:
-            x, y = all_gather(x), all_gather(y)
-        out = self.criterion(x, y)
+    def train_step(self, batch: list | dict) -> dict[str, float]:
+        if self.dense is not None:
+            out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype)
+        else:
+            v1, v2 = self._views(batch)
+            with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                                enabled=self.amp_dtype is not None):
+                z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN stats
+            x, y = z.float().chunk(2)
+            if self.config.loss.global_batch:
+                x, y = all_gather(x), all_gather(y)
+            out = self.criterion(x, y)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
