@@ -1,5 +1,5 @@
-"""Every dense number of a checkpoint on held-out CIFAR-10 scenes: what a sweep adds to a
-trial's row next to ``evaluate_checkpoint``'s image-level numbers.
+"""Every dense number of a checkpoint on held-out scenes (of CIFAR-10 in the configs): what a
+sweep adds to a trial's row next to ``evaluate_checkpoint``'s image-level numbers.
 
 For each scene variant ("single", "multi"; ``data.scenes``): a dense linear probe (mIoU,
 pixel accuracy) fitted on scenes built from the "train" images and scored on scenes built
@@ -102,9 +102,10 @@ def evaluate_dense_checkpoint(
     Args:
         path: A ``checkpoint.pt`` written by training (any image encoder; "dense" maps need
             a ``DenseEncoder``).
-        root: The CIFAR-10 data (zip or folder); default the checkpoint's ``data.root``. The
-            train/val split is the run's (``val_fraction``, ``split_seed``), so held-out
-            scenes hold no image training saw.
+        root: The data (e.g. the CIFAR-10 zip); default the checkpoint's ``data.root``.
+            Scenes are built from the run's data set with its options and train/val split
+            (``kwargs``, ``val_fraction``, ``split_seed``), so held-out scenes hold no image
+            training saw.
         variants: Scene variants (``data.scenes.VARIANTS``).
         which: Feature maps: "backbone" and/or "dense".
         n_train, n_test: Scenes to fit the probe on (from "train", seed ``seed``) and to
@@ -125,8 +126,8 @@ def evaluate_dense_checkpoint(
         {...}}, "settings": {...}, "seconds": float}``.
 
     Raises:
-        ValueError: An unknown variant or map, "dense" maps of an encoder without a dense
-            head, or no data root.
+        ValueError: An unknown variant or map, or "dense" maps of an encoder without a
+            dense head.
     """
     from alignuniform.checkpoint import load_encoder
     from alignuniform.models import build_model
@@ -147,9 +148,11 @@ def evaluate_dense_checkpoint(
                          "which=('backbone',) or train model.name: dense")
     data_cfg = config.get("data") or {}
     root = root or data_cfg.get("root")
-    if root is None:
-        raise ValueError(f"{path} stores no data root; pass root= (the CIFAR-10 zip)")
-    split = {k: data_cfg[k] for k in ("val_fraction", "split_seed") if data_cfg.get(k) is not None}
+    # the pool of the run's own data set and train/val split: held-out scenes hold no image
+    # that training saw
+    pool = {"dataset": data_cfg.get("name", "cifar10"), **(data_cfg.get("kwargs") or {}),
+            **{k: data_cfg[k] for k in ("val_fraction", "split_seed")
+               if data_cfg.get(k) is not None}}
     dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model = model.to(dev)
     to_input = RecipeSpec(size=canvas, train=False, mean=CIFAR10_MEAN,
@@ -157,7 +160,7 @@ def evaluate_dense_checkpoint(
     view_recipe = dataclasses.replace(CIFAR10, size=canvas)
     results: dict = {}
     for variant in variants:
-        common = {"variant": variant, "canvas": canvas, **split}
+        common = {"variant": variant, "canvas": canvas, **pool}
         train = build_scenes(root, "train", n_scenes=n_train, seed=seed, **common).cache()
         test = build_scenes(root, "val", n_scenes=n_test, seed=seed + 1, **common).cache()
         views = DenseTwoViews(test, view_recipe)
@@ -185,7 +188,8 @@ def evaluate_dense_checkpoint(
                                                           device=dev)
         results[variant] = out
     results["settings"] = {
-        "root": str(root), "n_train": n_train, "n_test": n_test, "canvas": canvas,
+        "dataset": pool["dataset"], "root": None if root is None else str(root),
+        "n_train": n_train, "n_test": n_test, "canvas": canvas,
         "probe_epochs": probe_epochs, "alpha": alpha, "t": t, "n_locations": n_locations,
         "n_pair_items": n_pair_items, "random_init": random_init, "seed": seed,
         "views": "recipes.CIFAR10 at the canvas size", "which": list(which),
@@ -210,3 +214,55 @@ def dense_row(results: dict) -> dict:
                     value = None
                 row[f"{prefix}.{key}"] = value
     return row
+
+
+#: The metrics each row of the study's table uses: global ones from the image-level
+#: evaluation (``evaluate_checkpoint``'s output embedding), dense ones from
+#: ``evaluate_dense_checkpoint`` on the same scene variant as the performance.
+METRIC_COLUMNS = {
+    "global": ("embedding.alignment", "embedding.uniformity"),
+    "dense (backbone)": ("dense.{variant}.backbone.dense_alignment",
+                         "dense.{variant}.backbone.dense_uniformity"),
+    "dense (head)": ("dense.{variant}.dense.dense_alignment",
+                     "dense.{variant}.dense.dense_uniformity"),
+}
+PERFORMANCE_COLUMNS = {
+    "linear acc": "penultimate.linear_acc",
+    "mIoU": "dense.{variant}.backbone.miou",
+}
+
+
+def au_correlation_table(
+    rows: Sequence[dict], *, variants: Sequence[str] = ("single", "multi"),
+    method: str = "pearson", n_boot: int = 1000, seed: int = 0,
+) -> list[dict]:
+    """The AU-correlation (``dense.au_correlation``) of a set of encoders for {global,
+    dense metrics} x {linear accuracy, mIoU} x scene variants.
+
+    Args:
+        rows: One flat row per encoder (a sweep's table rows: ``evaluate_checkpoint``'s
+            columns and :func:`dense_row`'s); rows missing a column a cell needs (failed
+            trials) are left out of that cell, and ``n_encoders`` says how many were used.
+        variants: Scene variants.
+        method, n_boot, seed: See ``dense.au_correlation``.
+
+    Returns:
+        One dict per cell: ``metrics``, ``performance``, ``variant`` and
+        ``AUCorrelation.to_dict()``'s entries, or ``error`` when no value is defined (fewer
+        than 5 encoders, constant performance).
+    """
+    table = []
+    for variant in variants:
+        for perf_name, perf_col in PERFORMANCE_COLUMNS.items():
+            for metrics_name, (a_col, u_col) in METRIC_COLUMNS.items():
+                cols = [c.format(variant=variant) for c in (a_col, u_col, perf_col)]
+                used = [r for r in rows if all(isinstance(r.get(c), int | float) for c in cols)]
+                cell = {"metrics": metrics_name, "performance": perf_name, "variant": variant}
+                try:
+                    found = dense.au_correlation(*([r[c] for r in used] for c in cols),
+                                                 method=method, n_boot=n_boot, seed=seed)
+                    cell.update(found.to_dict())
+                except ValueError as err:
+                    cell.update(error=str(err), n_encoders=len(used))
+                table.append(cell)
+    return table
