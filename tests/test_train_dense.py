@@ -11,7 +11,7 @@ import pytest
 import torch
 import yaml
 
-from alignuniform.checkpoint import load_checkpoint
+from alignuniform.checkpoint import load_checkpoint, save_checkpoint
 from alignuniform.models import build_model
 from alignuniform.train import config_from_dict, load_config, train
 from alignuniform.train import dense_step as dense_step_module
@@ -184,3 +184,15 @@ def test_dense_resume_gives_the_uninterrupted_weights(tmp_path):
     for name, value in a.items():
         assert torch.equal(b[name], value), name
     assert (resumed / "log.jsonl").read_text() == (straight / "log.jsonl").read_text()
+
+
+def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
+    raw = {**_config(), "dense": {}}  # no dense terms: a run as before this section existed
+    run = train(config_from_dict(raw), tmp_path / "old", progress=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    del state["config"]["dense"]
+    save_checkpoint(run / "checkpoint.pt", state)
+    train(config_from_dict({**raw, "epochs": 2}), run, resume=True, progress=False)
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
+    with pytest.raises(ValueError, match="differs from the run's in dense.lam, dense.t"):
+        train(config_from_dict({**_config(), "epochs": 3}), run, resume=True, progress=False)

@@ -166,7 +166,9 @@ def _resume_state(path: Path, config: TrainConfig) -> dict:
     if not isinstance(state.get("config"), dict) or "rng" not in state:
         raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
                          "choose a new --out")
-    changed = set(_differing_keys(state["config"], config.to_dict())) - _RESUMABLE_CHANGES
+    # a run from before a config section existed (e.g. dense) stored none: it had the defaults
+    stored = {**TrainConfig().to_dict(), **state["config"]}
+    changed = set(_differing_keys(stored, config.to_dict())) - _RESUMABLE_CHANGES
     if changed:
         raise ValueError(
             f"cannot resume {path.parent}: the config differs from the run's in "
