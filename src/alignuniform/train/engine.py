@@ -17,6 +17,11 @@ Everything is checked before the data load: the directory is writable, the devic
 the checkpoint to resume is readable and its config fits. Files are written atomically
 (``alignuniform.io``); the logs are strict JSON lines.
 
+With a ``dense`` section (any dense weight > 0) each item carries two views with their crop
+geometry and the step's loss is ``train.dense_step.DenseStep``'s: global terms on the
+embeddings mixed with dense terms on the dense head's maps; the dense terms and the number
+of positive location pairs are logged with the others.
+
 Exact resume: the data order and every augmentation draw of an epoch are functions of
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
 seeded at the start of each epoch), so continuing from the last epoch checkpoint after a
