@@ -22,6 +22,7 @@ import yaml
 
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
+from alignuniform.recipes import resolve_recipe
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -309,11 +310,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Read a YAML config and apply ``section.key=value`` overrides.
 
     Args:
-        path: YAML file (``None``: the defaults). Read with ``yaml.safe_load``.
+        path: YAML file, or the name of a shipped recipe such as ``"stl10_align_uniform"``
+            (``alignuniform.recipes.resolve_recipe``; ``None``: the defaults). Read with
+            ``yaml.safe_load``.
         overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
 
     Raises:
-        FileNotFoundError: No file at ``path``.
+        FileNotFoundError: No file at ``path`` and no shipped recipe of that name.
         ValueError: The file is not UTF-8 YAML of plain values (a syntax error, or a tag such
             as ``!!python/object``; the message names the file and line), an unknown key
             (the message lists the valid ones) or a bad value.
@@ -321,9 +324,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """
     raw: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file {path}")
+        # a file, or the name of a shipped recipe (alignuniform.recipes)
+        path = resolve_recipe(path, kind="configs")
         try:
             raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
         except UnicodeDecodeError as err:
