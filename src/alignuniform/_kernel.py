@@ -95,6 +95,7 @@ def _fast_pass(
             # and subtracting them would cancel the small ones
             p.fill_diagonal_(0.0)
         if with_grad:
+            assert ax is not None and acc is not None
             rows = p @ ax[j[0] : j[1]]  # column 0 is p @ a_j: the block sum comes for free
             s = ai @ rows[:, 0]
             xi, xj = x[i[0] : i[1]], x[j[0] : j[1]]

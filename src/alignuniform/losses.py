@@ -6,7 +6,7 @@ Every loss is a plain differentiable function of tensors; ``LossCombination`` is
 normalisation); ``nt_xent_loss`` and ``triplet_loss`` are defined with cosine similarity and
 normalise internally. Half-precision inputs are computed in float32, also under autocast.
 
-Example:
+Examples:
     >>> import torch, torch.nn.functional as F
     >>> from alignuniform import align_loss, uniform_loss
     >>> x = F.normalize(torch.randn(256, 128), dim=1)
@@ -17,6 +17,7 @@ Example:
 from __future__ import annotations
 
 import contextlib
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -54,7 +55,7 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Te
     Returns:
         A 0-d tensor.
 
-    Example:
+    Examples:
         >>> align_loss(torch.eye(2), torch.eye(2).flip(0))  # orthogonal unit vectors
         tensor(2.)
     """
@@ -94,7 +95,7 @@ def uniform_loss(
     Returns:
         A 0-d tensor.
 
-    Example:
+    Examples:
         >>> uniform_loss(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), t=2.0)  # antipodal: -4t
         tensor(-8.)
     """
@@ -214,7 +215,9 @@ class LossCombination(nn.Module):
     entry per active term (``"contrastive"``, ``"align"``, ``"uniform"``, ``"nt_xent"``)
     for logging.
 
-    Example:
+    Examples:
+        >>> x = F.normalize(torch.randn(64, 16), dim=1).requires_grad_()
+        >>> y = F.normalize(torch.randn(64, 16), dim=1)
         >>> crit = LossCombination(w_contrastive=1.0, tau=0.2, w_uniform=0.5)
         >>> out = crit(x, y)
         >>> out["loss"].backward()
@@ -261,7 +264,7 @@ class LossCombination(nn.Module):
             terms["uniform"] = (self.w_uniform, uniform)
         if self.w_nt_xent:
             terms["nt_xent"] = (self.w_nt_xent, nt_xent_loss(x, y, self.tau_nt_xent))
-        out = {"loss": sum(w * value for w, value in terms.values())}
+        out = {"loss": cast(torch.Tensor, sum(w * value for w, value in terms.values()))}
         out.update({name: value.detach() for name, (_, value) in terms.items()})
         return out
 

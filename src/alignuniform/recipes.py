@@ -13,11 +13,12 @@ from any folder) finds the shipped one.
 
 (Not to be confused with the two-view *augmentation* recipes of ``alignuniform.data``.)
 
->>> from alignuniform.recipes import list_recipes, resolve_recipe
->>> "stl10_align_uniform" in [r.name for r in list_recipes("configs")]
-True
->>> resolve_recipe("stl10_align_uniform").name
-'stl10_align_uniform.yaml'
+Examples:
+    >>> from alignuniform.recipes import list_recipes, resolve_recipe
+    >>> "stl10_align_uniform" in [r.name for r in list_recipes("configs")]
+    True
+    >>> resolve_recipe("stl10_align_uniform").name
+    'stl10_align_uniform.yaml'
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 from pathlib import Path
+from typing import Any
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -116,7 +117,7 @@ def _write_json(path: Path, obj: object) -> Path:
     return path
 
 
-def _setup(args) -> tuple[object, Path]:
+def _setup(args) -> tuple[Any, Path]:  # (a SentenceTransformer, out_dir)
     """Seed, check sizes, load the model; returns (model, out_dir)."""
     import torch
 

@@ -3,9 +3,13 @@
 Build by name through lazy registries (a module is imported only when its entry is used):
 
     >>> from alignuniform.data import build_dataset, build_recipe, TwoViews
-    >>> train = build_dataset("cifar10", "../shared/data/cifar10/cifar10-train-jpeg.zip", "train")
-    >>> pairs = TwoViews(train, build_recipe("cifar10"))
-    >>> test = build_dataset("cifar10", root, "val", transform=build_recipe("cifar10_eval"))
+    >>> root = "../shared/data/cifar10/cifar10-train-jpeg.zip"
+    >>> train = build_dataset("cifar10", root, "train")  # doctest: +SKIP
+    >>> pairs = TwoViews(train, build_recipe("cifar10"))  # doctest: +SKIP
+    >>> test = build_dataset("cifar10", root, "val",
+    ...                      transform=build_recipe("cifar10_eval"))  # doctest: +SKIP
+
+(The CIFAR-10 lines need the data on disk, so they are not run as tests.)
 
 Image data sets yield (C, H, W) uint8 tensors unless given ``transform=``; ``"val"`` is a
 seeded, stratified hold-out of the training images where a data set has no test split here.

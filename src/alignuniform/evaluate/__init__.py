@@ -6,10 +6,14 @@ model-level pieces compose them with a frozen encoder (``extract_features``,
 ``heldout_alignment``, ``linear_probe_paper``, ``evaluate_encoder``, ``evaluate_checkpoint``,
 ``make_monitor``). Nothing here prints except progress bars; the CLI formats the results.
 
-Example:
+Examples:
+    Needs a trained checkpoint and its data, so the example is not run as a test:
+
     >>> from alignuniform.evaluate import evaluate_checkpoint, save_results
-    >>> results = evaluate_checkpoint("runs/cpu_align_uniform/checkpoint.pt", n_train=20000)
-    >>> results["layers"]["penultimate"]["linear_acc"]
+    >>> results = evaluate_checkpoint("runs/cpu_align_uniform/checkpoint.pt",
+    ...                               n_train=20000)  # doctest: +SKIP
+    >>> results["layers"]["penultimate"]["linear_acc"]  # doctest: +SKIP
+    0.508
 """
 
 from alignuniform.evaluate.features import (

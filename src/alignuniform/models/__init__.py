@@ -4,9 +4,11 @@ Every encoder has ``forward(x) -> (B, feat_dim)`` L2-normalised embeddings,
 ``features(x) -> (B, penultimate_dim)`` penultimate features and ``feature_maps(x)`` conv maps,
 and attributes ``feat_dim`` and ``penultimate_dim``. Build one by name with ``build_model``.
 
-Example:
+Examples:
     >>> from alignuniform.models import build_model
     >>> model = build_model("small_alexnet", feat_dim=128)
+    >>> model.feat_dim
+    128
 """
 
 from __future__ import annotations

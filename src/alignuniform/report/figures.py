@@ -260,7 +260,7 @@ def s1_figure(
         if has_labels:
             ax = axes[3, col]
             labels = np.asarray(enc["labels"])
-            for k, c in enumerate(classes):
+            for k, c in enumerate(classes):  # type: ignore[arg-type]
                 sel = theta[labels == c]
                 if sel.size == 0:
                     continue
@@ -341,7 +341,7 @@ def curves_figure(
         ax.axis("off")
     if legend:
         labels, handles = list(legend), list(legend.values())
-        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,  # type: ignore[call-overload]
                    bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)

@@ -5,10 +5,15 @@ One function, ``train(config, out_dir)``, runs any point of the paper's loss spa
 or under ``torchrun`` with DistributedDataParallel. ``config`` holds the schema, its
 validation and YAML load/save; ``engine`` the loop, checkpoints and resume.
 
-Example:
+Examples:
+    A shipped recipe by name, with overrides (training itself needs the CIFAR-10 data and
+    minutes, so that line is not run as a test):
+
     >>> from alignuniform.train import load_config, train
-    >>> cfg = load_config("configs/cifar10_cpu_align_uniform.yaml", ["epochs=2"])
-    >>> run_dir = train(cfg, "runs/au")
+    >>> cfg = load_config("cifar10_cpu_align_uniform", ["epochs=2"])
+    >>> cfg.epochs, cfg.loss.w_align, cfg.loss.w_uniform
+    (2, 1.0, 1.0)
+    >>> run_dir = train(cfg, "runs/au")  # doctest: +SKIP
 """
 
 from alignuniform.train.config import (

@@ -187,7 +187,7 @@ def _check_value(value: object, hint: object, where: str) -> object:
             value = float(value)
         except ValueError:
             pass
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):  # type: ignore[arg-type]
         name = getattr(expected, "__name__", str(expected))
         raise TypeError(f"{where} must be {name}, got {value!r}")
     if expected is float and not math.isfinite(value):
@@ -197,7 +197,7 @@ def _check_value(value: object, hint: object, where: str) -> object:
     return value
 
 
-def _from_dict(cls: type, values: dict, where: str = "") -> object:
+def _from_dict(cls: type, values: dict, where: str = "") -> typing.Any:
     if not isinstance(values, dict):
         raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -212,7 +212,7 @@ def _from_dict(cls: type, values: dict, where: str = "") -> object:
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")
+            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")  # type: ignore[arg-type]
         else:
             kwargs[name] = _check_value(value, hint, where + name)
     return cls(**kwargs)

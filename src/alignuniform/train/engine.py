@@ -75,8 +75,8 @@ def _rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),  # type: ignore[index]
+        "numpy_pos": int(np_state[2]),  # type: ignore[index]
         "python": list(random.getstate()[1]),
     }
     if torch.cuda.is_available():
@@ -102,10 +102,10 @@ def build_train_set(data: DataConfig, seed: int) -> Dataset:
         kwargs["split_seed"] = data.split_seed
     dataset = build_dataset(data.name, data.root, data.split, **kwargs)
     if data.subset is not None:
-        if not 0 < data.subset <= len(dataset):
-            raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")
+        if not 0 < data.subset <= len(dataset):  # type: ignore[arg-type]
+            raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")  # type: ignore[arg-type]
         generator = torch.Generator().manual_seed(seed)
-        dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])
+        dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])  # type: ignore[arg-type]
     return dataset
 
 
@@ -192,8 +192,9 @@ class _Run:
         dataset = images if self.batch_aug else TwoViews(images, build_recipe(data.recipe))
         # a DistributedSampler also with one process: global batch b of a K-process run is
         # then exactly batch b of the single-process run (same permutation, interleaved)
-        self.sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-                                          shuffle=True, seed=config.seed, drop_last=True)
+        self.sampler: DistributedSampler = DistributedSampler(
+            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+            seed=config.seed, drop_last=True)
         self.generator = torch.Generator()
         self.loader = DataLoader(
             dataset, batch_size=data.batch_size // ctx.world_size, sampler=self.sampler,
@@ -202,7 +203,7 @@ class _Run:
         )
         if len(self.loader) == 0:
             raise ValueError(
-                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"
+                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
             )
         # seeded on its own: the same on every rank, and what a random-init baseline with
         # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
