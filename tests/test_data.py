@@ -111,6 +111,86 @@ def test_cifar10_zip_dataset_splits(tiny_zip, tmp_path):
         build_dataset("cifar10", str(tiny_zip), "test", **kw)
 
 
+def _write_zip(path: Path, top: str, classes, per_class: int, seed: int) -> dict:
+    """A zip of ``top/<class>/NNNN.jpg``; returns {member: (class, decoded RGB array)}."""
+    rng = np.random.default_rng(seed)
+    members = {}
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+        for cls in classes:
+            for i in range(per_class):
+                data = _jpeg(rng)
+                zf.writestr(f"{top}/{cls}/{i:04d}.jpg", data)
+                members[f"{top}/{cls}/{i:04d}.jpg"] = (
+                    cls, np.asarray(Image.open(io.BytesIO(data)).convert("RGB")))
+    return members
+
+
+def test_cifar10_test_split_reads_the_test_zip_beside_the_training_zip(tiny_zip, tmp_path):
+    from alignuniform.data import SplitNotAvailable, build_run_splits
+
+    kw = {"cache_dir": tmp_path / "c", "progress": False, "val_fraction": 0.25}
+    cfg = {"name": "cifar10", "root": str(tiny_zip), "val_fraction": 0.25,
+           "kwargs": {"cache_dir": str(tmp_path / "c"), "progress": False}}
+    with pytest.raises(SplitNotAvailable, match="cifar10-test-jpeg.zip"):
+        build_dataset("cifar10", str(tiny_zip), "test", **kw)
+    assert build_run_splits(cfg)[2] == "val"
+
+    # the training zip's classes, in another member order: labels follow class names
+    members = _write_zip(tiny_zip.with_name("cifar10-test-jpeg.zip"), "test",
+                         ("bee", "cat", "ant"), 2, seed=5)
+    test = build_dataset("cifar10", str(tiny_zip), "test", **kw)
+    assert test.classes == ["ant", "bee", "cat"] and len(test) == 6
+    expected = sorted(members.items())  # the reader's order: sorted member names
+    for (image, label), (_, (cls, pixels)) in zip(test, expected, strict=True):
+        assert test.classes[label] == cls
+        np.testing.assert_array_equal(image.permute(1, 2, 0).numpy(), pixels)
+    train, held_out, split = build_run_splits(cfg)
+    assert split == "test" and len(held_out) == 6 and len(train) == 9  # val still held out
+
+    _write_zip(tiny_zip.with_name("cifar10-test-jpeg.zip"), "test", ("ant", "cat"), 2, seed=6)
+    with pytest.raises(ValueError, match=r"classes \['ant', 'cat'\] but .*tiny\.zip has"):
+        build_dataset("cifar10", str(tiny_zip), "test", **kw)
+    # a broken test zip is an error, not a missing split to replace by val
+    tiny_zip.with_name("cifar10-test-jpeg.zip").write_bytes(b"not a zip")
+    with pytest.raises(ValueError, match="is not a zip file"):
+        build_run_splits(cfg)
+
+
+def test_imagefolder_split_folders_and_the_evaluation_split(tmp_path):
+    from alignuniform.data import SplitNotAvailable, build_run_splits
+
+    rng = np.random.default_rng(1)
+
+    def fill(folder: Path, classes, n: int) -> None:
+        for cls in classes:
+            (folder / cls).mkdir(parents=True)
+            for i in range(n):
+                (folder / cls / f"{i}.jpg").write_bytes(_jpeg(rng, 10))
+
+    with_test, with_val, flat = tmp_path / "t", tmp_path / "v", tmp_path / "f"
+    fill(with_test / "train", "ab", 3)
+    fill(with_test / "test", "ab", 2)
+    fill(with_val / "train", "ab", 3)
+    fill(with_val / "val", "ab", 1)
+    fill(flat, "ab", 5)
+    for root, n_train, n_held, split in ((with_test, 6, 4, "test"), (with_val, 6, 2, "val"),
+                                         (flat, 8, 2, "val")):
+        train, held_out, got = build_run_splits({"name": "imagefolder", "root": str(root)})
+        assert (len(train), len(held_out), got) == (n_train, n_held, split), root
+        assert sorted(held_out.labels.tolist()) == [0] * (n_held // 2) + [1] * (n_held // 2)
+    with pytest.raises(SplitNotAvailable, match=r"split folders train/, test/ but no val/"):
+        build_dataset("imagefolder", str(with_test), "val")
+    with pytest.raises(SplitNotAvailable, match="no test/ folder"):
+        build_dataset("imagefolder", str(flat), "test")
+    # test/ alone is a split folder, not a class
+    fill(tmp_path / "only" / "test", "ab", 1)
+    with pytest.raises(SplitNotAvailable, match="no train/ folder"):
+        build_dataset("imagefolder", str(tmp_path / "only"), "train")
+    fill(with_test / "test", "c", 1)  # a class training never had
+    with pytest.raises(ValueError, match=r"classes \['a', 'b', 'c'\] but .*train has"):
+        build_dataset("imagefolder", str(with_test), "test")
+
+
 def test_missing_data_says_how_to_get_it(tmp_path):
     with pytest.raises(FileNotFoundError, match="download=True"):
         build_dataset("cifar10", str(tmp_path / "nowhere"), "train")
@@ -120,6 +200,9 @@ def test_missing_data_says_how_to_get_it(tmp_path):
         build_dataset("imagefolder", str(tmp_path / "nowhere"), "train")
     with pytest.raises(ValueError, match="unknown dataset 'cifar100'.*cifar10"):
         build_dataset("cifar100", None, "train")
+    with pytest.raises(ValueError, match=r"dataset 'synthetic': .*'size'; its options: n, "
+                                         r"image_size, num_classes, seed, transform"):
+        build_dataset("synthetic", None, "train", size=8)
 
 
 def test_imagefolder_names_a_corrupt_file_or_skips_it(tmp_path):

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import yaml
 from torch import nn
 
+import alignuniform as au
 from alignuniform import distributed
 from alignuniform.checkpoint import load_checkpoint
 from alignuniform.losses import LossCombination
@@ -33,14 +34,30 @@ WORLD = 2
 N_PER_RANK, D_IN, D_OUT = 6, 5, 4
 
 
+WEIGHTS = {"w_contrastive": 1.0, "tau": 0.5, "w_align": 1.0, "w_uniform": 1.0, "w_nt_xent": 0.5}
+
+
 def _problem() -> tuple[nn.Module, torch.Tensor, torch.Tensor, LossCombination]:
     """A linear encoder, two views of the global batch, and a loss using every term."""
     torch.manual_seed(0)
     model = nn.Linear(D_IN, D_OUT)
     v1 = torch.randn(WORLD * N_PER_RANK, D_IN)
     v2 = v1 + 0.3 * torch.randn_like(v1)
-    crit = LossCombination(w_contrastive=1.0, tau=0.5, w_align=1.0, w_uniform=1.0, w_nt_xent=0.5)
-    return model, v1, v2, crit
+    return model, v1, v2, LossCombination(**WEIGHTS)
+
+
+def _functions(x: torch.Tensor, y: torch.Tensor, gather: bool) -> torch.Tensor:
+    """The public loss functions, each gathering itself when ``gather``."""
+    return (
+        au.uniform_loss(x, 1.5, gather_distributed=gather)
+        + au.contrastive_loss(x, y, 0.4, gather_distributed=gather)
+        + au.nt_xent_loss(x, y, 0.3, gather_distributed=gather)
+    )
+
+
+def _functions_loss(net: nn.Module, v1, v2, gather: bool) -> torch.Tensor:
+    z = F.normalize(net(torch.cat([v1, v2])), dim=1)
+    return _functions(*z.chunk(2), gather)
 
 
 def _loss(net: nn.Module, v1, v2, crit, gather) -> torch.Tensor:
@@ -70,6 +87,16 @@ def _worker(out: str, config: str) -> None:
         for name, gather in (("ours", distributed.all_gather), ("naive", _naive_gather)):
             net.zero_grad()
             loss = _loss(net, v1[rows], v2[rows], crit, gather)
+            loss.backward()
+            results[name] = (loss.detach(), [p.grad.clone() for p in model.parameters()])
+        # the user-facing API: no gather in the loop, gather_distributed=True in the losses
+        api = LossCombination(**WEIGHTS, gather_distributed=True)
+        for name, loss_fn in (
+            ("api", lambda: _loss(net, v1[rows], v2[rows], api, lambda t: t)),
+            ("functions", lambda: _functions_loss(net, v1[rows], v2[rows], True)),
+        ):
+            net.zero_grad()
+            loss = loss_fn()
             loss.backward()
             results[name] = (loss.detach(), [p.grad.clone() for p in model.parameters()])
         torch.save(results, f"{out}/grads.{ctx.rank}")
@@ -109,6 +136,12 @@ def test_helpers_without_a_process_group():
     x = torch.randn(3, 2, requires_grad=True)
     assert distributed.all_gather(x) is x
     distributed.barrier()  # a no-op
+    # gather_distributed=True outside a process group is the local loss
+    y = torch.randn(3, 2)
+    assert _functions(x, y, True).item() == _functions(x, y, False).item()
+    crit = LossCombination(**WEIGHTS, gather_distributed=True)
+    assert crit(x, y)["loss"].item() == LossCombination(**WEIGHTS)(x, y)["loss"].item()
+    assert "gathered over processes" in repr(crit)
 
 
 @pytest.mark.slow
@@ -126,7 +159,11 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
     model, v1, v2, crit = _problem()
     loss = _loss(model, v1, v2, crit, lambda t: t)
     loss.backward()
-    expected = [p.grad for p in model.parameters()]
+    expected = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    functions_loss = _functions_loss(model, v1, v2, False)
+    functions_loss.backward()
+    functions_grads = [p.grad.clone() for p in model.parameters()]
     for rank in range(WORLD):
         got = torch.load(tmp_path / f"grads.{rank}", weights_only=True)
         assert got["ranks"] == (rank, WORLD)
@@ -134,6 +171,14 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
         torch.testing.assert_close(ours_loss, loss.detach(), atol=1e-5, rtol=0)
         for g, e in zip(ours_grads, expected, strict=True):
             torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
+        # LossCombination(gather_distributed=True) and the functions' own flag
+        for name, want_loss, want_grads in (
+            ("api", loss, expected), ("functions", functions_loss, functions_grads)
+        ):
+            got_loss, got_grads = got[name]
+            torch.testing.assert_close(got_loss, want_loss.detach(), atol=1e-5, rtol=0)
+            for g, e in zip(got_grads, want_grads, strict=True):
+                torch.testing.assert_close(g, e, atol=1e-5, rtol=0, msg=name)
         # the check can fail: a gather without the backward all-reduce gets gradients wrong
         naive_loss, naive_grads = got["naive"]
         torch.testing.assert_close(naive_loss, loss.detach(), atol=1e-5, rtol=0)

@@ -284,7 +284,7 @@ def test_extract_features_matches_direct_forward_and_restores_mode():
 
 
 def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
-    from alignuniform.data import build_batch_recipe, build_recipe
+    from alignuniform.data import build_recipe
 
     model, data = _tiny_cnn(), _synthetic("val", 24)
     recipe = build_recipe("cifar10")
@@ -302,16 +302,41 @@ def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
     assert 0 < got["embedding"] < 4
     again = ev.heldout_alignment(model, data, recipe, seed=3, progress=False)
     assert again == pytest.approx(got["embedding"], rel=1e-6)
-    assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) != again
-    before = torch.random.get_rng_state()
-    batched = ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
-                                    batch_size=5, progress=False)
-    assert batched == ev.heldout_alignments(model, data, build_batch_recipe("cifar10"), seed=3,
-                                            batch_size=5, progress=False)
-    assert batched["embedding"] == pytest.approx(got["embedding"], rel=0.5)  # same recipe
-    assert torch.equal(torch.random.get_rng_state(), before)
+    # another seed draws other pairs: the reference at seed 4, not merely "a different value"
+    torch.manual_seed(4)
+    views = [(recipe(x), recipe(x)) for x, _ in data]
+    with torch.no_grad():
+        a = model(torch.stack([v[0] for v in views])).double()
+        b = model(torch.stack([v[1] for v in views])).double()
+    seed4 = float((a - b).norm(dim=1).pow(2).mean())
+    assert abs(seed4 - again) > 1e-3  # the check below can tell the seeds apart
+    assert ev.heldout_alignment(model, data, recipe, seed=4, progress=False) == pytest.approx(
+        seed4, rel=1e-5)
     identity = ev.heldout_alignment(model, data, build_recipe("cifar10_eval"), progress=False)
     assert identity == pytest.approx(0.0, abs=1e-10)
+
+
+def test_heldout_alignment_of_a_batched_recipe_matches_a_reference():
+    """The batched executor draws both views of each batch from one generator seeded once."""
+    from alignuniform.data import build_batch_recipe
+
+    model, data = _tiny_cnn(), _synthetic("val", 24)
+    augment = build_batch_recipe("cifar10")
+    before = torch.random.get_rng_state()
+    got = ev.heldout_alignments(model, data, augment, seed=3, batch_size=5, progress=False)
+    assert torch.equal(torch.random.get_rng_state(), before)
+    images = torch.stack([x for x, _ in data])
+    gen = torch.Generator().manual_seed(3)
+    views = [[augment(images[i:i + 5], generator=gen) for _ in range(2)]
+             for i in range(0, len(images), 5)]
+    model.eval()
+    with torch.no_grad():
+        for layer, forward in (("embedding", model), ("penultimate", model.features)):
+            a, b = (forward(torch.cat([v[k] for v in views])).double() for k in (0, 1))
+            if layer == "penultimate":  # normalised like the embeddings
+                a, b = (torch.nn.functional.normalize(z, dim=1) for z in (a, b))
+            ref = float((a - b).norm(dim=1).pow(2).mean())
+            assert got[layer] == pytest.approx(ref, rel=1e-5), layer
 
 
 def test_evaluate_encoder_numbers_and_json(tmp_path):
@@ -334,7 +359,14 @@ def test_evaluate_encoder_numbers_and_json(tmp_path):
     iu = torch.triu_indices(len(emb), len(emb), 1)
     ref = float(torch.exp(-2 * d2[iu[0], iu[1]]).mean().log())
     assert res["layers"]["embedding"]["uniformity"] == pytest.approx(ref, rel=1e-4)
-    assert res["layers"]["embedding"]["alignment"] > 0
+    # alignment: two views of every test item drawn with the evaluation seed (0), float64
+    recipe = build_recipe("cifar10")
+    torch.manual_seed(0)
+    views = [[recipe(x), recipe(x)] for x, _ in test]
+    with torch.no_grad():
+        a, b = (model(torch.stack([v[k] for v in views])).double() for k in (0, 1))
+    assert res["layers"]["embedding"]["alignment"] == pytest.approx(
+        float((a - b).norm(dim=1).pow(2).mean()), rel=1e-5)
     assert res["n_train"] == 200 and res["n_test"] == 80
     assert res["settings"]["protocol"] == "fast" and res["settings"]["seed"] == 0
     path = ev.save_results(res, tmp_path / "eval.json")
@@ -422,7 +454,23 @@ def test_evaluate_checkpoint_uses_the_run_config_and_random_init(checkpoint):
     assert whole["n_train"] == whole["n_test"] == 80  # the run's data.kwargs are honoured
     fresh = ev.evaluate_checkpoint(checkpoint, random_init=True, seed=5, **kwargs)
     assert fresh["checkpoint"]["random_init"]
-    assert fresh["layers"]["embedding"]["uniformity"] != res["layers"]["embedding"]["uniformity"]
+    # random init ignores the stored weights: a checkpoint of other weights gives the same
+    # numbers (a flag that loaded the weights anyway would give other ones)
+    from alignuniform.checkpoint import load_checkpoint, save_checkpoint
+    from alignuniform.models import build_model
+
+    state = load_checkpoint(checkpoint)
+    torch.manual_seed(1)
+    state["model"] = build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16).state_dict()
+    other = save_checkpoint(checkpoint.parent.parent / "other" / "checkpoint.pt", state)
+    trained_other = ev.evaluate_checkpoint(other, **kwargs)
+    fresh_other = ev.evaluate_checkpoint(other, random_init=True, seed=5, **kwargs)
+    numbers = ("linear_acc", "knn5_acc", "knn_weighted_acc", "alignment", "uniformity")
+    emb = {name: r["layers"]["embedding"] for name, r in
+           (("res", res), ("fresh", fresh), ("trained_other", trained_other),
+            ("fresh_other", fresh_other))}
+    assert {k: emb["fresh_other"][k] for k in numbers} == {k: emb["fresh"][k] for k in numbers}
+    assert abs(emb["trained_other"]["uniformity"] - emb["res"]["uniformity"]) > 1e-3
 
 
 def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
@@ -438,7 +486,17 @@ def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
     res = ev.load_results(out / "eval.json")
     assert res["settings"]["seed"] == 1 and res["command"]["seed"] == 1
     assert res["layers"]["penultimate"]["probe_fast"]["weight_decay"] == 0.01
-    assert 0 <= res["layers"]["penultimate"]["linear_acc"] <= 1
+    # every number is the library's for the same arguments
+    direct = ev.evaluate_checkpoint(checkpoint, n_train=60, n_test=30, weighted_k=20, seed=1,
+                                    probe_kwargs={"weight_decays": [0.01]}, progress=False)
+    numbers = ("linear_acc", "knn5_acc", "knn_weighted_acc", "alignment", "uniformity",
+               "uniformity_bound")
+    for layer in ("embedding", "penultimate"):
+        assert {k: res["layers"][layer][k] for k in numbers} == {
+            k: direct["layers"][layer][k] for k in numbers}
+    for layer, values in res["layers"].items():  # the table shows them
+        assert f"{100 * values['linear_acc']:5.1f}%" in printed
+        assert f"{values['uniformity']:8.3f}" in printed, layer
 
 
 def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, capsys):
@@ -459,3 +517,50 @@ def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, cap
         assert message in err and "Traceback" not in err
     assert main(["eval", str(checkpoint), "--n-train", "10", "--k", "20", "--no-progress"]) == 2
     assert "only 10 reference samples" in capsys.readouterr().err
+
+
+def test_cli_eval_scores_on_the_test_zip_beside_the_training_zip(tmp_path, monkeypatch):
+    """A CIFAR-10 zip run is scored on cifar10-test-jpeg.zip when it is there, else on val."""
+    import io
+    import zipfile
+
+    from PIL import Image
+
+    from alignuniform.checkpoint import save_checkpoint
+    from alignuniform.cli import main
+
+    monkeypatch.setenv("ALIGNUNIFORM_CACHE", str(tmp_path / "cache"))
+    rng = np.random.default_rng(0)
+
+    def write_zip(path, top, per_class):
+        with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as zf:
+            for c, cls in enumerate(("cat", "dog", "emu")):
+                for i in range(per_class):  # a class is a colour, plus noise
+                    pixels = np.full((32, 32, 3), 40, dtype=np.uint8)
+                    pixels[..., c] = 220
+                    pixels = np.clip(pixels + rng.integers(-20, 20, pixels.shape), 0, 255)
+                    buf = io.BytesIO()
+                    Image.fromarray(pixels.astype(np.uint8)).save(buf, "JPEG")
+                    zf.writestr(f"{top}/{cls}/{i:04d}.jpg", buf.getvalue())
+
+    data = tmp_path / "data"
+    data.mkdir()
+    write_zip(data / "cifar10-train-jpeg.zip", "train", 12)
+    config = {"model": {"name": "small_cnn", "feat_dim": 8,
+                        "kwargs": {"width": 4, "hidden_dim": 16}},
+              "data": {"name": "cifar10", "root": str(data), "recipe": "cifar10",
+                       "val_fraction": 0.25, "kwargs": {"progress": False}}}
+    ckpt = save_checkpoint(tmp_path / "run" / "checkpoint.pt",
+                           {"model": _tiny_cnn().state_dict(), "config": config, "epoch": 1})
+    argv = ["eval", str(ckpt), "--weighted-k", "10", "--layers", "penultimate",
+            "--weight-decays", "0.01", "--no-progress"]
+    assert main([*argv, "--out", str(tmp_path / "val")]) == 0
+    res = ev.load_results(tmp_path / "val" / "eval.json")
+    assert (res["data"]["test_split"], res["n_train"], res["n_test"]) == ("val", 27, 9)
+
+    write_zip(data / "cifar10-test-jpeg.zip", "test", 5)
+    assert main([*argv, "--out", str(tmp_path / "test")]) == 0
+    res = ev.load_results(tmp_path / "test" / "eval.json")
+    assert (res["data"]["test_split"], res["n_train"], res["n_test"]) == ("test", 27, 15)
+    assert res["layers"]["penultimate"]["linear_acc"] * 15 == pytest.approx(
+        round(res["layers"]["penultimate"]["linear_acc"] * 15))

@@ -160,6 +160,21 @@ def test_both_kernel_paths_match_the_one_liner(scale):
     assert au.uniform_loss(x).item() == pytest.approx(paper_uniform(x).item(), rel=1e-12)
 
 
+@pytest.mark.parametrize("offset", [0.0, 100.0, 1000.0])
+def test_uniform_float32_far_from_the_origin_matches_float64_pdist(offset):
+    # a tight float32 cluster far from the origin: ||u||^2 + ||v||^2 - 2u.v in float32 cancels
+    # catastrophically there (1000 -> -1.59 instead of -4.18); the loss is translation-invariant
+    g = torch.Generator().manual_seed(33)
+    x32 = offset + 0.3 * torch.randn(200, 8, generator=g)
+    a, b = x32.clone().requires_grad_(), x32.double().requires_grad_()
+    ours, ref = au.uniform_loss(a, block_size=64), paper_uniform(b)
+    ours.backward()
+    ref.backward()
+    assert ours.dtype == torch.float32
+    assert ours.item() == pytest.approx(ref.item(), rel=1e-5)
+    assert torch.allclose(a.grad.double(), b.grad, rtol=0, atol=1e-4 * b.grad.abs().max())
+
+
 def test_uniform_gradient_keeps_radial_term_like_the_reference():
     # off the sphere, 2 - 2u.v would drop the radial part of the gradient
     x = 1.5 * sphere(50, 8, 11)
@@ -203,7 +218,7 @@ def test_two_antipodal_points_give_minus_four_t(t):
     assert au.uniform_loss(x, t).item() == pytest.approx(-4 * t, rel=1e-6)
 
 
-@pytest.mark.parametrize("n", [1, 4, 33])
+@pytest.mark.parametrize("n", [2, 4, 33])  # one pair has no negative: refused (bad input)
 def test_nt_xent_of_collinear_views_is_log_2n_minus_1(n):
     x = F.normalize(torch.ones(n, 8), dim=1)
     assert au.nt_xent_loss(x, x.clone(), 0.5).item() == pytest.approx(math.log(2 * n - 1), abs=1e-6)
@@ -312,6 +327,54 @@ def test_loss_combination_backward_reaches_inputs():
     assert x.grad is not None and torch.isfinite(x.grad).all() and x.grad.abs().sum() > 0
 
 
+# ---- edge values that used to pass silently or fail obscurely --------------------------------
+
+
+@pytest.mark.parametrize("alpha", [0.5, 1.0, 1.5, 3.0])
+def test_align_gradient_is_zero_at_coinciding_pairs_and_exact_elsewhere(alpha):
+    x, y = sphere(6, 4, 34), sphere(6, 4, 35)
+    y[2] = x[2]
+    a = x.clone().requires_grad_()
+    au.align_loss(a, y, alpha).backward()
+    assert torch.isfinite(a.grad).all()
+    assert torch.equal(a.grad[2], torch.zeros(4, dtype=torch.float64))
+    # other rows: d/dx_i (1/N) ||x_i - y_i||^alpha = (alpha/N) ||x_i - y_i||^(alpha-2) (x_i - y_i)
+    diff = (x - y).numpy()
+    for i in (0, 1, 3, 4, 5):
+        dist = np.linalg.norm(diff[i])
+        expected = alpha / 6 * dist ** (alpha - 2) * diff[i]
+        np.testing.assert_allclose(a.grad[i].numpy(), expected, rtol=1e-12)
+    assert au.align_loss(x, y, alpha).item() == pytest.approx(
+        ref_align(x.numpy(), y.numpy(), alpha), rel=1e-12
+    )
+
+
+def test_mixed_float32_float64_inputs_are_computed_in_float64():
+    x, y, bank = sphere(8, 5, 36), sphere(8, 5, 37), sphere(12, 5, 38)
+    x32 = x.float()
+    want = au.contrastive_loss(x32.double(), y, 0.3)
+    got = au.contrastive_loss(x32, y, 0.3)
+    assert got.dtype == torch.float64 and got.item() == pytest.approx(want.item(), rel=1e-12)
+    got = au.contrastive_loss(x32, y, 0.3, negatives=bank)
+    assert got.item() == pytest.approx(
+        au.contrastive_loss(x32.double(), y, 0.3, negatives=bank).item(), rel=1e-12
+    )
+    for loss in (au.align_loss, au.nt_xent_loss):
+        assert loss(x32, y).item() == pytest.approx(loss(x32.double(), y).item(), rel=1e-12)
+    assert au.triplet_loss(x32, y, bank[:8]).item() == pytest.approx(
+        au.triplet_loss(x32.double(), y, bank[:8]).item(), rel=1e-12
+    )
+
+
+def test_zero_dim_tensor_hyperparameters_read_as_floats():
+    x, y = sphere(8, 5, 39), sphere(8, 5, 40)
+    assert au.uniform_loss(x, t=torch.tensor(3.0)).item() == au.uniform_loss(x, t=3.0).item()
+    assert au.contrastive_loss(x, y, tau=torch.tensor(0.2, dtype=torch.float64)).item() == (
+        au.contrastive_loss(x, y, tau=0.2).item()
+    )
+    assert au.LossCombination(w_uniform=1.0, t=torch.tensor(2.0)).t == 2.0
+
+
 # ---- bad input -------------------------------------------------------------------------------
 
 X = sphere(4, 3, 29, torch.float32)
@@ -336,6 +399,15 @@ X = sphere(4, 3, 29, torch.float32)
         (lambda: au.triplet_loss(X, X, X, margin=-1), ValueError, "margin"),
         (lambda: au.LossCombination(), ValueError, "at least one weight"),
         (lambda: au.LossCombination(w_align=-1.0), ValueError, "w_align"),
+        (lambda: au.nt_xent_loss(X[:1], X[:1]), ValueError, "at least 2 pairs"),
+        (lambda: au.nt_xent_loss(X, X.index_fill(0, torch.tensor([1, 3]), 0.0)), ValueError,
+         r"row 1 of y \(and 1 more\) is zero.*cannot be L2-normalised"),
+        (lambda: au.triplet_loss(X, X, X.index_fill(0, torch.tensor([2]), 0.0)), ValueError,
+         "row 2 of negative is zero"),
+        (lambda: au.uniform_loss(X, t=torch.tensor([2.0, 3.0])), ValueError, "0-d"),
+        (lambda: au.contrastive_loss(X, X, tau=torch.tensor(0.1, requires_grad=True)),
+         ValueError, "requires grad"),
+        (lambda: au.uniform_loss(X, t="2"), ValueError, "real number, got str"),
     ],
 )
 def test_bad_input_raises_a_clear_error(call, exc, match):

@@ -81,8 +81,11 @@ def test_bad_arguments_are_rejected(kwargs, error):
 
 
 def test_build_dataset_rejects_unknown_options():
-    with pytest.raises(TypeError, match="unknown mnist1d option"):
-        build_dataset(None, "train", n_trian=10)
+    from alignuniform.data import build_dataset as build_registered
+
+    with pytest.raises(ValueError, match=r"dataset 'mnist1d': .*'n_trian'; its options: "
+                                         r"n_train, n_test, n_val, seed, transform"):
+        build_registered("mnist1d", None, "train", n_trian=10)
 
 
 def test_view_is_seeded_shape_preserving_and_random(small_sets):
@@ -175,12 +178,13 @@ def test_conv1d_encoder_rejects_bad_shapes_and_arguments():
 
 
 def test_registries_resolve_mnist1d_pieces():
-    models = pytest.importorskip("alignuniform.models")
-    data = pytest.importorskip("alignuniform.data")
-    if not hasattr(models, "build_model") or not hasattr(data, "build_recipe"):
-        pytest.skip("the model/data registries have not landed yet")
-    assert isinstance(models.build_model("conv1d", feat_dim=3), Conv1dEncoder)
-    assert data.build_recipe("mnist1d") is mnist1d_view
-    if "mnist1d_eval" in data.RECIPES:
-        assert data.build_recipe("mnist1d_eval") is mnist1d_eval
-    assert len(data.build_dataset("mnist1d", None, "test", n_train=30, n_test=20)) == 20
+    from alignuniform.data import RECIPES, build_recipe
+    from alignuniform.data import build_dataset as build_registered
+    from alignuniform.models import build_model
+
+    assert isinstance(build_model("conv1d", feat_dim=3), Conv1dEncoder)
+    assert build_recipe("mnist1d") is mnist1d_view
+    assert "mnist1d_eval" in RECIPES and build_recipe("mnist1d_eval") is mnist1d_eval
+    test = build_registered("mnist1d", None, "test", n_train=30, n_test=20, seed=4)
+    torch.testing.assert_close(test.data, build_dataset(None, "test", n_train=30, n_test=20,
+                                                        seed=4).data)

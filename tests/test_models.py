@@ -74,7 +74,7 @@ def test_registry_contract_and_errors():
     assert MODELS["conv1d"] == "alignuniform.models.conv1d:Conv1dEncoder"
     with pytest.raises(ValueError, match="unknown model 'alexnet'.*small_alexnet"):
         build_model("alexnet")
-    with pytest.raises(TypeError, match="small_cnn"):
+    with pytest.raises(ValueError, match="small_cnn"):
         build_model("small_cnn", depth=3)
     with pytest.raises(ValueError, match="feat_dim must be a positive int"):
         build_model("small_cnn", feat_dim=0)

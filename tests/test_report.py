@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from matplotlib.image import imread
@@ -35,6 +37,63 @@ def test_plane_figure_writes_png(tmp_path):
 def test_plane_figure_without_colour_key(tmp_path):
     out = plane_figure([{"name": "a", "align": 1.0, "uniform": -1.0}], tmp_path / "p.png")
     assert _is_png_with_ink(out)
+
+
+@pytest.mark.parametrize("n_close", [2, 4])
+def test_plane_labels_do_not_overlap_for_near_coincident_points(tmp_path, monkeypatch, n_close):
+    """The demo's two trained encoders can land on one spot: their labels must not."""
+    from matplotlib.text import Text
+
+    from alignuniform.report import figures
+
+    drawn = {}
+
+    def keep(fig, path):  # measure the figure as it is saved
+        drawn["fig"] = fig
+        fig.canvas.draw()
+        return path
+
+    monkeypatch.setattr(figures, "_save", keep)
+    points = [{"name": f"encoder number {i}", "align": 0.229 + 1e-4 * i,
+               "uniform": -1.471 - 1e-4 * i, "accuracy": 0.4 + 0.01 * i}
+              for i in range(n_close)]
+    points.append({"name": "random init", "align": 0.014, "uniform": -0.06, "accuracy": 0.19})
+    plane_figure(points, tmp_path / "plane.png", bound=-1.575, label_fmt="{name}",
+                 paths={"encoder number 0": [(0.1, -0.5), (0.229, -1.471)]})
+    fig = drawn["fig"]
+    ax = fig.axes[0]
+    renderer = fig.canvas.get_renderer()
+    labels = [t for t in ax.texts if t.get_text().startswith(("encoder", "random"))]
+    assert sorted(t.get_text() for t in labels) == sorted(p["name"] for p in points)
+    boxes = [Text.get_window_extent(t, renderer) for t in labels]
+    for i, a in enumerate(boxes):
+        for b in boxes[i + 1:]:
+            assert not a.overlaps(b), (a, b)
+    # nor does a label hide a marker, or the legend a label
+    centres = ax.transData.transform([(p["align"], p["uniform"]) for p in points])
+    for box in boxes:
+        assert not any(box.contains(x, y) for x, y in centres)
+        assert not box.overlaps(ax.get_legend().get_window_extent(renderer))
+
+
+def test_a_failed_figure_write_keeps_the_old_file_and_closes_the_figure(tmp_path, monkeypatch):
+    import matplotlib.figure
+    import matplotlib.pyplot as plt
+
+    path = tmp_path / "plane.png"
+    path.write_bytes(b"the previous figure")
+
+    def fail(self, f, **kwargs):
+        f.write(b"half a PNG")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", fail)
+    before = set(plt.get_fignums())
+    with pytest.raises(OSError, match="disk full"):
+        plane_figure([{"name": "a", "align": 1.0, "uniform": -1.0}], path)
+    assert path.read_bytes() == b"the previous figure"
+    assert [p.name for p in tmp_path.iterdir()] == ["plane.png"]
+    assert set(plt.get_fignums()) == before
 
 
 def test_plane_figure_rejects_bad_points(tmp_path):
@@ -257,3 +316,57 @@ def test_report_renders_in_headless_chromium(built_report, tmp_path):
     assert widths is not None, "the page did not finish loading in chromium"
     values = [int(w) for w in widths.group(1).split(",")]
     assert len(values) == 3 and all(w > 100 for w in values)
+
+
+# ---------------------------------------------------------------------------------------------
+# report_for_run: the files of a run directory, read with errors that name them
+
+
+@pytest.fixture
+def run_dir(tmp_path):
+    """A training run folder: a tiny 8-d checkpoint and its eval.json (no training)."""
+    import torch
+
+    from alignuniform.checkpoint import save_checkpoint
+    from alignuniform.models import build_model
+
+    config = {"model": {"name": "small_cnn", "feat_dim": 8,
+                        "kwargs": {"width": 4, "hidden_dim": 16}},
+              "data": {"name": "synthetic", "root": None, "recipe": "cifar10",
+                       "kwargs": {"n": 40}}}
+    torch.manual_seed(0)
+    model = build_model("small_cnn", feat_dim=8, width=4, hidden_dim=16)
+    run = tmp_path / "run"
+    save_checkpoint(run / "checkpoint.pt", {"model": model.state_dict(), "config": config,
+                                             "epoch": 2})
+    (run / "eval").mkdir()
+    (run / "eval" / "eval.json").write_text(json.dumps(_fake_eval(0.4, 0.39, 0.3, -0.8)))
+    return run
+
+
+def test_report_for_run_skips_a_partial_last_line_of_the_epoch_log(run_dir, tmp_path):
+    from alignuniform.report.run import report_for_run
+
+    rows = [{"epoch": e, "loss": -e, "align": 0.1 * e} for e in (1, 2)]
+    (run_dir / "epochs.jsonl").write_text(
+        "".join(json.dumps(r) + "\n" for r in rows) + '{"epoch": 3, "lo')  # kill -9 mid-append
+    written = report_for_run(run_dir, tmp_path / "rep", progress=False)
+    assert "(2 epochs of small_cnn" in written["markdown"].read_text()
+    assert _is_png_with_ink(written["curves"])
+
+
+def test_report_for_run_names_a_bad_log_line_or_a_truncated_eval_json(run_dir, tmp_path, capsys):
+    from alignuniform.cli import main
+    from alignuniform.report.run import report_for_run
+
+    (run_dir / "epochs.jsonl").write_text('{"epoch": 1}\n{"epoch": 2,\n{"epoch": 3}\n')
+    with pytest.raises(ValueError, match=r"epochs\.jsonl, line 2: not valid JSON"):
+        report_for_run(run_dir, tmp_path / "rep", progress=False)
+    (run_dir / "epochs.jsonl").unlink()
+    text = (run_dir / "eval" / "eval.json").read_text()
+    (run_dir / "eval" / "eval.json").write_text(text[: len(text) // 2])
+    with pytest.raises(ValueError, match=r"eval\.json, line 1 column \d+: not valid JSON"):
+        report_for_run(run_dir, tmp_path / "rep", progress=False)
+    assert main(["report", str(run_dir), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert f"{run_dir / 'eval' / 'eval.json'}, line 1" in err and "Traceback" not in err

@@ -138,6 +138,19 @@ def test_read_stsb_missing_split_dir_and_empty_file(tmp_path, sts_file):
         read_stsb(tmp_path / "empty")
 
 
+def test_non_utf8_files_are_refused_naming_file_and_line(tmp_path, sts_file):
+    # line 4 of the file holds a Latin-1 byte (the file mixes \r\n and \n line ends)
+    lines = sts_file.read_bytes().splitlines(keepends=True)
+    lines[3] = lines[3].replace(b"Two dogs", b"Two d\xf6gs")
+    sts_file.write_bytes(b"".join(lines))
+    with pytest.raises(ValueError, match=r"sts-dev\.csv:4: not UTF-8.*re-save the file as UTF-8"):
+        read_stsb(sts_file)
+    sentences = tmp_path / "s.txt"
+    sentences.write_bytes("one\r\ntwo\nthr\u00e9e\n".encode("latin-1"))
+    with pytest.raises(ValueError, match=r"s\.txt:3: not UTF-8"):
+        read_sentences(sentences)
+
+
 def test_positive_mask_and_no_pairs_above_threshold(sts_file):
     split = read_stsb(sts_file)
     np.testing.assert_array_equal(split.positive_mask(4.0), [s > 4.0 for s, _, _ in PAIRS])
@@ -440,6 +453,13 @@ def test_train_rejects_bad_input(model, tmp_path):
 # ---------------------------------------------------------------- CLI
 
 
+def _is_png_with_ink(path) -> bool:
+    from matplotlib.image import imread
+
+    img = imread(path)
+    return img.ndim == 3 and min(img.shape[:2]) > 50 and float(img.std()) > 0.01
+
+
 def run_cli(*argv: str) -> int:
     from alignuniform.cli import main
 
@@ -453,7 +473,7 @@ def test_cli_eval_writes_json_and_figure(model, tmp_path, sts_file, capsys, monk
                    "--representations", "pooling", "cls", "--no-progress") == 0
     result = json.loads((out / "text_eval.json").read_text())
     assert set(result["representations"]) == {"pooling", "cls"}
-    assert (out / "plane.png").stat().st_size > 0
+    assert _is_png_with_ink(out / "plane.png")
     printed = capsys.readouterr().out
     assert "| pooling | 384 |" in printed and "5 above 4.0" in printed
     from alignuniform.text import evaluate_sts
@@ -491,7 +511,7 @@ def test_cli_dropout_and_train(model, tmp_path, small_split, monkeypatch):
     assert result["spearman_before"] == result["evals"][0]["spearman"]
     assert result["spearman_after"] == result["evals"][1]["spearman"]
     assert len((out / "evals.jsonl").read_text().splitlines()) == 2
-    assert (out / "trajectory.png").stat().st_size > 0
+    assert _is_png_with_ink(out / "trajectory.png")
     assert (out / "model" / "modules.json").is_file()
 
 

@@ -59,7 +59,7 @@ def test_config_errors_name_the_problem(tmp_path):
         load_config(None, ["lossy.tau=1"])
     with pytest.raises(ValueError, match="loss.temp; valid keys in loss: w_contrastive, tau"):
         load_config(None, ["loss.temp=0.2"])
-    with pytest.raises(TypeError, match="data.batch_size must be int, got 'big'"):
+    with pytest.raises(ValueError, match="data.batch_size must be int, got 'big'"):
         load_config(None, ["data.batch_size=big"])
     with pytest.raises(ValueError, match="section.key=value"):
         load_config(None, ["epochs"])
@@ -448,3 +448,14 @@ def test_training_starts_from_the_seeded_build(tmp_path):
     run = engine._Run(config, tmp_path / "run", engine.init_from_env("cpu"))
     for name, value in run.model.state_dict().items():
         assert torch.equal(value, expected.state_dict()[name]), name
+
+
+@pytest.mark.parametrize("batched", ["true", "false"])
+def test_data_augment_reaches_the_training_views(tmp_path, batched):
+    # with every component off the two views of an image coincide, so alignment is exactly 0
+    config = load_config(_tiny(tmp_path, epochs=1), [f"data.batched_augment={batched}",
+                                                     "data.augment={base: none}"])
+    out = train(config, tmp_path / "run", progress=False)
+    assert {s["align"] for s in _lines(out / "log.jsonl")} == {0.0}
+    with pytest.raises(ValueError, match="unknown augmentation component 'blurr'|'blurr'"):
+        load_config(_tiny(tmp_path), ["data.augment={blurr: true}"])

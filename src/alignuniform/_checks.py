@@ -8,11 +8,15 @@ import numbers
 import torch
 
 
-def embeddings(x: object, name: str, *, min_rows: int = 1) -> torch.Tensor:
+def embeddings(
+    x: object, name: str, *, min_rows: int = 1, check_values: bool = True
+) -> torch.Tensor:
     """Check that ``x`` is a finite floating (N, d) tensor with at least ``min_rows`` rows.
 
     Returns ``x`` upcast to float32 when it is float16/bfloat16: the exponentials in the
     losses overflow or lose all precision in half precision (e.g. at tau = 0.05 or t = 8).
+    ``check_values=False`` skips the NaN/Inf check, the one check that reads the values
+    (a host synchronisation on a GPU), for callers that flag bad rows on the device.
     """
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}")
@@ -30,11 +34,46 @@ def embeddings(x: object, name: str, *, min_rows: int = 1) -> torch.Tensor:
         raise ValueError(f"{name} needs at least {min_rows} rows, got {x.shape[0]}")
     if x.shape[1] == 0:
         raise ValueError(f"{name} has zero dimensions (shape {tuple(x.shape)})")
-    if not bool(torch.isfinite(x).all()):
+    if check_values and not bool(torch.isfinite(x).all()):
         raise ValueError(f"{name} contains NaN or Inf values")
     if x.dtype in (torch.float16, torch.bfloat16):
         x = x.float()
     return x
+
+
+#: Rows with a smaller norm have no direction: ``F.normalize`` (whose ``eps`` this is) would
+#: keep them near the origin, and their gradients through the normalisation reach 1e11.
+NORM_EPS = 1e-12
+
+
+def normalisable(x: torch.Tensor, name: str, hint: str) -> None:
+    """Refuse rows of ``x`` whose L2 norm is below :data:`NORM_EPS`, naming the first one.
+
+    Args:
+        x: (N, d) tensor that is about to be L2-normalised row by row.
+        name: the argument's name, for the message.
+        hint: how the caller can avoid the error (appended to the message).
+    """
+    bad = torch.linalg.vector_norm(x, dim=1) <= NORM_EPS
+    if bool(bad.any()):
+        rows = bad.nonzero().flatten()
+        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+        raise ValueError(
+            f"row {int(rows[0])} of {name}{more} is zero (norm <= {NORM_EPS:g}): it has no "
+            f"direction, so it cannot be L2-normalised; {hint}"
+        )
+
+
+def common_dtype(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """Cast floating tensors to their promoted dtype, as PyTorch's elementwise ops would.
+
+    Mixing float32 and float64 embeddings then computes in float64, rather than failing
+    inside a matrix product.
+    """
+    dtype = tensors[0].dtype
+    for t in tensors[1:]:
+        dtype = torch.promote_types(dtype, t.dtype)
+    return tuple(t.to(dtype) for t in tensors)
 
 
 def same_shape(x: torch.Tensor, y: torch.Tensor, names: str = "x and y") -> None:
@@ -46,14 +85,36 @@ def same_shape(x: torch.Tensor, y: torch.Tensor, names: str = "x and y") -> None
 
 
 def pairs(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
-    """:func:`embeddings` for both views of positive pairs, which must have one shape."""
-    x, y = embeddings(x, "x"), embeddings(y, "y")
-    same_shape(x, y)
-    return x, y
+    """:func:`embeddings` for both views of positive pairs, which must have one shape; a
+    float32/float64 mix is promoted to float64 (:func:`common_dtype`)."""
+    x_, y_ = embeddings(x, "x"), embeddings(y, "y")
+    same_shape(x_, y_)
+    x_, y_ = common_dtype(x_, y_)
+    return x_, y_
 
 
-def positive(value: float, name: str) -> float:
+def positive(value: float | torch.Tensor, name: str) -> float:
+    """Check that ``value`` is a positive finite real number and return it as a float.
+
+    A 0-d tensor (e.g. ``torch.tensor(2.0)``) is accepted and read as its value; one that
+    requires grad is refused, since a float cannot carry its gradient. Every refusal is a
+    ``ValueError`` (the one exception type callers catch for bad hyperparameters).
+    """
+    if isinstance(value, torch.Tensor):
+        if value.ndim != 0 or value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(
+                f"{name} must be a real number or a 0-d real tensor, got a tensor of shape "
+                f"{tuple(value.shape)} and dtype {value.dtype}"
+            )
+        if value.requires_grad:
+            raise ValueError(
+                f"{name} is a tensor that requires grad, but {name} is a fixed hyperparameter "
+                f"here (its gradient would be lost); pass {name}.item()"
+            )
+        value = value.item()
     ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if not ok or not math.isfinite(value) or not value > 0:
+    if not ok:
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    if not math.isfinite(value) or not value > 0:
         raise ValueError(f"{name} must be a positive finite number, got {value!r}")
     return float(value)

@@ -19,6 +19,13 @@ forward and backward together cost three products per block and one ``exp``.
 
 General path, for anything else (raw features of large norm): a per-block max-shifted
 log-sum-exp, and a backward pass that recomputes the blocks. Nothing overflows.
+
+Centring. Both paths expand ``||u||^2 + ||v||^2 - 2 u.v``, which cancels catastrophically
+for points far from the origin relative to their spread (float32 points of spread 0.3 at
+offset 1000 gave -1.59 instead of -4.18). Every pair term depends only on differences, so
+the rows are first centred on their mean (computed and subtracted in float64, then cast
+back): the value is unchanged in exact arithmetic, and so is the gradient (a translation
+has unit Jacobian), while the expansion now works on norms comparable to the distances.
 """
 
 from __future__ import annotations
@@ -41,6 +48,12 @@ def _pairs(n: int, block: int):
         for b in ranges[i:]:
             if a != b or a[1] - a[0] > 1:
                 yield a, b
+
+
+def _centred(x: torch.Tensor) -> torch.Tensor:
+    """``x`` minus its row mean, computed in float64 and returned in ``x``'s dtype."""
+    x64 = x.double()
+    return (x64 - x64.mean(0)).to(x.dtype)
 
 
 def _fast_scales(x: torch.Tensor, t: float) -> torch.Tensor | None:
@@ -111,7 +124,7 @@ def _fast_pass(
 
 def pair_logsumexp(x: torch.Tensor, t: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
     """``log sum_{i<j} exp(-t ||x_i - x_j||^2)`` as a 0-d float64 tensor (no autograd)."""
-    x = x.detach()
+    x = _centred(x.detach())
     scales = _fast_scales(x, t)
     if scales is None:
         return _lse_general(x, t, block)
@@ -133,7 +146,7 @@ class _LogMeanPairPotential(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, t: float, block: int) -> torch.Tensor:
         n = x.shape[0]
-        x = x.detach()
+        x = _centred(x.detach())
         scales = _fast_scales(x, t)
         grad = None
         if scales is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import importlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 
@@ -22,3 +22,25 @@ def resolve(registry: Mapping[str, str], name: str, kind: str) -> Any:
         raise ValueError(f"unknown {kind} {name!r}; choose one of: {', '.join(sorted(registry))}")
     module_name, _, attr = registry[name].partition(":")
     return getattr(importlib.import_module(module_name), attr)
+
+
+def lazy_exports(module: str, exports: Mapping[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` (PEP 562) that imports each of ``exports`` on first use.
+
+    A package whose ``__init__`` imported torch eagerly would make every import of one of
+    its light modules (the command line's parser, say) pay for torch.
+
+    Args:
+        module: The package's ``__name__``, for error messages.
+        exports: Maps public names to ``"package.module:attribute"`` strings, or to
+            ``"package.module"`` for a submodule.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name not in exports:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        module_name, _, attr = exports[name].partition(":")
+        imported = importlib.import_module(module_name)
+        return getattr(imported, attr) if attr else imported
+
+    return __getattr__

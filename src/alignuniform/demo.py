@@ -32,7 +32,6 @@ class DemoData:
         name: Data set name (``alignuniform.data.DATASETS``).
         recipe: Two-view augmentation (``alignuniform.data.RECIPES``).
         eval_transform: Deterministic transform before the encoder at evaluation, or None.
-        test_split: The held-out split scored ("test", or "val" where there is no test).
         model: Encoder name (``alignuniform.models.MODELS``).
         model_kwargs: Its constructor options (besides ``feat_dim``).
         batch_size, epochs, lr, milestones: Training schedule (SGD, momentum 0.9).
@@ -44,7 +43,6 @@ class DemoData:
     name: str
     recipe: str
     eval_transform: str | None
-    test_split: str
     model: str
     model_kwargs: dict = field(default_factory=dict)
     batch_size: int = 256
@@ -57,14 +55,14 @@ class DemoData:
 
 
 MNIST1D = DemoData(
-    name="mnist1d", recipe="mnist1d", eval_transform=None, test_split="test", model="conv1d",
+    name="mnist1d", recipe="mnist1d", eval_transform=None, model="conv1d",
     model_kwargs={"pool": "max", "width": 16}, batch_size=256, epochs=12, lr=0.1,
     milestones=(9,),
     class_names=tuple(str(i) for i in range(10)),
 )
 CIFAR10 = DemoData(
-    name="cifar10", recipe="cifar10", eval_transform="cifar10_eval", test_split="val",
-    model="small_cnn", batch_size=256, epochs=5, lr=0.1, milestones=(4,), batched_augment=True,
+    name="cifar10", recipe="cifar10", eval_transform="cifar10_eval", model="small_cnn",
+    batch_size=256, epochs=5, lr=0.1, milestones=(4,), batched_augment=True,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"),
 )
@@ -87,30 +85,31 @@ def _slug(name: str) -> str:
 
 
 def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | None,
-                   n_test: int | None) -> tuple[Dataset, Dataset, dict]:
-    """The train and held-out sets of the demo, and the data options used to build them."""
-    from alignuniform.data import build_dataset
+                   n_test: int | None) -> tuple[Dataset, Dataset, dict, str]:
+    """The train and held-out sets of the demo, the data options used to build them, and
+    the held-out split's name: "test" where the data have one (for CIFAR-10, a
+    ``cifar10-test-jpeg.zip`` beside the training zip), else the "val" hold-out."""
+    from alignuniform.data import build_run_splits
     from alignuniform.evaluate.features import random_subset
 
     kwargs = dict(spec.dataset_kwargs)
     if spec.name == "mnist1d":
         kwargs.update(n_train=n_train or 4000, n_test=n_test or 1000, seed=seed)
-        train_set = build_dataset(spec.name, None, "train", **kwargs)
-        test_set = build_dataset(spec.name, None, spec.test_split, **kwargs)
-        return train_set, test_set, kwargs
+        train_set, test_set, test_split = build_run_splits({"name": spec.name, "kwargs": kwargs})
+        return train_set, test_set, kwargs, test_split
     if root is None:
         root = str(SHARED_CIFAR10 / "cifar10-train-jpeg.zip")
     if not Path(root).exists():
         raise FileNotFoundError(
             f"no CIFAR-10 at {root}; pass --root (a torchvision cifar-10-batches-py folder's "
             "parent, or the offline cifar10-train-jpeg.zip)")
-    train_set = build_dataset(spec.name, root, "train", **kwargs)
-    test_set = build_dataset(spec.name, root, spec.test_split, **kwargs)
-    n_train = min(n_train or 5000, len(train_set))  # type: ignore[arg-type]
+    train_set, test_set, test_split = build_run_splits(
+        {"name": spec.name, "root": root, "kwargs": kwargs})
+    n_train = min(n_train or 5000, len(train_set))
     # the same seeded subset as train()'s data.subset, so training and probe see one set
     return (random_subset(train_set, n_train, seed),
             random_subset(test_set, n_test or 1000, seed + 1),
-            {**kwargs, "root": root, "subset": n_train})
+            {**kwargs, "root": root, "subset": n_train}, test_split)
 
 
 def train_config(spec: DemoData, loss: dict, *, seed: int, feat_dim: int, epochs: int,
@@ -162,7 +161,8 @@ def run_demo(
         root: Where CIFAR-10 lives (default: the offline copy under ``../shared/data``).
         seed: Seeds data generation, initialisation, augmentation and evaluation.
         n_train, n_test: Sizes of the training and test sets (MNIST-1D: 4,000 and 1,000;
-            CIFAR-10: seeded subsets of 5,000 training and 1,000 held-out "val" images).
+            CIFAR-10: seeded subsets of 5,000 training and 1,000 held-out images, from the
+            test zip beside the training zip if there is one, else from the "val" hold-out).
         epochs: Training epochs (default: the data set's setting).
         feat_dim: Embedding dimension; 2 (the default) puts the embeddings on S^1 and adds
             the paper's S^1 figure.
@@ -174,10 +174,11 @@ def run_demo(
     from alignuniform.data import build_recipe
     from alignuniform.evaluate import evaluate_encoder, make_monitor
     from alignuniform.evaluate.results import save_results
+    from alignuniform.io import read_jsonl
     from alignuniform.metrics import uniformity_bound
     from alignuniform.models import build_model
     from alignuniform.report.build import build_report
-    from alignuniform.report.run import read_jsonl, s1_inputs
+    from alignuniform.report.run import s1_inputs
     from alignuniform.train import train
 
     if data not in DATASETS:
@@ -190,7 +191,8 @@ def run_demo(
         raise ValueError(f"epochs must be a positive int, got {epochs!r}")
     out_dir = Path(out_dir)
     start = time.perf_counter()
-    train_set, test_set, data_kwargs = load_demo_sets(spec, root, seed, n_train, n_test)
+    train_set, test_set, data_kwargs, test_split = load_demo_sets(spec, root, seed, n_train,
+                                                                  n_test)
     root = data_kwargs.get("root")
     recipe = build_recipe(spec.recipe)
     transform = build_recipe(spec.eval_transform) if spec.eval_transform else None
@@ -239,8 +241,8 @@ def run_demo(
 
     findings, checks = _findings(encoders)
     results = {
-        "data": {"name": spec.name, "test_split": spec.test_split, "n_train": len(train_set),  # type: ignore[arg-type]
-                 "n_test": len(test_set), **data_kwargs},  # type: ignore[arg-type]
+        "data": {"name": spec.name, "test_split": test_split, "n_train": len(train_set),
+                 "n_test": len(test_set), **data_kwargs},
         "seed": seed, "feat_dim": feat_dim, "epochs": epochs,
         "uniformity_bound": uniformity_bound(feat_dim, t=2.0),
         "encoders": records, "checks": checks,
@@ -248,10 +250,11 @@ def run_demo(
                         "threads": torch.get_num_threads(),
                         "device": "cuda" if torch.cuda.is_available() else "cpu"},
     }
-    settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), seed)  # type: ignore[arg-type]
+    settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), test_split,
+                         seed)
     results["wall_seconds"] = time.perf_counter() - start
-    intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "  # type: ignore[arg-type]
-             f"{len(test_set)} {spec.test_split} items, {feat_dim}-d output on the unit "  # type: ignore[arg-type]
+    intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "
+             f"{len(test_set)} {test_split} items, {feat_dim}-d output on the unit "
              f"hypersphere): a randomly initialised encoder, one trained with L_contrastive "
              f"and one with L_align + L_uniform (Wang & Isola, ICML 2020). Training and "
              f"evaluating took {results['wall_seconds']:.0f} s.")
@@ -304,11 +307,11 @@ def _findings(encoders: list[dict]) -> tuple[list[str], dict]:
 
 
 def _settings(spec: DemoData, epochs: int, feat_dim: int, n_train: int, n_test: int,
-              seed: int) -> list[str]:
+              test_split: str, seed: int) -> list[str]:
     from alignuniform.data import mnist1d
 
     lines = [
-        f"Data: {spec.name}, {n_train} training / {n_test} {spec.test_split} items, seed {seed}.",
+        f"Data: {spec.name}, {n_train} training / {n_test} {test_split} items, seed {seed}.",
         f"Encoder: {spec.model} {spec.model_kwargs or ''}, {feat_dim}-d L2-normalised output.",
         f"Training: {epochs} epochs, batch {spec.batch_size}, SGD lr {spec.lr} momentum 0.9 "
         f"weight decay 5e-4, lr x0.1 after epochs {list(spec.milestones)}; both views of a "

@@ -6,6 +6,14 @@ Every loss is a plain differentiable function of tensors; ``LossCombination`` is
 normalisation); ``nt_xent_loss`` and ``triplet_loss`` are defined with cosine similarity and
 normalise internally. Half-precision inputs are computed in float32, also under autocast.
 
+In a DDP loop of your own, pass ``gather_distributed=True`` (to ``uniform_loss``,
+``contrastive_loss``, ``nt_xent_loss`` or ``LossCombination``): every process then gathers
+all processes' rows with the autograd-aware :func:`alignuniform.distributed.all_gather`
+(the one ``train`` uses), so the loss is the global-batch loss, equal on every process, and
+DDP's gradient averaging gives exactly the gradient of one process on the whole batch.
+Every process must pass the same number of rows (e.g. ``drop_last=True``). Without an
+initialised process group it changes nothing.
+
 Examples:
     >>> import torch, torch.nn.functional as F
     >>> from alignuniform import align_loss, uniform_loss
@@ -23,7 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from alignuniform import _checks
+from alignuniform import _checks, distributed
 from alignuniform._kernel import DEFAULT_BLOCK, log_mean_pair_potential
 
 __all__ = [
@@ -37,6 +45,16 @@ __all__ = [
 ]
 
 
+_DROP_ZERO_ROWS = "drop such rows (e.g. padding) before the loss"
+
+
+def _gather(enabled: bool, *tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """All processes' rows, differentiably, when ``enabled`` (see the module docstring)."""
+    if not enabled:
+        return tensors
+    return tuple(distributed.all_gather(t) for t in tensors)
+
+
 def _no_autocast(x: torch.Tensor):
     # autocast would re-cast the matmuls below to half precision, where exp(logits) overflows
     if torch.is_autocast_enabled(x.device.type):
@@ -46,6 +64,10 @@ def _no_autocast(x: torch.Tensor):
 
 def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Tensor:
     """Alignment: mean over positive pairs of ``||x_i - y_i||_2 ** alpha``.
+
+    Where a pair coincides (``x_i == y_i``) the gradient is defined as 0, a subgradient of
+    ``||x_i - y_i||^alpha`` there for every ``alpha`` (for ``alpha < 1`` the derivative is
+    unbounded near 0, and autograd through ``norm().pow(alpha)`` would give NaN).
 
     Args:
         x: (N, d) embeddings of the first views.
@@ -62,14 +84,21 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Te
     alpha = _checks.positive(alpha, "alpha")
     x, y = _checks.pairs(x, y)
     with _no_autocast(x):
+        sq = (x - y).pow(2).sum(1)
         if alpha == 2.0:
-            # avoids the undefined gradient of the norm at x_i == y_i
-            return (x - y).pow(2).sum(1).mean()
-        return (x - y).norm(p=2, dim=1).pow(alpha).mean()
+            return sq.mean()
+        # the power is taken of 1 where sq == 0 and masked out, so no inf * 0 reaches autograd
+        apart = sq > 0
+        safe = torch.where(apart, sq, torch.ones_like(sq))
+        return torch.where(apart, safe.pow(alpha / 2), torch.zeros_like(sq)).mean()
 
 
 def uniform_loss(
-    x: torch.Tensor, t: float = 2.0, *, block_size: int = DEFAULT_BLOCK
+    x: torch.Tensor,
+    t: float = 2.0,
+    *,
+    block_size: int = DEFAULT_BLOCK,
+    gather_distributed: bool = False,
 ) -> torch.Tensor:
     """Uniformity: ``log`` of the mean of ``exp(-t ||x_i - x_j||^2)`` over pairs ``i < j``.
 
@@ -88,9 +117,10 @@ def uniform_loss(
     ``alignuniform.theory.estimator_floor``.
 
     Args:
-        x: (N, d) embeddings, N >= 2.
+        x: (N, d) embeddings, N >= 2 (over all processes when gathering).
         t: kernel scale, > 0 (the paper's default is 2).
         block_size: rows per block; trades speed for memory.
+        gather_distributed: the loss of all processes' rows (see the module docstring).
 
     Returns:
         A 0-d tensor.
@@ -100,9 +130,12 @@ def uniform_loss(
         tensor(-8.)
     """
     t = _checks.positive(t, "t")
-    x = _checks.embeddings(x, "x", min_rows=2)
+    x = _checks.embeddings(x, "x", min_rows=1 if gather_distributed else 2)
     if block_size < 1:
         raise ValueError(f"block_size must be >= 1, got {block_size}")
+    (x,) = _gather(gather_distributed, x)
+    if x.shape[0] < 2:
+        raise ValueError(f"x needs at least 2 rows over all processes, got {x.shape[0]}")
     with _no_autocast(x):
         return log_mean_pair_potential(x, t, block_size)
 
@@ -118,6 +151,8 @@ def contrastive_loss(
     y: torch.Tensor,
     tau: float = 0.07,
     negatives: torch.Tensor | None = None,
+    *,
+    gather_distributed: bool = False,
 ) -> torch.Tensor:
     """The paper's ``L_contrastive`` (InfoNCE) with temperature ``tau``.
 
@@ -133,23 +168,26 @@ def contrastive_loss(
         x: (N, d) embeddings.
         y: (N, d) embeddings; row i is the positive of ``x[i]``.
         tau: temperature, > 0.
-        negatives: optional (M, d) negatives shared by all pairs.
+        negatives: optional (M, d) negatives shared by all pairs (not gathered: a bank
+            such as a queue is already shared).
+        gather_distributed: the loss of all processes' pairs (see the module docstring).
 
     Returns:
         A 0-d tensor.
     """
     tau = _checks.positive(tau, "tau")
-    x, y = _checks.pairs(x, y)
+    x, y = _gather(gather_distributed, *_checks.pairs(x, y))
     with _no_autocast(x):
         if negatives is None:
             if x.shape[0] < 2:
                 raise ValueError("in-batch contrastive_loss needs at least 2 pairs for negatives")
             return (_info_nce(x, y, tau) + _info_nce(y, x, tau)) / 2
-        negatives = _checks.embeddings(negatives, "negatives").to(x.dtype)
+        negatives = _checks.embeddings(negatives, "negatives")
         if negatives.shape[1] != x.shape[1]:
             raise ValueError(
                 f"negatives must have d={x.shape[1]} columns like x, got {tuple(negatives.shape)}"
             )
+        x, y, negatives = _checks.common_dtype(x, y, negatives)
         pos = (x * y).sum(1, keepdim=True) / tau
         zeros = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
         loss_x = F.cross_entropy(torch.cat([pos, x @ negatives.T / tau], 1), zeros)
@@ -157,7 +195,9 @@ def contrastive_loss(
         return (loss_x + loss_y) / 2
 
 
-def nt_xent_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 0.5) -> torch.Tensor:
+def nt_xent_loss(
+    x: torch.Tensor, y: torch.Tensor, tau: float = 0.5, *, gather_distributed: bool = False
+) -> torch.Tensor:
     """SimCLR's NT-Xent over the 2N views, with cosine similarity.
 
     Each of the 2N views has one positive (its partner) and 2N - 2 negatives (every other
@@ -165,15 +205,25 @@ def nt_xent_loss(x: torch.Tensor, y: torch.Tensor, tau: float = 0.5) -> torch.Te
     ``NTXentLoss`` and pytorch-metric-learning's ``NTXentLoss`` with ``SelfSupervisedLoss``.
 
     Args:
-        x: (N, d) first views.
+        x: (N, d) first views, N >= 2 (with one pair there is no negative, as in
+            :func:`contrastive_loss`).
         y: (N, d) second views.
         tau: temperature, > 0.
+        gather_distributed: the loss of all processes' pairs (see the module docstring).
 
     Returns:
         A 0-d tensor.
+
+    Raises:
+        ValueError: a row is zero (it has no direction for the cosine similarity).
     """
     tau = _checks.positive(tau, "tau")
     x, y = _checks.pairs(x, y)
+    _checks.normalisable(x, "x", _DROP_ZERO_ROWS)
+    _checks.normalisable(y, "y", _DROP_ZERO_ROWS)
+    x, y = _gather(gather_distributed, x, y)
+    if x.shape[0] < 2:
+        raise ValueError("nt_xent_loss needs at least 2 pairs for negatives")
     with _no_autocast(x):
         z = F.normalize(torch.cat([x, y]), dim=1)
         n = x.shape[0]
@@ -193,6 +243,9 @@ def triplet_loss(
 
     Returns:
         A 0-d tensor.
+
+    Raises:
+        ValueError: a row is zero (it has no direction for the cosine similarity).
     """
     if not margin >= 0:
         raise ValueError(f"margin must be >= 0, got {margin!r}")
@@ -201,6 +254,9 @@ def triplet_loss(
     n = _checks.embeddings(negative, "negative")
     _checks.same_shape(a, p, "anchor and positive")
     _checks.same_shape(a, n, "anchor and negative")
+    for v, name in ((a, "anchor"), (p, "positive"), (n, "negative")):
+        _checks.normalisable(v, name, _DROP_ZERO_ROWS)
+    a, p, n = _checks.common_dtype(a, p, n)
     with _no_autocast(a):
         a, p, n = (F.normalize(v, dim=1) for v in (a, p, n))
         return F.relu((a * n).sum(1) - (a * p).sum(1) + margin).mean()
@@ -213,7 +269,8 @@ class LossCombination(nn.Module):
     Uniformity is applied to each view and averaged, as in the paper's code.
     ``forward(x, y)`` returns a dict with ``"loss"`` (the weighted total) and one detached
     entry per active term (``"contrastive"``, ``"align"``, ``"uniform"``, ``"nt_xent"``)
-    for logging.
+    for logging. With ``gather_distributed=True`` every term is of all processes' pairs,
+    gathered once (see the module docstring); ``train`` gathers itself and leaves it off.
 
     Examples:
         >>> x = F.normalize(torch.randn(64, 16), dim=1).requires_grad_()
@@ -233,8 +290,11 @@ class LossCombination(nn.Module):
         t: float = 2.0,
         w_nt_xent: float = 0.0,
         tau_nt_xent: float = 0.5,
+        *,
+        gather_distributed: bool = False,
     ) -> None:
         super().__init__()
+        self.gather_distributed = bool(gather_distributed)
         weights = {
             "w_contrastive": w_contrastive,
             "w_align": w_align,
@@ -254,6 +314,8 @@ class LossCombination(nn.Module):
         self.tau_nt_xent = _checks.positive(tau_nt_xent, "tau_nt_xent")
 
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.gather_distributed:  # checked here, before a collective could hang on it
+            x, y = _gather(True, *_checks.pairs(x, y))
         terms: dict[str, tuple[float, torch.Tensor]] = {}
         if self.w_contrastive:
             terms["contrastive"] = (self.w_contrastive, contrastive_loss(x, y, self.tau))
@@ -278,13 +340,23 @@ class LossCombination(nn.Module):
             parts.append(f"{self.w_uniform:g}*uniform(t={self.t:g})")
         if self.w_nt_xent:
             parts.append(f"{self.w_nt_xent:g}*nt_xent(tau={self.tau_nt_xent:g})")
-        return " + ".join(parts)
+        gathered = ", gathered over processes" if self.gather_distributed else ""
+        return " + ".join(parts) + gathered
 
 
 class AlignUniformLoss(LossCombination):
     """The paper's objective ``w_a L_align(alpha) + w_u L_uniform(t)`` (default 1, 2, 1, 2)."""
 
     def __init__(
-        self, w_align: float = 1.0, alpha: float = 2.0, w_uniform: float = 1.0, t: float = 2.0
+        self,
+        w_align: float = 1.0,
+        alpha: float = 2.0,
+        w_uniform: float = 1.0,
+        t: float = 2.0,
+        *,
+        gather_distributed: bool = False,
     ) -> None:
-        super().__init__(w_align=w_align, alpha=alpha, w_uniform=w_uniform, t=t)
+        super().__init__(
+            w_align=w_align, alpha=alpha, w_uniform=w_uniform, t=t,
+            gather_distributed=gather_distributed,
+        )

@@ -2,7 +2,8 @@
 
 Each module in this package defines one subcommand through ``add_parser(subparsers)``,
 which sets ``func`` on its parser; ``main`` discovers them, so a new command is a new file.
-Modules import their heavy dependencies inside ``func`` to keep ``--help`` fast.
+Modules import their heavy dependencies (torch) inside ``func``, so ``--help`` is fast;
+every subcommand takes the options of ``_options.add_common_options``.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import argparse
 import importlib
 import pkgutil
 import sys
+
+from alignuniform.io import RunLockedError
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,16 +28,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+#: What ``main`` reports as one line (exit status 2): wrong input, and missing, locked or
+#: unwritable files. Anything else (TypeError, KeyError...) is a bug and keeps its traceback.
+INPUT_ERRORS: tuple[type[BaseException], ...] = (
+    ValueError, FileNotFoundError, IsADirectoryError, NotADirectoryError, PermissionError,
+    RunLockedError,
+)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run ``alignuniform`` with ``argv`` (default: the process's arguments).
+
+    Returns:
+        The exit status: the command's (0 on success), 2 for an input error, printed as
+        ``alignuniform COMMAND: error: MESSAGE`` (``--debug`` raises it instead).
+    """
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, KeyError) as err:
-        # users get the message, not a traceback wall; --debug shows the traceback
-        if getattr(args, "debug", False) or "--debug" in sys.argv:
+    except INPUT_ERRORS as err:
+        if args.debug:
             raise
-        msg = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"alignuniform {args.command}: error: {msg}", file=sys.stderr)
+        print(f"alignuniform {args.command}: error: {err}", file=sys.stderr)
         return 2
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -19,9 +19,6 @@ def add_parser(subparsers) -> None:
             "write report.html, report.md, results.json and the figures to --out."
         ),
     )
-    p.add_argument("--out", type=Path, default=Path("runs/demo"),
-                   help="output folder (default: runs/demo)")
-    p.add_argument("--seed", type=int, default=0, help="seed of everything (default: 0)")
     p.add_argument("--data", choices=("mnist1d", "cifar10"), default="mnist1d",
                    help="data set (default: mnist1d)")
     p.add_argument("--root", help="CIFAR-10 location (default: ../shared/data/cifar10 zip)")
@@ -32,13 +29,15 @@ def add_parser(subparsers) -> None:
     p.add_argument("--epochs", type=int, help="training epochs (default: the data set's)")
     p.add_argument("--feat-dim", type=int, default=2,
                    help="embedding dimension; 2 adds the S^1 figure (default: 2)")
-    add_run_options(p)
+    add_common_options(p, out_help="output folder", out_default=Path("runs/demo"))
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.demo import run_demo
+    from alignuniform.io import check_writable_dir
 
+    check_writable_dir(args.out)  # before training, not after it
     for name in ("n_train", "n_test", "epochs"):
         value = getattr(args, name)
         if value is not None and value < 1:

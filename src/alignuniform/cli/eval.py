@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -28,10 +28,6 @@ def add_parser(subparsers) -> None:
     p.add_argument("checkpoint", type=Path, help="checkpoint.pt written by 'alignuniform train'")
     p.add_argument("--data", help="data set name (default: the checkpoint's)")
     p.add_argument("--root", help="data location (default: the checkpoint's)")
-    p.add_argument("--out", type=Path,
-                   help="output directory for eval.json (default: CHECKPOINT's dir/eval)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds subsets, probe validation split and positive pairs (default 0)")
     p.add_argument("--protocol", choices=("fast", "paper", "both"), default="fast",
                    help="linear probe: fast L-BFGS, the paper's Adam protocol, or both timed "
                         "side by side (default fast)")
@@ -54,7 +50,10 @@ def add_parser(subparsers) -> None:
     p.add_argument("--batch-size", type=int, default=256, help="encoder batch size")
     p.add_argument("--device", help="cpu, cuda, cuda:1... (default: cuda when available)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader workers")
-    add_run_options(p)
+    add_common_options(
+        p, out_help="output folder for eval.json (default: CHECKPOINT's folder/eval, or "
+                    "/eval_random with --random-init)",
+        seed_help="seed of the subsets, the probe's validation split and the positive pairs")
     p.set_defaults(func=run)
 
 
@@ -73,13 +72,13 @@ def format_table(results: dict) -> str:
     lines = [
         f"{ck['path']} ({ck['model']}{init}) on {data['name']}: fit on train "
         f"({results['n_train']}), scored on {data['test_split']} ({results['n_test']})",
-        f"{'layer':<12} {'dim':>5} {'linear':>7} {s['k']:>4}-NN {'wkNN':>6} "
+        f"{'layer':<12} {'dim':>5} {'linear':>7} {s['k']:>4}-NN {'wkNN':>6} {'mean':>6} "
         f"{'align':>7} {'uniform':>8} {'bound':>8}",
     ]
     for name, r in results["layers"].items():
         lines.append(
             f"{name:<12} {r['dim']:>5} {_pct(r['linear_acc']):>7} {_pct(r['knn5_acc']):>7} "
-            f"{_pct(r['knn_weighted_acc']):>6} {_num(r['alignment'])} "
+            f"{_pct(r['knn_weighted_acc']):>6} {_pct(r.get('mean_acc')):>6} {_num(r['alignment'])} "
             f"{_num(r['uniformity'], 8)} {_num(r['uniformity_bound'], 8)}"
         )
     for name, r in results["layers"].items():
@@ -94,6 +93,7 @@ def format_table(results: dict) -> str:
     lines.append(
         f"linear = {'fast L-BFGS' if s['protocol'] != 'paper' else 'paper Adam'} probe; "
         f"wkNN = {s['weighted_k']}-NN weighted at T={s['temperature']}; "
+        "mean = nearest class centroid (cosine); "
         f"alignment/uniformity (t={s['t']}) on normalised {data['test_split']} features"
     )
     return "\n".join(lines)
@@ -101,7 +101,10 @@ def format_table(results: dict) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.evaluate import evaluate_checkpoint, save_results
+    from alignuniform.io import check_writable_dir
 
+    out = args.out or args.checkpoint.parent / ("eval_random" if args.random_init else "eval")
+    check_writable_dir(out)  # before the work, not after it
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
     results = evaluate_checkpoint(
@@ -114,8 +117,7 @@ def run(args: argparse.Namespace) -> int:
     )
     results["command"] = {k: str(v) if isinstance(v, Path) else v
                           for k, v in vars(args).items() if k != "func"}
-    out = args.out or args.checkpoint.parent / ("eval_random" if args.random_init else "eval")
-    path = save_results(results, Path(out) / "eval.json")
+    path = save_results(results, out / "eval.json")
     print(format_table(results))
     print(f"wrote {path}")
     return 0

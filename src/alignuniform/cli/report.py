@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -21,16 +21,16 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="training run directory")
-    p.add_argument("--out", type=Path, help="output folder (default: RUN_DIR/report)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seed of evaluations computed here and of the S^1 pairs (default: 0)")
-    add_run_options(p)
+    add_common_options(p, out_help="output folder (default: RUN_DIR/report)",
+                       seed_help="seed of evaluations computed here and of the S^1 pairs")
     p.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from alignuniform.io import check_writable_dir
     from alignuniform.report.run import report_for_run
 
+    check_writable_dir(args.out or args.run_dir / "report")  # before any evaluation
     written = report_for_run(args.run_dir, args.out, seed=args.seed,
                              progress=not args.no_progress)
     for role, path in written.items():

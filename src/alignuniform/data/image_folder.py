@@ -13,7 +13,9 @@ from torch.utils.data import Dataset
 from torchvision.datasets.folder import IMG_EXTENSIONS, find_classes, make_dataset
 from torchvision.transforms.v2.functional import pil_to_tensor
 
-from alignuniform.data.split import holdout_indices
+from alignuniform.data.split import SplitNotAvailable, holdout_indices
+
+SPLITS = ("train", "val", "test")
 
 
 def _read(path: str) -> torch.Tensor:
@@ -75,11 +77,14 @@ def build_imagefolder(
     transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
     skip_corrupt: bool = False,
 ) -> ImageFolderDataset:
-    """Class folders under ``root/<split>/`` if that exists, else directly under ``root``.
+    """Class folders under ``root/<split>/`` if ``root`` has split folders, else directly
+    under ``root``.
 
-    With split folders (``root/train``, ``root/val``, ...) each split is read as is. Without
-    them, ``root`` is the training set and "val" is held out of it, stratified and seeded
-    (10 % of each class by default).
+    With split folders (any of ``root/train``, ``root/val``, ``root/test``) each split is
+    read as is: ``train/`` with ``test/`` and/or ``val/``. Without them, ``root`` is the
+    training set and "val" is held out of it, stratified and seeded (10 % of each class by
+    default). Evaluation (``build_run_splits``) scores on "test" where there is one, else
+    on "val".
 
     Args:
         root: The tree's top directory.
@@ -89,6 +94,9 @@ def build_imagefolder(
         transform: Applied to each (3, H, W) uint8 image.
         skip_corrupt: Verify every image up front and drop unreadable ones (a warning says
             how many); without it an unreadable image raises an error naming it when read.
+
+    Raises:
+        SplitNotAvailable: No folder for ``split`` (or "test" without split folders).
     """
     if root is None:
         raise ValueError("imagefolder needs root = a directory of class folders")
@@ -98,17 +106,31 @@ def build_imagefolder(
             f"no directory {root}; imagefolder expects ROOT/<class>/<image> or "
             "ROOT/<split>/<class>/<image> (e.g. ImageNet-100 extracted from ImageNet)"
         )
-    if split not in ("train", "val", "test"):
+    if split not in SPLITS:
         raise ValueError(f"imagefolder split must be 'train', 'val' or 'test', got {split!r}")
-    has_split_dirs = (root / "train").is_dir()
-    if has_split_dirs and not (root / split).is_dir():
-        raise FileNotFoundError(f"{root} has a train/ folder but no {split}/ folder")
-    tree = root / split if has_split_dirs else root
+    # any split folder counts: with test/ alone, "train" and "test" must not become classes
+    split_dirs = [name for name in SPLITS if (root / name).is_dir()]
+    if split_dirs and split not in split_dirs:
+        raise SplitNotAvailable(
+            f"{root} has split folders {', '.join(d + '/' for d in split_dirs)} but no "
+            f"{split}/ folder; add {root / split}/<class>/<image> files"
+        )
+    if not split_dirs and split == "test":
+        raise SplitNotAvailable(
+            f"{root} has no test/ folder; use split='val' (held out of train), or put the "
+            "images in train/<class>/ and test/<class>/ under it"
+        )
+    tree = root / split if split_dirs else root
     classes, class_to_idx = find_classes(str(tree))
+    if split != "train" and "train" in split_dirs:
+        train_classes = find_classes(str(root / "train"))[0]
+        if classes != train_classes:
+            raise ValueError(
+                f"{tree} has classes {classes} but {root / 'train'} has {train_classes}; a "
+                "label must name the same class in every split: give them the same folders"
+            )
     samples = make_dataset(str(tree), class_to_idx, extensions=IMG_EXTENSIONS)
-    if not has_split_dirs:
-        if split == "test":
-            raise ValueError(f"{root} has no test/ folder; use split='val' (held out of train)")
+    if not split_dirs:
         labels = np.array([label for _, label in samples])
         fraction = 0.1 if val_fraction is None else val_fraction
         keep = holdout_indices(labels, split, fraction, split_seed, str(root))

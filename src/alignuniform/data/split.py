@@ -5,6 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 
+class SplitNotAvailable(ValueError):
+    """The data on disk have no such split (e.g. no test images): evaluation falls back on
+    the "val" hold-out (``build_run_splits``); any other error while reading a split is
+    raised, never taken for a missing split."""
+
+
 def stratified_split(
     labels: np.ndarray, val_fraction: float, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import io
 import os
-import tempfile
 import warnings
 import zipfile
 from pathlib import Path, PurePosixPath
@@ -17,6 +16,8 @@ from pathlib import Path, PurePosixPath
 import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
+
+from alignuniform.io import atomic_write
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -37,6 +38,22 @@ def _members(zf: zipfile.ZipFile) -> list[tuple[str, str]]:
         if path.suffix.lower() in IMAGE_SUFFIXES and len(path.parts) >= 2:
             found.append((name, path.parent.name))
     return sorted(found)
+
+
+def zip_classes(zip_path: str | Path) -> list[str]:
+    """The sorted class folder names of a zip of images, read from its index (no decoding).
+
+    Raises:
+        FileNotFoundError: The zip does not exist.
+        ValueError: Not a zip.
+    """
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"no such zip file: {zip_path}")
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip file")
+    with zipfile.ZipFile(zip_path) as zf:
+        return sorted({cls for _, cls in _members(zf)})
 
 
 def decode_zip(
@@ -133,16 +150,9 @@ def load_zip_cached(
     images, labels, classes, skipped = decode_zip(
         zip_path, skip_corrupt=skip_corrupt, progress=progress
     )
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, images=images, labels=labels, classes=np.array(classes, dtype=str),
-                     skipped=np.array(skipped, dtype=str))
-        os.replace(tmp, cache)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(cache, lambda f: np.savez(
+        f, images=images, labels=labels, classes=np.array(classes, dtype=str),
+        skipped=np.array(skipped, dtype=str)))
     _warn_skipped(zip_path, skipped)
     return images, labels, classes, skipped
 

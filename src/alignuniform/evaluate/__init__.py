@@ -1,10 +1,11 @@
 """Judge an encoder the way Wang & Isola (2020) do: linear probe, k-NN, held-out alignment and
 exact uniformity, from the output embedding and from the penultimate layer.
 
-Tensor-level pieces work on precomputed features (``linear_probe``, ``knn_accuracy``); the
-model-level pieces compose them with a frozen encoder (``extract_features``,
-``heldout_alignment``, ``linear_probe_paper``, ``evaluate_encoder``, ``evaluate_checkpoint``,
-``make_monitor``). Nothing here prints except progress bars; the CLI formats the results.
+Tensor-level pieces work on precomputed features (``linear_probe``, ``knn_accuracy``,
+``mean_classifier_accuracy``); the model-level pieces compose them with a frozen encoder
+(``extract_features``, ``heldout_alignment``, ``linear_probe_paper``, ``evaluate_encoder``,
+``evaluate_checkpoint``, ``make_monitor``). Nothing here prints except progress bars; the CLI
+formats the results.
 
 Examples:
     Needs a trained checkpoint and its data, so the example is not run as a test:
@@ -24,6 +25,7 @@ from alignuniform.evaluate.features import (
     heldout_alignments,
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
+from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
 from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,
@@ -36,6 +38,7 @@ from alignuniform.evaluate.results import load_results, save_results
 __all__ = [
     "DEFAULT_WEIGHT_DECAYS",
     "LAYERS",
+    "MeanClassifier",
     "Features",
     "evaluate_checkpoint",
     "evaluate_encoder",
@@ -48,6 +51,7 @@ __all__ = [
     "linear_probe_paper",
     "load_results",
     "make_monitor",
+    "mean_classifier_accuracy",
     "probe_augmentation",
     "save_results",
 ]

@@ -222,7 +222,7 @@ def heldout_alignments(
             meters["embedding"].update(e1, e2)
             if p1 is not None and p2 is not None:
                 meters["penultimate"].update(p1, p2)
-    return {name: m.compute() for name, m in meters.items() if m.count}
+    return {name: float(m.compute()) for name, m in meters.items() if m.count}
 
 
 def heldout_alignment(

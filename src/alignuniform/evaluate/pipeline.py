@@ -26,6 +26,7 @@ from alignuniform.evaluate.features import (
     random_subset,
 )
 from alignuniform.evaluate.knn import knn_accuracy
+from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
 from alignuniform.models import build_model
 
@@ -35,7 +36,8 @@ def _layer_numbers(
     temperature: float, t: float, seed: int, device: torch.device, fast_probe: bool,
     probe_kwargs: dict,
 ) -> dict:
-    """Probe, k-NN and uniformity of one layer; features are moved to ``device`` here."""
+    """Probe, k-NN, mean classifier and uniformity of one layer; features are moved to
+    ``device`` here."""
     tr_x, te_x = train.layer(name).to(device), test.layer(name).to(device)
     dim = int(tr_x.shape[1])
     out: dict = {"dim": dim}
@@ -45,6 +47,7 @@ def _layer_numbers(
     out["knn5_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels, k=k)
     out["knn_weighted_acc"] = knn_accuracy(tr_x, train.labels, te_x, test.labels,
                                            k=min(weighted_k, len(tr_x)), temperature=temperature)
+    out["mean_acc"] = mean_classifier_accuracy(tr_x, train.labels, te_x, test.labels)
     out["uniformity"] = float(metrics.uniformity(te_x, t=t))
     out["uniformity_bound"] = metrics.uniformity_bound(dim, t=t)
     return out
@@ -57,6 +60,7 @@ def evaluate_encoder(
     *,
     transform: Callable[[Tensor], Tensor] | None = None,
     recipe: Callable[[Tensor], Tensor] | None = None,
+    full_recipe: Callable[[Tensor], Tensor] | None = None,
     protocol: str = "fast",
     paper_augment: Callable[[Tensor], Tensor] | None = None,
     paper_epochs: int = 100,
@@ -75,7 +79,7 @@ def evaluate_encoder(
 ) -> dict:
     """Every number of the paper's evaluation for each layer, with the settings used.
 
-    The probe and the k-NN classifiers are fitted on ``train_set`` and scored on
+    The probe, the k-NN and the mean classifiers are fitted on ``train_set`` and scored on
     ``test_set``; alignment is measured on two ``recipe`` views of every test image (seeded),
     uniformity exactly over all test embeddings, both on L2-normalised features.
 
@@ -86,6 +90,9 @@ def evaluate_encoder(
         transform: Deterministic preprocessing before the encoder (e.g.
             ``build_recipe("cifar10_eval")``); ``None`` when items are ready for the model.
         recipe: The training augmentation making positive pairs; ``None`` skips alignment.
+        full_recipe: A second augmentation to measure alignment under (``alignment_full``),
+            e.g. the full preset when training used only some of its components
+            (``data.augment``); ``None``: ``alignment_full`` equals ``alignment``.
         protocol: "fast" (L-BFGS probe on precomputed features), "paper" (Adam on augmented
             images, needs ``paper_augment``) or "both" (both, timed, on the same encoder).
         paper_augment: Training augmentation of the paper's probe.
@@ -100,8 +107,10 @@ def evaluate_encoder(
 
     Returns:
         ``{"layers": {name: {...}}, "settings": {...}, "n_train", "n_test", "seconds"}``;
-        each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``alignment``,
-        ``uniformity``, ``uniformity_bound``, ``dim`` and the probe details.
+        each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``mean_acc``
+        (the mean classifier: nearest class centroid, cosine), ``alignment``,
+        ``alignment_full``, ``uniformity``, ``uniformity_bound``, ``dim`` and the probe
+        details.
     """
     if protocol not in ("fast", "paper", "both"):
         raise ValueError(f"protocol must be 'fast', 'paper' or 'both', got {protocol!r}")
@@ -141,11 +150,14 @@ def evaluate_encoder(
     if recipe is not None:
         tic = time.perf_counter()
         aligned = heldout_alignments(model, test_set, recipe, seed=seed, alpha=alpha, **run)
+        aligned_full = aligned if full_recipe is None else heldout_alignments(
+            model, test_set, full_recipe, seed=seed, alpha=alpha, **run)
         seconds["alignment"] = time.perf_counter() - tic
     for name, layer in results["layers"].items():
         probe = layer.get("probe_fast") or layer["probe_paper"]
         layer["linear_acc"] = probe["accuracy"]
         layer["alignment"] = aligned.get(name) if recipe is not None else None
+        layer["alignment_full"] = aligned_full.get(name) if recipe is not None else None
         if protocol == "both":
             fast_s = seconds["features"] + layer["probe_fast"]["seconds"]
             layer["fast_vs_paper"] = {
@@ -184,8 +196,9 @@ def evaluate_checkpoint(
     The encoder is rebuilt from the checkpoint's stored config. The probe is fitted on the
     "train" split and scored on "test" where the data set has one, else on "val", the
     seeded stratified hold-out that training never saw (rebuilt with the checkpoint's data
-    options). Positive pairs use the checkpoint's training recipe (batched when training
-    was), features its "_eval" transform.
+    options). Positive pairs use the checkpoint's training recipe with its ``data.augment``
+    components (batched when training was), features its "_eval" transform; with
+    ``data.augment``, ``alignment_full`` is measured under the full preset recipe too.
 
     Args:
         path: A ``checkpoint.pt`` written by training.
@@ -204,7 +217,13 @@ def evaluate_checkpoint(
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
     from alignuniform.checkpoint import load_encoder
-    from alignuniform.data import RECIPES, build_batch_recipe, build_recipe, build_run_splits
+    from alignuniform.data import (
+        RECIPES,
+        build_augment_recipe,
+        build_batch_recipe,
+        build_recipe,
+        build_run_splits,
+    )
 
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     model, config = load_encoder(path, map_location="cpu")
@@ -215,6 +234,7 @@ def evaluate_checkpoint(
     same_data = name == data_cfg.get("name")
     root = root or (data_cfg.get("root") if same_data else None)
     recipe_name = (data_cfg.get("recipe") if same_data else None) or name
+    augment = (data_cfg.get("augment") or None) if same_data else None
     if recipe_name not in RECIPES or f"{recipe_name}_eval" not in RECIPES:
         raise ValueError(
             f"no recipe pair {recipe_name!r} / {recipe_name + '_eval'!r} for data set {name!r}; "
@@ -232,10 +252,12 @@ def evaluate_checkpoint(
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
+    build = build_batch_recipe if batched else build_recipe
     results = evaluate_encoder(
         model.to(device), train_set, test_set,
         transform=build_recipe(f"{recipe_name}_eval"),
-        recipe=build_batch_recipe(recipe_name) if batched else build_recipe(recipe_name),
+        recipe=build(recipe_name, augment),
+        full_recipe=build(recipe_name) if augment else None,
         paper_augment=(probe_augmentation(eval_spec, batched=batched)
                        if isinstance(eval_spec, RecipeSpec) else None),
         seed=seed, device=device, **kwargs,
@@ -251,6 +273,8 @@ def evaluate_checkpoint(
         "pairs": "batched" if batched else "per-sample",
         "n_train": n_train, "n_test": n_test,
     }
+    if augment:  # the components the run trained with
+        results["data"]["augment"] = build_augment_recipe(recipe_name, augment).describe()
     return results
 
 

@@ -24,6 +24,7 @@ MODELS: dict[str, str] = {
     "resnet18_cifar": "alignuniform.models.resnet:ResNet18Cifar",
     "small_cnn": "alignuniform.models.small_cnn:SmallCNN",
     "conv1d": "alignuniform.models.conv1d:Conv1dEncoder",
+    "dense": "alignuniform.models.dense_head:DenseEncoder",
 }
 
 
@@ -57,7 +58,7 @@ def _construct(name: str, cls: type, kwargs: dict) -> nn.Module:
     try:
         return cls(**kwargs)
     except TypeError as err:
-        raise TypeError(f"model {name!r}: {err}") from err
+        raise ValueError(f"model {name!r}: {err}") from err
 
 
 __all__ = ["MODELS", "build_model"]

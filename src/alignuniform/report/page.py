@@ -13,6 +13,8 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from alignuniform.io import atomic_write_text
+
 
 @dataclass
 class Table:
@@ -127,13 +129,6 @@ def render_markdown(title: str, sections: list[Section], base: Path) -> str:
     return "\n".join(out)
 
 
-def _write_text(path: Path, text: str) -> Path:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def write_page(out_dir: str | Path, title: str, sections: list[Section]) -> dict[str, Path]:
     """Write ``report.html`` (self-contained) and ``report.md`` into ``out_dir``.
 
@@ -146,7 +141,7 @@ def write_page(out_dir: str | Path, title: str, sections: list[Section]) -> dict
         if sec.figure is not None and not Path(sec.figure).is_file():
             raise FileNotFoundError(f"figure {sec.figure} of section {sec.heading!r} is missing")
     return {
-        "html": _write_text(out_dir / "report.html", render_html(title, sections)),
-        "markdown": _write_text(out_dir / "report.md",
-                                render_markdown(title, sections, out_dir)),
+        "html": atomic_write_text(out_dir / "report.html", render_html(title, sections)),
+        "markdown": atomic_write_text(out_dir / "report.md",
+                                      render_markdown(title, sections, out_dir)),
     }

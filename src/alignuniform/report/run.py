@@ -9,7 +9,6 @@ from the held-out split rebuilt from the run's config.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,8 @@ import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import Dataset
+
+from alignuniform.io import read_jsonl
 
 
 def positive_pair_distances(model: nn.Module, dataset: Dataset,
@@ -56,14 +57,6 @@ def s1_inputs(model: nn.Module, test_set: Dataset, recipe: Callable[[torch.Tenso
             "pos_dist": positive_pair_distances(model, test_set, recipe, seed=seed)}
 
 
-def read_jsonl(path: str | Path) -> list[dict]:
-    """The rows of a JSON-lines log (``[]`` when the file does not exist)."""
-    path = Path(path)
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, seed: int = 0,
                    progress: bool = True) -> dict[str, Path]:
     """Write the report of a training run (see the module docstring).
@@ -79,6 +72,8 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
 
     Raises:
         FileNotFoundError: If ``run_dir`` holds no ``checkpoint.pt``.
+        ValueError: If an ``eval.json`` or a line of ``epochs.jsonl`` (other than a partial
+            last one, which is skipped) is not valid JSON; the message names the file.
     """
     from alignuniform.checkpoint import load_encoder
     from alignuniform.data import RECIPES, build_recipe, build_run_splits
@@ -109,8 +104,9 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
     encoders = []
     if "eval_random" in evaluations:
         encoders.append({"name": "random init", "eval": evaluations["eval_random"]})
+    epochs_log = run_dir / "epochs.jsonl"  # absent when training stopped before one epoch
     encoders.append({"name": name, "eval": evaluations["eval"],
-                     "epochs": read_jsonl(run_dir / "epochs.jsonl")})
+                     "epochs": read_jsonl(epochs_log) if epochs_log.is_file() else []})
 
     recipe_name = data_cfg.get("recipe")
     if getattr(model, "feat_dim", None) == 2 and recipe_name in RECIPES:

@@ -18,12 +18,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from alignuniform.text.settings import REPRESENTATIONS, TOKEN_REPRESENTATIONS
+
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
 
 PACKAGED_MODEL_NAMES = ("packaged", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
-TOKEN_REPRESENTATIONS = ("pooling", "cls", "mean", "embedding_mean")
-REPRESENTATIONS = (*TOKEN_REPRESENTATIONS, "whitened")
 
 
 def packaged_model_dir() -> Path | None:

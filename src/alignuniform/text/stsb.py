@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from io import StringIO
 from pathlib import Path
 
 import numpy as np
@@ -88,6 +89,25 @@ def stsb_file(path: str | Path, split: str = "dev") -> Path:
     return file
 
 
+def _read_lines(path: Path) -> list[str]:
+    """The lines of a UTF-8 file, line ends removed (``\\n``, ``\\r\\n`` or ``\\r``).
+
+    Raises:
+        ValueError: The file is not UTF-8; the message names the file and line.
+    """
+    data = path.read_bytes()
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        # counted as the lines below are split, so a lone "\r" ends a line here too
+        line = len(StringIO(data[: err.start].decode("utf-8") + "?", newline="").readlines())
+        raise ValueError(
+            f"{path}:{line}: not UTF-8 text ({err.reason} at byte {err.start}); re-save the "
+            "file as UTF-8, e.g. iconv -f latin1 -t utf-8"
+        ) from None
+    return [line.rstrip("\r\n") for line in StringIO(text, newline="")]
+
+
 def read_stsb(path: str | Path, split: str = "dev") -> StsSplit:
     """Read an STS-B split with tab splitting and no quote handling.
 
@@ -100,40 +120,38 @@ def read_stsb(path: str | Path, split: str = "dev") -> StsSplit:
 
     Raises:
         FileNotFoundError: If the file is missing.
-        ValueError: On a line with fewer than 7 fields, a score that is not a number in
-            [0, 5], an empty or whitespace-only sentence, or a file with no pairs; the
-            message names the line.
+        ValueError: On bytes that are not UTF-8, a line with fewer than 7 fields, a score
+            that is not a number in [0, 5], an empty or whitespace-only sentence, or a file
+            with no pairs; the message names the file and line.
     """
     file = stsb_file(path, split)
     s1: list[str] = []
     s2: list[str] = []
     scores: list[float] = []
     n_extra = 0
-    with open(file, encoding="utf-8", newline="") as fh:
-        for lineno, raw in enumerate(fh, start=1):
-            line = raw.rstrip("\r\n")
-            fields = line.split("\t")
-            where = f"{file}:{lineno}"
-            if len(fields) < len(STSB_COLUMNS):
+    for lineno, line in enumerate(_read_lines(file), start=1):
+        fields = line.split("\t")
+        where = f"{file}:{lineno}"
+        if len(fields) < len(STSB_COLUMNS):
+            raise ValueError(
+                f"{where}: expected {len(STSB_COLUMNS)} tab-separated fields "
+                f"({', '.join(STSB_COLUMNS)}), got {len(fields)}: {line[:80]!r}"
+            )
+        n_extra += len(fields) > len(STSB_COLUMNS)
+        try:
+            score = float(fields[4])
+        except ValueError:
+            raise ValueError(f"{where}: score {fields[4]!r} is not a number") from None
+        if not (math.isfinite(score) and SCORE_RANGE[0] <= score <= SCORE_RANGE[1]):
+            raise ValueError(f"{where}: score {score} is outside [0, 5]")
+        for column, text in (("sentence1", fields[5]), ("sentence2", fields[6])):
+            if not text.strip():
                 raise ValueError(
-                    f"{where}: expected {len(STSB_COLUMNS)} tab-separated fields "
-                    f"({', '.join(STSB_COLUMNS)}), got {len(fields)}: {line[:80]!r}"
+                    f"{where}: {column} is empty or whitespace-only; fix or remove the line"
                 )
-            n_extra += len(fields) > len(STSB_COLUMNS)
-            try:
-                score = float(fields[4])
-            except ValueError:
-                raise ValueError(f"{where}: score {fields[4]!r} is not a number") from None
-            if not (math.isfinite(score) and SCORE_RANGE[0] <= score <= SCORE_RANGE[1]):
-                raise ValueError(f"{where}: score {score} is outside [0, 5]")
-            for column, text in (("sentence1", fields[5]), ("sentence2", fields[6])):
-                if not text.strip():
-                    raise ValueError(
-                        f"{where}: {column} is empty or whitespace-only; fix or remove the line"
-                    )
-            s1.append(fields[5])
-            s2.append(fields[6])
-            scores.append(score)
+        s1.append(fields[5])
+        s2.append(fields[6])
+        scores.append(score)
     if not scores:
         raise ValueError(f"{file} holds no sentence pairs")
     return StsSplit(s1, s2, np.asarray(scores, dtype=np.float64), file, n_extra)
@@ -144,14 +162,14 @@ def read_sentences(path: str | Path) -> list[str]:
 
     Raises:
         FileNotFoundError: If the file is missing.
-        ValueError: If the file is empty or has empty/whitespace-only lines (their count and
-            first line numbers are given, so they can be removed deliberately).
+        ValueError: If the file is not UTF-8 (the line is named), is empty or has
+            empty/whitespace-only lines (their count and first line numbers are given, so
+            they can be removed deliberately).
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"sentence file {path} does not exist")
-    with open(path, encoding="utf-8") as fh:
-        lines = [line.rstrip("\r\n") for line in fh]
+    lines = _read_lines(path)
     blank = [i for i, line in enumerate(lines, start=1) if not line.strip()]
     if blank:
         raise ValueError(

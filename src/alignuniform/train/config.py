@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 import yaml
 
+from alignuniform.data import build_augment_recipe
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
 from alignuniform.recipes import resolve_recipe
@@ -46,6 +47,9 @@ class DataConfig:
         split_seed: Seed of that split (``None``: the data set's default).
         subset: Train on a seeded random subset of this many images (``None``: all).
         kwargs: Further data-set options (e.g. ``n`` for "synthetic", ``cache_dir``).
+        augment: Changes to the recipe's augmentation components
+            (``{component: {param: value} | true | false}``, ``base: none``; see
+            ``alignuniform.data.build_augment_recipe``); empty: the recipe as it is.
     """
 
     name: str = "cifar10"
@@ -59,6 +63,7 @@ class DataConfig:
     split_seed: int | None = None
     subset: int | None = None
     kwargs: dict = field(default_factory=dict)
+    augment: dict = field(default_factory=dict)
 
 
 @dataclass
@@ -189,17 +194,17 @@ def _check_value(value: object, hint: object, where: str) -> object:
             pass
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):  # type: ignore[arg-type]
         name = getattr(expected, "__name__", str(expected))
-        raise TypeError(f"{where} must be {name}, got {value!r}")
+        raise ValueError(f"{where} must be {name}, got {value!r}")
     if expected is float and not math.isfinite(value):
         raise ValueError(f"{where} must be a finite number, got {value!r}")
     if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
-        raise TypeError(f"{where} must be a list of ints, got {value!r}")
+        raise ValueError(f"{where} must be a list of ints, got {value!r}")
     return value
 
 
 def _from_dict(cls: type, values: dict, where: str = "") -> typing.Any:
     if not isinstance(values, dict):
-        raise TypeError(f"{where or 'the config'} must be a mapping, got {values!r}")
+        raise ValueError(f"{where or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
     names = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(map(str, values)) - set(names))
@@ -245,7 +250,6 @@ def config_from_dict(values: dict) -> TrainConfig:
 
     Raises:
         ValueError: An unknown key, or a value no run could use (the message names the key).
-        TypeError: A value of the wrong type.
     """
     config = _from_dict(TrainConfig, values)
     if config.amp not in AMP_DTYPES:
@@ -266,6 +270,8 @@ def config_from_dict(values: dict) -> TrainConfig:
     if config.optim.milestones != sorted(config.optim.milestones):
         raise ValueError(f"optim.milestones must be increasing, got {config.optim.milestones}")
     _check_optim(config)
+    if config.data.augment:  # a bad component fails here, not inside a data worker
+        build_augment_recipe(config.data.recipe, config.data.augment)
     try:  # the loss checks its own weights and scales; found here, before any data loads
         LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
                            if k != "global_batch"})

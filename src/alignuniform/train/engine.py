@@ -188,8 +188,10 @@ class _Run:
             )
         _seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
         images = build_train_set(data, config.seed)
-        self.batch_aug = build_batch_recipe(data.recipe) if data.batched_augment else None
-        dataset = images if self.batch_aug else TwoViews(images, build_recipe(data.recipe))
+        self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
+                          else None)
+        dataset = (images if self.batch_aug
+                   else TwoViews(images, build_recipe(data.recipe, data.augment)))
         # a DistributedSampler also with one process: global batch b of a K-process run is
         # then exactly batch b of the single-process run (same permutation, interleaved)
         self.sampler: DistributedSampler = DistributedSampler(
