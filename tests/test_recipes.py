@@ -103,3 +103,15 @@ def test_wheel_build_hook_lists_the_recipes(tmp_path):
     assert "alignuniform/_recipes/configs/stl10_align_uniform.yaml" in dests
     assert len(dests) == len(list((REPO / "configs").glob("*.yaml"))) + len(
         list((REPO / "sweeps").glob("*.yaml")))
+
+
+def test_configs_cli_copies_with_out(tmp_path, capsys):
+    assert main(["configs", "show", "mnist1d_contrastive", "--out", str(tmp_path)]) == 0
+    copied = tmp_path / "mnist1d_contrastive.yaml"
+    assert copied.read_text() == (REPO / "configs" / "mnist1d_contrastive.yaml").read_text()
+    assert load_config(copied).loss.tau == 0.5
+    assert main(["configs", "show", "mnist1d_contrastive", "--out", str(tmp_path)]) == 2
+    assert "not overwritten" in capsys.readouterr().err
+    assert main(["configs", "--out", str(tmp_path / "all")]) == 0
+    assert {p.name for p in (tmp_path / "all").glob("*.yaml")} == {
+        p.name for p in (REPO / "configs").glob("*.yaml")}

@@ -259,11 +259,15 @@ class Alignment(Metric):
         normalize: L2-normalise rows first (default True).
         **kwargs: ``torchmetrics.Metric`` options (``sync_on_compute``, ``process_group``...).
 
-    Example:
+    Examples:
+        >>> import torch
         >>> metric = Alignment()
-        >>> for x, y in batches:
-        ...     metric.update(x, y)
+        >>> x = torch.ones(4, 3)
+        >>> y = torch.tensor([[1.0, 1, 1], [1, 1, 1], [1, 1, -1], [1, 1, -1]])
+        >>> for xb, yb in [(x[:2], y[:2]), (x[2:], y[2:])]:  # batch by batch
+        ...     metric.update(xb, yb)
         >>> metric.compute()  # a 0-d float64 tensor
+        tensor(0.6667, dtype=torch.float64)
     """
 
     is_differentiable = False
