@@ -20,7 +20,7 @@ def test_every_repository_config_is_listed_with_a_description():
     for r in listed.values():
         assert r.path.parent == REPO / "configs"  # the source itself, no copy
         assert r.description and not r.description.startswith("#")
-        assert r.description.endswith(".")
+        assert r.description[-1] in ".?!"
 
 
 def test_sweeps_are_listed_when_the_folder_exists():
@@ -34,6 +34,10 @@ def test_description_is_the_first_sentence_of_the_header(tmp_path):
     assert recipes._description(f) == "One line."
     f.write_text("# Spread over\n# two lines\n#\n# more\nepochs: 1\n")
     assert recipes._description(f) == "Spread over two lines"
+    f.write_text("# Which pairs? As in Chen et al. 2020, e.g. crops.\n")
+    assert recipes._description(f) == "Which pairs?"
+    f.write_text("# As in Chen et al. 2020, e.g. crops. More\n")
+    assert recipes._description(f) == "As in Chen et al. 2020, e.g. crops."
     f.write_text("epochs: 1\n")
     assert recipes._description(f) == ""
 

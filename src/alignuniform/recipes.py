@@ -32,6 +32,7 @@ KINDS = ("configs", "sweeps")
 """The recipe kinds, each a folder of ``*.yaml`` files."""
 
 _PACKAGE_DATA = "_recipes"
+_SENTENCE_END = re.compile(r"(?<!\bal)(?<!\be\.g)(?<!\bi\.e)[.?!](\s|$)")
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,8 @@ def _description(path: Path) -> str:
     """The first sentence of a YAML file's leading comment (``""`` when it has none).
 
     The comment's lines are joined up to an empty comment line or an indented one (a
-    command example), and cut after the first full stop that ends a sentence.
+    command example), and cut after the first ".", "?" or "!" that ends a sentence (not the
+    one of "et al.", "e.g." or "i.e.").
     """
     lines = []
     try:
@@ -98,7 +100,7 @@ def _description(path: Path) -> str:
     except (OSError, UnicodeDecodeError):
         return ""
     joined = " ".join(lines)
-    end = re.search(r"\.(\s|$)", joined)
+    end = _SENTENCE_END.search(joined)
     return joined[: end.start() + 1] if end else joined
 
 
