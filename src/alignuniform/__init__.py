@@ -12,6 +12,8 @@ from alignuniform.losses import (
     align_loss,
     contrastive_loss,
     nt_xent_loss,
+    queue_contrastive_loss,
+    queue_uniform_loss,
     triplet_loss,
     uniform_loss,
 )
@@ -25,6 +27,8 @@ __all__ = [
     "contrastive_loss",
     "metrics",
     "nt_xent_loss",
+    "queue_contrastive_loss",
+    "queue_uniform_loss",
     "triplet_loss",
     "uniform_loss",
 ]
