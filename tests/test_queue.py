@@ -130,3 +130,55 @@ def test_contrastive_loss_with_a_bank_is_the_symmetrised_moco_loss():
     moco = au.queue_contrastive_loss(q, k, queue, 0.2)
     torch.testing.assert_close(sym, (moco + au.queue_contrastive_loss(k, q, queue, 0.2)) / 2)
     assert (sym - moco).abs() > 1e-3
+
+
+# ---------------------------------------------------------------------------------------------
+# the momentum key encoder and the queue
+
+
+def test_momentum_queue_updates_and_enqueues_as_moco():
+    from torch import nn
+
+    from alignuniform.train import MomentumQueue
+
+    torch.manual_seed(0)
+    encoder = nn.Linear(3, 4)
+    mq = MomentumQueue(encoder, size=6, dim=4, momentum=0.9, seed=1)
+    torch.testing.assert_close(mq.queue.norm(dim=1), torch.ones(6))  # random unit keys
+    assert all(torch.equal(a, b) for a, b in zip(mq.key_encoder.parameters(),
+                                                 encoder.parameters(), strict=True))
+    assert not any(p.requires_grad for p in mq.key_encoder.parameters())
+    old = [p.clone() for p in mq.key_encoder.parameters()]
+    with torch.no_grad():
+        for p in encoder.parameters():
+            p.add_(1.0)
+    mq.update_key_encoder(encoder)
+    for k_old, k_new, q in zip(old, mq.key_encoder.parameters(), encoder.parameters(),
+                               strict=True):
+        torch.testing.assert_close(k_new, 0.9 * k_old + 0.1 * q)  # MoCo: k m + q (1 - m)
+    # the pointer advances by the batch and wraps: the oldest keys are overwritten
+    initial = mq.queue.clone()
+    batches = [torch.full((2, 4), float(i)) for i in range(4)]
+    for b in batches:
+        mq.enqueue(b)
+    assert int(mq.ptr) == 2
+    torch.testing.assert_close(mq.queue, torch.cat([batches[3], batches[1], batches[2]]))
+    assert not torch.equal(mq.queue, initial)
+    with pytest.raises(ValueError, match="not a multiple of the global batch 4"):
+        mq.enqueue(torch.zeros(4, 4))
+    with pytest.raises(ValueError, match=r"momentum must be in \[0, 1\)"):
+        MomentumQueue(encoder, size=6, dim=4, momentum=1.0)
+
+
+def test_queue_loss_is_the_weighted_sum_of_its_terms():
+    from alignuniform.train import QueueLoss
+
+    q, k, queue = _sphere(6, 5, 0), _sphere(6, 5, 1), _sphere(12, 5, 2)
+    crit = QueueLoss(w_contrastive=0.5, tau=0.2, w_align=3.0, w_uniform=1.0, t=3.0)
+    out = crit(q, k, queue)
+    want = (0.5 * au.queue_contrastive_loss(q, k, queue, 0.2) + 3.0 * au.align_loss(q, k)
+            + au.queue_uniform_loss(q, queue, 3.0))
+    torch.testing.assert_close(out["loss"], want)
+    assert set(out) == {"loss", "contrastive", "align", "uniform"}
+    with pytest.raises(ValueError, match="loss.w_contrastive .*; loss.w_uniform"):
+        QueueLoss(w_align=1.0)
