@@ -496,3 +496,42 @@ def test_training_starts_from_the_seeded_build(tmp_path):
     run = engine._Run(config, tmp_path / "run", engine.init_from_env("cpu"))
     for name, value in run.model.state_dict().items():
         assert torch.equal(value, expected.state_dict()[name]), name
+
+
+# ---------------------------------------------------------------------------------------------
+# MoCo configs
+
+
+def test_imagenet100_moco_configs_are_the_forks_and_gpu_only():
+    au = load_config(CONFIGS / "imagenet100_moco_align_uniform.yaml")
+    assert (au.loss.w_align, au.loss.alpha, au.loss.w_uniform, au.loss.t) == (3, 2, 1, 3)
+    assert au.loss.w_contrastive == 0 and au.queue.intra_batch
+    contrastive = load_config(CONFIGS / "imagenet100_moco.yaml")
+    assert contrastive.loss.w_contrastive == 1 and contrastive.loss.tau == 0.07
+    assert contrastive.loss.w_align == contrastive.loss.w_uniform == 0
+    for config in (au, contrastive):
+        assert (config.queue.size, config.queue.momentum) == (65536, 0.999)
+        assert config.data.batch_size == 128 and config.learning_rate() == 0.03
+        assert config.model.name == "resnet50" and config.data.name == "imagefolder"
+        assert config.device == "cuda"  # refused at once on a machine without a GPU
+
+
+@pytest.mark.parametrize("loss", ["align_uniform", "contrastive"])
+def test_cpu_queue_configs_differ_from_the_in_batch_ones_only_by_the_queue(loss):
+    queue = load_config(CONFIGS / f"cifar10_cpu_{loss}_queue.yaml").to_dict()
+    in_batch = load_config(CONFIGS / f"cifar10_cpu_{loss}.yaml").to_dict()
+    assert queue.pop("queue") == {"size": 4096, "momentum": 0.99, "shuffle_bn": False,
+                                  "intra_batch": True}
+    in_batch.pop("queue")
+    assert queue == in_batch
+
+
+def test_resnet50_is_torchvisions_with_a_moco_head():
+    from alignuniform.models import build_model
+
+    model = build_model("resnet50", feat_dim=16, seed=0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    z = model(x)
+    assert z.shape == (2, 16) and torch.allclose(z.norm(dim=1), torch.ones(2))
+    assert model.features(x).shape == (2, 2048) and isinstance(model.head, torch.nn.Linear)
+    assert len(build_model("resnet50", feat_dim=16, mlp=True).head) == 3
