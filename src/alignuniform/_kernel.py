@@ -176,7 +176,9 @@ def _bank_exponent_shift(q: torch.Tensor, bank: torch.Tensor, t: float, block: i
     nor loses the largest terms: the Cauchy-Schwarz bound ``2t max|q| max|b|`` when the spread
     ``4t max|q| max|b|`` fits float range (always for unit rows with t <= 20), else the exact
     maximum, found by one extra pass of products (no host synchronisation)."""
-    bound = 2.0 * t * float((q * q).sum(1).max().sqrt()) * float((bank * bank).sum(1).max().sqrt())
+    # vector_norm reduces without a (K, d) temporary
+    norms = [float(torch.linalg.vector_norm(v, dim=1).max()) for v in (q, bank)]
+    bound = 2.0 * t * norms[0] * norms[1]
     if 2.0 * bound <= 4.0 * _SAFE_EXPONENT:
         return torch.tensor(bound, dtype=q.dtype, device=q.device)
     top = torch.tensor(float("-inf"), dtype=q.dtype, device=q.device)
@@ -191,24 +193,21 @@ def _bank_pass(
 ) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``log sum_ij exp(-t (2 - 2 q_i.b_j))`` (0-d float64) and, if asked, its gradient in q.
 
-    One pass over (block x block) tiles: a product, an in-place ``exp`` and a product with the
-    (d + 1) columns ``[1, b]`` per tile, whose first column is the tile's row sums and whose
-    rest is the unnormalised gradient ``sum_j p_ij b_j``. No (B, K) matrix is ever held.
+    One pass over (block x block) tiles: a product, an in-place ``exp``, a sum and (for the
+    gradient) a product ``p @ b`` accumulating the unnormalised ``sum_j p_ij b_j`` per row.
+    No (B, K) matrix, and no copy of the bank, is ever held.
     """
     shift = _bank_exponent_shift(q, bank, t, block)
     q2t = q * (2.0 * t)
-    ones_b = torch.cat([torch.ones_like(bank[:, :1]), bank], 1) if with_grad else None
     total = torch.zeros((), dtype=torch.float64, device=q.device)
     acc = torch.zeros_like(q) if with_grad else None
     for r in range(0, q.shape[0], block):
         for s in range(0, bank.shape[0], block):
-            p = torch.mm(q2t[r : r + block], bank[s : s + block].T).sub_(shift).exp_()
+            tile = bank[s : s + block]
+            p = torch.mm(q2t[r : r + block], tile.T).sub_(shift).exp_()
+            total = total + p.sum(dtype=torch.float64)
             if with_grad:
-                rows = p @ ones_b[s : s + block]
-                total = total + rows[:, 0].sum(dtype=torch.float64)
-                acc[r : r + block] += rows[:, 1:]
-            else:
-                total = total + p.sum(dtype=torch.float64)
+                acc[r : r + block].addmm_(p, tile)
     lse = torch.log(total) + shift.double() - 2.0 * t
     if with_grad:  # d/dq_i = 2t sum_j softmax_ij b_j
         acc.mul_((2.0 * t) / total.to(acc.dtype))

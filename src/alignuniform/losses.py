@@ -110,8 +110,16 @@ def uniform_loss(
 
 
 def _bank(queue: object, q: torch.Tensor, name: str = "queue") -> torch.Tensor:
-    """A validated, detached (K, d) bank in ``q``'s dtype: no gradient flows into a queue."""
-    queue = _checks.embeddings(queue, name).detach().to(q.dtype)
+    """A validated, detached (K, d) bank in ``q``'s dtype: no gradient flows into a queue.
+
+    Checked 4,096 rows at a time: ``isfinite`` over the whole bank would hold several (K, d)
+    temporaries (56 MiB for K = 65,536, d = 128), more than the loss itself needs.
+    """
+    whole = isinstance(queue, torch.Tensor) and queue.ndim == 2
+    _checks.embeddings(queue[:1] if whole else queue, name)  # type, shape, at least one row
+    for chunk in queue.detach().split(4096):
+        _checks.embeddings(chunk, name)
+    queue = queue.detach().to(q.dtype)
     if queue.shape[1] != q.shape[1]:
         raise ValueError(
             f"{name} must have d={q.shape[1]} columns like q, got {tuple(queue.shape)}"
