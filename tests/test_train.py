@@ -535,3 +535,12 @@ def test_resnet50_is_torchvisions_with_a_moco_head():
     assert z.shape == (2, 16) and torch.allclose(z.norm(dim=1), torch.ones(2))
     assert model.features(x).shape == (2, 2048) and isinstance(model.head, torch.nn.Linear)
     assert len(build_model("resnet50", feat_dim=16, mlp=True).head) == 3
+
+
+def test_bf16_autocast_with_a_queue_keeps_the_losses_finite(tmp_path):
+    config = load_config(_tiny(tmp_path, queue=QUEUE), ["amp=bf16", "epochs=1",
+                                                        "loss.w_contrastive=1", "loss.tau=0.05"])
+    out = train(config, tmp_path / "bf16", progress=False)
+    losses = [s["loss"] for s in _lines(out / "log.jsonl")]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert load_checkpoint(out / "checkpoint.pt")["momentum_queue"]["queue"].dtype == torch.float32
