@@ -2,8 +2,10 @@
 
 One function, ``train(config, out_dir)``, runs any point of the paper's loss space
 (contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
-or under ``torchrun`` with DistributedDataParallel. ``config`` holds the schema, its
-validation and YAML load/save; ``engine`` the loop, checkpoints and resume.
+or under ``torchrun`` with DistributedDataParallel, with in-batch negatives or MoCo's
+momentum encoder and queue (the ``queue`` section). ``config`` holds the schema, its
+validation and YAML load/save; ``engine`` the loop, checkpoints and resume; ``queue`` the
+momentum key encoder and queue.
 
 Examples:
     A shipped recipe by name, with overrides (training itself needs the CIFAR-10 data and
@@ -22,19 +24,24 @@ from alignuniform.train.config import (
     LossConfig,
     ModelConfig,
     OptimConfig,
+    QueueConfig,
     TrainConfig,
     config_from_dict,
     load_config,
     save_config,
 )
 from alignuniform.train.engine import build_train_set, train
+from alignuniform.train.queue import MomentumQueue, QueueLoss
 
 __all__ = [
     "AMP_DTYPES",
     "DataConfig",
     "LossConfig",
     "ModelConfig",
+    "MomentumQueue",
     "OptimConfig",
+    "QueueConfig",
+    "QueueLoss",
     "TrainConfig",
     "build_train_set",
     "config_from_dict",

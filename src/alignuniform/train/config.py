@@ -24,6 +24,7 @@ from alignuniform.data import build_augment_recipe
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
 from alignuniform.recipes import resolve_recipe
+from alignuniform.train.queue import QUEUE_TERMS, nearest_queue_sizes
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -109,6 +110,26 @@ class LossConfig:
 
 
 @dataclass
+class QueueConfig:
+    """MoCo's negatives beyond the batch: a momentum key encoder and a queue of keys.
+
+    Attributes:
+        size: K, the number of past keys held (0: no queue, in-batch negatives only). Must be
+            a multiple of the global batch ``data.batch_size`` (MoCo enqueues whole batches).
+        momentum: m of the key encoder's EMA ``k <- m k + (1 - m) q``, in [0, 1).
+        shuffle_bn: MoCo's shuffling BN under DDP: the key encoder sees the global batch
+            permuted across ranks (no effect in one process). The alternative is
+            ``model.sync_bn`` (CUDA).
+        intra_batch: The uniformity term also counts query-query pairs (the fork's default).
+    """
+
+    size: int = 0
+    momentum: float = 0.999
+    shuffle_bn: bool = False
+    intra_batch: bool = True
+
+
+@dataclass
 class OptimConfig:
     """SGD with momentum and a step schedule (the paper's defaults).
 
@@ -134,7 +155,7 @@ class TrainConfig:
     """Everything a training run needs; ``load_config`` builds it from YAML.
 
     Attributes:
-        data, model, loss, optim: The sections above.
+        data, model, loss, optim, queue: The sections above.
         seed: Seed of initialisation, data order and augmentation.
         epochs: Number of epochs.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
@@ -148,6 +169,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     seed: int = 0
     epochs: int = 200
     device: str = "auto"
@@ -245,6 +267,41 @@ def _check_optim(config: TrainConfig) -> None:
         )
 
 
+def _check_queue(config: TrainConfig) -> None:
+    queue, batch = config.queue, config.data.batch_size
+    if not 0 <= queue.momentum < 1:
+        raise ValueError(
+            f"queue.momentum must be in [0, 1) (the key encoder's EMA; MoCo uses 0.999), "
+            f"got {queue.momentum}"
+        )
+    if queue.size < 0:
+        raise ValueError(f"queue.size must be >= 0 (0: no queue), got {queue.size}")
+    if not queue.size:
+        return
+    if queue.size % batch:
+        below, above = nearest_queue_sizes(queue.size, batch)
+        nearest = f"{below} and {above}" if below != above else f"{above}"
+        raise ValueError(
+            f"queue.size={queue.size} must be a multiple of the global batch "
+            f"data.batch_size={batch} (MoCo enqueues whole batches); nearest valid sizes: "
+            f"{nearest}"
+        )
+    loss = config.loss
+    if loss.w_nt_xent:
+        raise ValueError(
+            "loss.w_nt_xent cannot use a queue (NT-Xent's negatives are the batch's other "
+            "views); set loss.w_nt_xent=0 or queue.size=0. Terms that use the queue: "
+            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+        )
+    if not (loss.w_contrastive or loss.w_uniform):
+        raise ValueError(
+            f"queue.size={queue.size} but no loss term uses negatives (loss.w_align compares "
+            "positive pairs only); give a weight to a term that uses the queue: "
+            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+            + "; or set queue.size=0"
+        )
+
+
 def config_from_dict(values: dict) -> TrainConfig:
     """Build and validate a ``TrainConfig`` from nested dicts (as in YAML or a checkpoint).
 
@@ -272,6 +329,7 @@ def config_from_dict(values: dict) -> TrainConfig:
     _check_optim(config)
     if config.data.augment:  # a bad component fails here, not inside a data worker
         build_augment_recipe(config.data.recipe, config.data.augment)
+    _check_queue(config)
     try:  # the loss checks its own weights and scales; found here, before any data loads
         LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
                            if k != "global_batch"})

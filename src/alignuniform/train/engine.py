@@ -6,7 +6,8 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
 
 - ``config.yaml``: the full config;
 - ``checkpoint.pt``: the latest state (model, optimizer, scheduler, RNG, config, epoch,
-  step), written atomically at the end of every epoch;
+  step, and with a queue the key encoder and the queue with its pointer), written
+  atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
   what the ``monitor`` returned, each key prefixed ``heldout_``);
@@ -21,6 +22,11 @@ Exact resume: the data order and every augmentation draw of an epoch are functio
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
 seeded at the start of each epoch), so continuing from the last epoch checkpoint after a
 ``kill -9`` reproduces an uninterrupted run's weights exactly on CPU.
+
+With ``queue.size > 0`` each step is MoCo's: an EMA step of the key encoder, queries
+``q = model(view1)`` and keys ``k = key_encoder(view2)`` (no gradient), the loss of
+``train.queue.QueueLoss`` against the queue as it was before the step, an optimizer step, and
+then the global batch of keys enqueued (``train.queue.MomentumQueue``).
 """
 
 from __future__ import annotations
@@ -58,7 +64,14 @@ from alignuniform.io import (
 )
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
-from alignuniform.train.config import AMP_DTYPES, DataConfig, TrainConfig, save_config
+from alignuniform.train.config import (
+    AMP_DTYPES,
+    DataConfig,
+    QueueConfig,
+    TrainConfig,
+    save_config,
+)
+from alignuniform.train.queue import MomentumQueue, QueueLoss, gather_in_sample_order
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -165,7 +178,10 @@ def _resume_state(path: Path, config: TrainConfig) -> dict:
     if not isinstance(state.get("config"), dict) or "rng" not in state:
         raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
                          "choose a new --out")
-    changed = set(_differing_keys(state["config"], config.to_dict())) - _RESUMABLE_CHANGES
+    stored = dict(state["config"])
+    # checkpoints from before the queue section trained without one
+    stored.setdefault("queue", dataclasses.asdict(QueueConfig()))
+    changed = set(_differing_keys(stored, config.to_dict())) - _RESUMABLE_CHANGES
     if changed:
         raise ValueError(
             f"cannot resume {path.parent}: the config differs from the run's in "
@@ -224,9 +240,20 @@ class _Run:
         if ctx.world_size > 1:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        self.criterion = LossCombination(
-            **{k: v for k, v in dataclasses.asdict(config.loss).items() if k != "global_batch"}
-        )
+        self.mq: MomentumQueue | None = None
+        if config.queue.size:
+            loss = config.loss
+            self.mq = MomentumQueue(model, config.queue.size, config.model.feat_dim,
+                                    config.queue.momentum, seed=config.seed)
+            self.criterion: nn.Module = QueueLoss(
+                w_contrastive=loss.w_contrastive, tau=loss.tau, w_align=loss.w_align,
+                alpha=loss.alpha, w_uniform=loss.w_uniform, t=loss.t,
+                intra_batch=config.queue.intra_batch)
+        else:
+            self.criterion = LossCombination(
+                **{k: v for k, v in dataclasses.asdict(config.loss).items()
+                   if k != "global_batch"}
+            )
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
                                          momentum=config.optim.momentum,
                                          weight_decay=config.optim.weight_decay)
@@ -251,6 +278,8 @@ class _Run:
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            # key encoder (key_encoder.*), queue and its pointer (ptr)
+            **({"momentum_queue": self.mq.state_dict()} if self.mq is not None else {}),
         }
 
     def restore(self, state: dict) -> None:
@@ -259,6 +288,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.mq is not None:
+            self.mq.load_state_dict(state["momentum_queue"])
         _set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
@@ -271,15 +302,42 @@ class _Run:
             return self.batch_aug(images), self.batch_aug(images)
         return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
 
+    def _autocast(self):
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def _queue_forward(self, v1: torch.Tensor, v2: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MoCo's step up to the loss; returns the loss dict and (under "keys") the global
+        batch of keys to enqueue once the optimizer has stepped."""
+        mq = self.mq
+        mq.update_key_encoder(self.model)
+        mq.key_encoder.train(self.net.training)
+        # the same permutation on every rank, a function of (seed, step): exact resume
+        shuffle = torch.Generator().manual_seed(_epoch_seed(self.config.seed, self.step, 0))
+        with self._autocast():
+            q = self.net(v1)
+            k = mq.keys(v2, shuffle_bn=self.config.queue.shuffle_bn, generator=shuffle)
+        q, k = q.float(), k.float()
+        keys = gather_in_sample_order(k)
+        if self.config.loss.global_batch:
+            q, k = gather_in_sample_order(q), keys
+        out = self.criterion(q, k, mq.queue)
+        out["keys"] = keys
+        return out
+
     def train_step(self, batch: list) -> dict[str, float]:
         v1, v2 = self._views(batch)
-        with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                            enabled=self.amp_dtype is not None):
-            z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN statistics
-        x, y = z.float().chunk(2)
-        if self.config.loss.global_batch:
-            x, y = all_gather(x), all_gather(y)
-        out = self.criterion(x, y)
+        if self.mq is not None:
+            out = self._queue_forward(v1, v2)
+            keys = out.pop("keys")
+        else:
+            with self._autocast():
+                # both views in one pass: shared BN statistics
+                z = self.net(torch.cat([v1, v2]))
+            x, y = z.float().chunk(2)
+            if self.config.loss.global_batch:
+                x, y = all_gather(x), all_gather(y)
+            out = self.criterion(x, y)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -290,6 +348,8 @@ class _Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.mq is not None:  # after the backward pass, which reads the old queue
+            self.mq.enqueue(keys)
         return {name: value.item() for name, value in out.items()}
 
     def run_epoch(self, writer, progress: bool) -> dict:
