@@ -220,10 +220,10 @@ def _bank_pass(
             tile = bank[s : s + block]
             p = torch.mm(q2t[r : r + block], tile.T).sub_(shift).exp_()
             total = total + p.sum(dtype=torch.float64)
-            if with_grad:
+            if acc is not None:
                 acc[r : r + block].addmm_(p, tile)
     lse = torch.log(total) + shift.double() - 2.0 * t
-    if with_grad:  # d/dq_i = 2t sum_j softmax_ij b_j
+    if acc is not None:  # d/dq_i = 2t sum_j softmax_ij b_j
         acc.mul_((2.0 * t) / total.to(acc.dtype))
     return lse, acc
 

@@ -149,8 +149,11 @@ def _bank(queue: object, q: torch.Tensor, name: str = "queue") -> torch.Tensor:
     Checked 4,096 rows at a time: ``isfinite`` over the whole bank would hold several (K, d)
     temporaries (56 MiB for K = 65,536, d = 128), more than the loss itself needs.
     """
-    whole = isinstance(queue, torch.Tensor) and queue.ndim == 2
-    _checks.embeddings(queue[:1] if whole else queue, name)  # type, shape, at least one row
+    if isinstance(queue, torch.Tensor) and queue.ndim == 2:
+        _checks.embeddings(queue[:1], name)  # type, shape, at least one row
+    else:
+        _checks.embeddings(queue, name)  # raises: not a (K, d) tensor
+    queue = cast(torch.Tensor, queue)
     for chunk in queue.detach().split(4096):
         _checks.embeddings(chunk, name)
     queue = queue.detach().to(q.dtype)

@@ -310,6 +310,7 @@ class _Run:
         """MoCo's step up to the loss; returns the loss dict and (under "keys") the global
         batch of keys to enqueue once the optimizer has stepped."""
         mq = self.mq
+        assert mq is not None  # only called when the config has a queue
         mq.update_key_encoder(self.model)
         mq.key_encoder.train(self.net.training)
         # the same permutation on every rank, a function of (seed, step): exact resume

@@ -16,6 +16,7 @@ query-queue plus query-query pairs (``alignuniform.queue_uniform_loss``).
 from __future__ import annotations
 
 import copy
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -118,9 +119,10 @@ class MomentumQueue(nn.Module):
         if self.size % n:
             raise ValueError(f"the queue size {self.size} is not a multiple of the global "
                              f"batch {n}")
-        ptr = int(self.ptr)
-        self.queue[ptr : ptr + n] = keys.detach().to(self.queue.dtype)
-        self.ptr.fill_((ptr + n) % self.size)
+        queue, pointer = cast(torch.Tensor, self.queue), cast(torch.Tensor, self.ptr)
+        ptr = int(pointer)
+        queue[ptr : ptr + n] = keys.detach().to(queue.dtype)
+        pointer.fill_((ptr + n) % self.size)
 
 
 class QueueLoss(nn.Module):
@@ -155,6 +157,6 @@ class QueueLoss(nn.Module):
         if self.w_uniform:
             terms["uniform"] = (self.w_uniform, queue_uniform_loss(
                 q, queue, self.t, intra_batch=self.intra_batch))
-        out = {"loss": sum(w * value for w, value in terms.values())}
+        out = {"loss": cast(torch.Tensor, sum(w * value for w, value in terms.values()))}
         out.update({name: value.detach() for name, (_, value) in terms.items()})
         return out
