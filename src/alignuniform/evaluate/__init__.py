@@ -20,6 +20,7 @@ from alignuniform.evaluate.features import (
     heldout_alignments,
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
+from alignuniform.evaluate.measure import Measurement, measure, measure_files
 from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,
@@ -32,6 +33,7 @@ from alignuniform.evaluate.results import load_results, save_results
 __all__ = [
     "DEFAULT_WEIGHT_DECAYS",
     "LAYERS",
+    "Measurement",
     "Features",
     "evaluate_checkpoint",
     "evaluate_encoder",
@@ -44,6 +46,8 @@ __all__ = [
     "linear_probe_paper",
     "load_results",
     "make_monitor",
+    "measure",
+    "measure_files",
     "probe_augmentation",
     "save_results",
 ]
