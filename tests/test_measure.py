@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from alignuniform import metrics
 from alignuniform.cli import main
 from alignuniform.data.embedding_files import read_array, read_embeddings
-from alignuniform.evaluate.measure import (
+from alignuniform.evaluate.measurement import (
     SUMMARY_KEYS,
     load_rows,
     loo_knn_accuracy,
@@ -353,3 +353,11 @@ def test_cli_sampled_json_and_bad_input_message(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "alignuniform measure: error:" in err and "row 3" in err
     assert main(["measure", str(tmp_path / "x.txt"), "--out", str(tmp_path / "o3")]) == 2
+
+
+def test_help_states_the_library_thresholds():
+    from alignuniform.cli import measure as cli_measure
+    from alignuniform.evaluate import measurement
+
+    for name in ("EXACT_MAX_ROWS", "DEFAULT_SAMPLE_PAIRS", "KNN_MAX_QUERIES"):
+        assert getattr(cli_measure, name) == getattr(measurement, name)

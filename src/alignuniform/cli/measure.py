@@ -11,10 +11,12 @@ from pathlib import Path
 
 from alignuniform.cli._options import add_run_options
 
+# the library's thresholds (evaluate.measurement), written out so that --help imports no torch;
+# a test checks that they agree
+EXACT_MAX_ROWS, DEFAULT_SAMPLE_PAIRS, KNN_MAX_QUERIES = 100_000, 1_000_000, 10_000
+
 
 def add_parser(subparsers) -> None:
-    from alignuniform.evaluate.measure import DEFAULT_SAMPLE_PAIRS, EXACT_MAX_ROWS, KNN_MAX_QUERIES
-
     p = subparsers.add_parser(
         "measure",
         help="alignment, uniformity and 5-NN accuracy of an embedding file",
@@ -24,7 +26,7 @@ def add_parser(subparsers) -> None:
             "leave-one-out 5-NN accuracy (--labels). Reads .npy (memory-mapped and streamed), "
             ".npz, .pt/.pth, .safetensors, .parquet (a list column or all numeric columns), "
             f".csv and .tsv. Uniformity is exact up to {EXACT_MAX_ROWS:,} rows and estimated "
-            f"from {DEFAULT_SAMPLE_PAIRS:,} sampled pairs with a 95%% interval beyond (or "
+            f"from {DEFAULT_SAMPLE_PAIRS:,} sampled pairs with a 95% interval beyond (or "
             f"always with --sample N); 5-NN uses at most {KNN_MAX_QUERIES:,} seeded queries. "
             "Writes measure.json and measure.png to --out."
         ),
@@ -56,7 +58,7 @@ def add_parser(subparsers) -> None:
 
 
 def format_lines(m, source: str) -> list[str]:
-    """The printed lines of a :class:`~alignuniform.evaluate.measure.Measurement`."""
+    """The printed lines of a :class:`~alignuniform.evaluate.measurement.Measurement`."""
     s = m.summary
     norm = "L2-normalised" if s["normalized"] else "as given (not normalised)"
     lines = [f"{source}: {s['n']:,} rows x {s['dim']} dims, {norm}"]
@@ -87,7 +89,7 @@ def format_lines(m, source: str) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alignuniform.evaluate.measure import measure_files
+    from alignuniform.evaluate.measurement import measure_files
     from alignuniform.io import check_writable_dir, write_json
     from alignuniform.report.measure_figure import measure_figure
 

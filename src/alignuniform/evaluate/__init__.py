@@ -20,7 +20,7 @@ from alignuniform.evaluate.features import (
     heldout_alignments,
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
-from alignuniform.evaluate.measure import Measurement, measure, measure_files
+from alignuniform.evaluate.measurement import Measurement, measure, measure_files
 from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,

@@ -22,7 +22,7 @@ Sizes and costs:
 
 Example:
     >>> import numpy as np
-    >>> from alignuniform.evaluate.measure import measure
+    >>> from alignuniform.evaluate.measurement import measure
     >>> x = np.random.randn(5000, 64).astype("float32")
     >>> m = measure(x, second=x + 0.1 * np.random.randn(5000, 64).astype("float32"))
     >>> m.summary["alignment"], m.summary["uniformity"], m.summary["uniformity_method"]
@@ -62,7 +62,7 @@ DEFAULT_SAMPLE_PAIRS = 1_000_000
 #: leave-one-out k-NN queries at most (a seeded sample beyond)
 KNN_MAX_QUERIES = 10_000
 #: rows read, checked and normalised at a time
-CHUNK_ROWS = 65_536
+CHUNK_ROWS = 16_384
 #: rows projected for the angle figure at most (a seeded sample beyond)
 FIGURE_POINTS = 20_000
 #: rows whose norm is within this of 1 count as unit norm
@@ -160,20 +160,20 @@ def load_rows(
     out = torch.empty(n, d, dtype=torch.float32)
     bad_count, bad_first, zero_count, zero_first = 0, -1, 0, -1
     norm_min, norm_max = math.inf, 0.0
+    wide = np.float64 if a.dtype == np.float64 else np.float32
     for start in range(0, n, chunk_rows):
         stop = min(n, start + chunk_rows)
-        c = torch.from_numpy(np.array(a[start:stop], dtype=np.float64))
+        # float64 input is checked and normalised in float64 (it may exceed float32's range)
+        c = torch.from_numpy(np.array(a[start:stop], dtype=wide))
         finite = torch.isfinite(c).all(dim=1)
         if not bool(finite.all()):
             bad = (~finite).nonzero()[:, 0]
             bad_first = int(bad[0]) + start if bad_first < 0 else bad_first
             bad_count += len(bad)
-            _release_pages(a, stop)
-            continue
         if bad_count:  # keep counting, skip the work
             _release_pages(a, stop)
             continue
-        norms = c.norm(dim=1)
+        norms = torch.linalg.vector_norm(c, dim=1, dtype=torch.float64)
         norm_min = min(norm_min, float(norms.min()))
         norm_max = max(norm_max, float(norms.max()))
         if normalize:
@@ -183,7 +183,7 @@ def load_rows(
                 zero_first = int(z[0]) + start if zero_first < 0 else zero_first
                 zero_count += len(z)
                 norms = torch.where(zero, torch.ones_like(norms), norms)
-            c = c / norms[:, None]
+            torch.div(c, norms.to(c.dtype)[:, None], out=c)
         out[start:stop] = c
         _release_pages(a, stop)
     if bad_count:
