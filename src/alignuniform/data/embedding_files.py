@@ -193,6 +193,11 @@ def read_array(path: str | Path, key: str | None = None) -> np.ndarray:
         if suffix == ".parquet":
             return _read_parquet(path, key)
         return _read_text(path, "\t" if suffix == ".tsv" else ",")
+    except ImportError as err:  # optional readers: pyarrow, safetensors
+        raise ValueError(
+            f"{path}: reading {suffix} files needs the {err.name} package: "
+            f"pip install 'alignuniform[files]'"
+        ) from err
     except Exception as err:  # corrupt files raise whatever their reader raises
         ours = isinstance(err, (ValueError, KeyError)) and str(err.args[0] if err.args else "")
         if ours and ours.startswith(str(path)):  # already names the file and the problem
