@@ -4,6 +4,11 @@
 from __future__ import annotations
 
 import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,6 +47,57 @@ def test_bad_pairs_and_steps():
 def test_missing_extra_names_it():
     with pytest.raises(ImportError, match=r"alignuniform\[nope\]"):
         _common.require("no_such_module_here", "nope", "this")
+
+
+def _ddp_problem():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 5)
+    x = torch.randn(11, 6)  # 11 rows: shards of 6 and 5 on 2 processes
+    return model, (x, x + 0.2 * torch.randn(11, 6))
+
+
+def _ddp_worker(out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    model, pairs = _ddp_problem()
+    calls = []
+
+    def embed(m, batch):
+        calls.append(len(batch))
+        return m(batch)
+
+    values, ex, ey = _common.held_out_values(
+        model, pairs, embed, t=2.0, alpha=2.0, batch_size=4, rank=rank, world=world,
+        all_gather=_common.torch_all_gather)
+    torch.save({"values": values, "ex": ex, "ey": ey, "rows": sum(calls) // 2},
+               Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port", str(port), __file__, "--worker", str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, pairs = _ddp_problem()
+    with torch.no_grad():
+        zx, zy = model(pairs[0]), model(pairs[1])
+    for rank, rows in ((0, 6), (1, 5)):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert got["rows"] == rows  # each process embedded its shard only
+        torch.testing.assert_close(got["ex"], zx)
+        torch.testing.assert_close(got["ey"], zy)
+        assert got["values"]["align"] == pytest.approx(metrics.alignment(zx, zy), abs=1e-6)
+        assert got["values"]["uniform"] == pytest.approx(metrics.uniformity(zx), abs=1e-6)
 
 
 # ---------------------------------------------------------------- Lightning
@@ -231,3 +287,7 @@ def test_hf_callback_in_sentence_transformers_trainer(tmp_path):
         zy = model.encode(held_y, convert_to_tensor=True)
     assert logged[-1]["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-4)
     assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-4)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    _ddp_worker(sys.argv[2])
