@@ -101,7 +101,8 @@ def run(args: argparse.Namespace) -> int:
     )
     json_path = write_json(out / "measure.json", m.summary)
     png_path = measure_figure(out / "measure.png", angles=m.angles, pos_dist=m.pos_dist,
-                              labels=m.angle_labels, title=args.emb.name)
+                              labels=m.angle_labels, title=args.emb.name,
+                              n_rows=m.summary["n"])
     print("\n".join(format_lines(m, str(args.emb))))
     print(f"wrote {json_path} and {png_path}")
     return 0

@@ -18,6 +18,7 @@ def measure_figure(
     pos_dist: np.ndarray | None = None,
     labels: np.ndarray | None = None,
     title: str = "",
+    n_rows: int | None = None,
     kappa: float = 25.0,
     max_classes: int = 4,
 ) -> Path:
@@ -36,6 +37,7 @@ def measure_figure(
         pos_dist: distances of positive pairs, or None.
         labels: one label per angle, or None.
         title: figure title.
+        n_rows: rows in the whole set, when ``angles`` are of a sample of them.
         kappa: vMF concentration of the angle KDEs (the paper's 25).
         max_classes: classes drawn in the per-class panel.
 
@@ -64,7 +66,8 @@ def measure_figure(
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=7, loc="upper right")
     ax.set_xlabel(rf"angle of a random 2-D projection, vMF KDE ($\kappa$={kappa:g})", fontsize=8)
-    ax.set_title(f"uniformity: {angles.size:,} rows", fontsize=9)
+    of = f" of {n_rows:,}" if n_rows is not None and n_rows != angles.size else ""
+    ax.set_title(f"uniformity: {angles.size:,}{of} rows", fontsize=9)
 
     if labels is not None:
         ax = axes.pop(0)
