@@ -217,6 +217,13 @@ def test_normalisation_messages_and_no_normalize():
 # ---------------------------------------------------------------- bad input
 
 
+def test_sampled_uniformity_of_far_apart_raw_rows_says_why():
+    x = 100 * np.eye(4, dtype=np.float32)  # every pair at distance 141: exp(-2 * 2e4) = 0
+    with pytest.raises(ValueError, match=r"exp\(-t \* distance\^2\) = 0"):
+        measure(x, normalize=False, sample=100)
+    assert math.isfinite(measure(x, normalize=False).summary["uniformity"])  # exact: log-space
+
+
 def test_nan_rows_name_the_first_row_and_the_count():
     x, _, _ = _data(200, 4)
     x[[17, 150, 151]] = np.nan

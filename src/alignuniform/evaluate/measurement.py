@@ -372,7 +372,16 @@ def measure(
     else:
         method = "sampled"
         drawn = int(sample) if sample is not None else DEFAULT_SAMPLE_PAIRS
-        est = metrics.uniformity(rows, t, normalize=False, n_pairs=drawn, seed=seed)
+        try:
+            est = metrics.uniformity(rows, t, normalize=False, n_pairs=drawn, seed=seed)
+        except ValueError as err:
+            if "math domain" not in str(err):
+                raise
+            raise ValueError(
+                f"every sampled pair has exp(-t * distance^2) = 0 in float32 (rows far apart "
+                f"at t={t:g}, e.g. raw vectors with --no-normalize): the sampled estimate is "
+                "log 0; normalise the rows, lower t, or measure exactly (fewer rows, no --sample)"
+            ) from err
         uniformity = est.value
         ci = [est.low if math.isfinite(est.low) else None, est.high]
 
