@@ -202,6 +202,20 @@ def test_streaming_load_equals_whole_load_and_releases_pages(tmp_path):
     np.testing.assert_array_equal(np.asarray(mm), x)  # released pages read back intact
 
 
+@pytest.mark.parametrize("dtype", [np.float16, np.float32, np.float64, np.int32])
+def test_load_rows_of_every_dtype_and_huge_values(dtype):
+    x = (10 * np.random.default_rng(0).standard_normal((300, 6))).astype(dtype)
+    rows, _, _ = load_rows(x, chunk_rows=64)
+    ref = F.normalize(torch.from_numpy(x.astype(np.float64)), dim=1).float()
+    torch.testing.assert_close(rows, ref)
+    if dtype in (np.float32, np.float64):  # squares overflow: the rows are scaled first
+        huge = np.full((3, 4), 1e30 if dtype == np.float32 else 1e300, dtype)
+        torch.testing.assert_close(load_rows(huge)[0], torch.full((3, 4), 0.5))
+    if dtype == np.float64:
+        with pytest.raises(ValueError, match="beyond the float32 range"):
+            load_rows(np.full((3, 4), 1e300), normalize=False)
+
+
 def test_normalisation_messages_and_no_normalize():
     x, _, _ = _data(60, 4)
     unit = x / np.linalg.norm(x, axis=1, keepdims=True)

@@ -88,12 +88,26 @@ def format_lines(m, source: str) -> list[str]:
     return lines
 
 
+def _return_large_frees_to_the_os() -> None:
+    """Serve allocations of 1 MiB and more by mmap, so that freed temporaries go back to the
+    OS at once. glibc's default raises that threshold as blocks are freed (up to 32 MiB),
+    after which the chunked passes over a large file leave hundreds of MB of freed but
+    fragmented heap behind (measured: +400 MB for 1M pairs). A no-op off glibc."""
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def run(args: argparse.Namespace) -> int:
     from alignuniform.evaluate.measurement import measure_files
     from alignuniform.io import check_writable_dir, write_json
     from alignuniform.report.measure_figure import measure_figure
 
     out = check_writable_dir(args.out)
+    _return_large_frees_to_the_os()
     m = measure_files(
         args.emb, second=args.second, pairs=args.pairs, labels=args.labels, key=args.key,
         pairs_key=args.pairs_key, labels_key=args.labels_key, t=args.t, alpha=args.alpha,

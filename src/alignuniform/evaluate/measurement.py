@@ -47,6 +47,7 @@ __all__ = [
     "EXACT_MAX_ROWS",
     "FIGURE_POINTS",
     "KNN_MAX_QUERIES",
+    "PAIR_CHUNK",
     "SUMMARY_KEYS",
     "Measurement",
     "load_rows",
@@ -63,6 +64,8 @@ DEFAULT_SAMPLE_PAIRS = 1_000_000
 KNN_MAX_QUERIES = 10_000
 #: rows read, checked and normalised at a time
 CHUNK_ROWS = 16_384
+#: positive pairs per call of ``metrics.alignment``
+PAIR_CHUNK = 65_536
 #: rows projected for the angle figure at most (a seeded sample beyond)
 FIGURE_POINTS = 20_000
 #: rows whose norm is within this of 1 count as unit norm
@@ -160,11 +163,14 @@ def load_rows(
     out = torch.empty(n, d, dtype=torch.float32)
     bad_count, bad_first, zero_count, zero_first = 0, -1, 0, -1
     norm_min, norm_max = math.inf, 0.0
-    wide = np.float64 if a.dtype == np.float64 else np.float32
+    wide = a.dtype == np.float64  # checked and normalised in float64: may exceed float32
     for start in range(0, n, chunk_rows):
         stop = min(n, start + chunk_rows)
-        # float64 input is checked and normalised in float64 (it may exceed float32's range)
-        c = torch.from_numpy(np.array(a[start:stop], dtype=wide))
+        if wide:
+            c = torch.from_numpy(np.array(a[start:stop], dtype=np.float64))
+        else:  # straight into the result, cast on the way (float16, integers)
+            c = out[start:stop]
+            c.numpy()[...] = a[start:stop]
         finite = torch.isfinite(c).all(dim=1)
         if not bool(finite.all()):
             bad = (~finite).nonzero()[:, 0]
@@ -173,7 +179,13 @@ def load_rows(
         if bad_count:  # keep counting, skip the work
             _release_pages(a, stop)
             continue
-        norms = torch.linalg.vector_norm(c, dim=1, dtype=torch.float64)
+        norms = torch.linalg.vector_norm(c, dim=1)
+        scaled = None
+        if not bool(torch.isfinite(norms).all()):  # the sum of squares overflows: scale rows
+            scale = c.abs().amax(dim=1).double().clamp_min(1e-300)
+            scaled = c.double() / scale[:, None]
+            scaled_norms = torch.linalg.vector_norm(scaled, dim=1)
+            norms = scaled_norms * scale
         norm_min = min(norm_min, float(norms.min()))
         norm_max = max(norm_max, float(norms.max()))
         if normalize:
@@ -182,9 +194,18 @@ def load_rows(
                 z = zero.nonzero()[:, 0]
                 zero_first = int(z[0]) + start if zero_first < 0 else zero_first
                 zero_count += len(z)
-                norms = torch.where(zero, torch.ones_like(norms), norms)
-            torch.div(c, norms.to(c.dtype)[:, None], out=c)
-        out[start:stop] = c
+            if scaled is None:
+                c = c.div_(torch.where(zero, torch.ones_like(norms), norms)[:, None])
+            else:
+                ones = torch.ones_like(scaled_norms)
+                c = scaled / torch.where(zero, ones, scaled_norms)[:, None]
+        if c.data_ptr() != out[start:stop].data_ptr():
+            out[start:stop] = c
+            if not bool(torch.isfinite(out[start:stop]).all()):
+                raise ValueError(
+                    f"{name} has values beyond the float32 range (row {start} onwards); "
+                    "rescale them or let them be normalised"
+                )
         _release_pages(a, stop)
     if bad_count:
         raise ValueError(
@@ -197,8 +218,6 @@ def load_rows(
             f"{zero_first}): a zero vector cannot be normalised to unit length; drop them, "
             "or pass --no-normalize (normalize=False) to measure the raw vectors"
         )
-    if not normalize and not bool(torch.isfinite(out).all()):
-        raise ValueError(f"{name} has values beyond the float32 range; rescale or normalise them")
     return out, norm_min, norm_max
 
 
@@ -360,10 +379,10 @@ def measure(
     alignment, pos_dist, n_pairs = None, None, 0
     if second is not None:
         rows2, _, _ = load_rows(second, "EMB2", normalize=normalize, chunk_rows=chunk_rows)
-        alignment, pos_dist, n_pairs = _alignment(rows, rows2, None, alpha, chunk_rows)
+        alignment, pos_dist, n_pairs = _alignment(rows, rows2, None, alpha, PAIR_CHUNK)
         del rows2
     elif pairs is not None:
-        alignment, pos_dist, n_pairs = _alignment(rows, None, pairs, alpha, chunk_rows)
+        alignment, pos_dist, n_pairs = _alignment(rows, None, pairs, alpha, PAIR_CHUNK)
 
     ci, drawn = None, None
     if sample is None and n <= exact_max_rows:
