@@ -382,3 +382,17 @@ def test_help_states_the_library_thresholds():
 
     for name in ("EXACT_MAX_ROWS", "DEFAULT_SAMPLE_PAIRS", "KNN_MAX_QUERIES"):
         assert getattr(cli_measure, name) == getattr(measurement, name)
+
+
+def test_blockwise_finite_check_finds_every_position(monkeypatch):
+    from alignuniform import _checks
+
+    monkeypatch.setattr(_checks, "FINITE_BLOCK", 64)  # blocks of 8 rows of 8
+    x = torch.randn(50, 8)
+    assert _checks.all_finite(x)
+    for row, value in ((0, math.nan), (49, math.inf), (23, -math.inf)):
+        y = x.clone()
+        y[row, 5] = value
+        assert not _checks.all_finite(y)
+        with pytest.raises(ValueError, match="NaN or Inf"):
+            metrics.uniformity(y)
