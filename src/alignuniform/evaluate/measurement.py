@@ -65,7 +65,7 @@ KNN_MAX_QUERIES = 10_000
 #: rows read, checked and normalised at a time
 CHUNK_ROWS = 16_384
 #: positive pairs per call of ``metrics.alignment``
-PAIR_CHUNK = 65_536
+PAIR_CHUNK = 16_384
 #: rows projected for the angle figure at most (a seeded sample beyond)
 FIGURE_POINTS = 20_000
 #: rows whose norm is within this of 1 count as unit norm
