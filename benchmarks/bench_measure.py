@@ -3,7 +3,9 @@
 The command runs in a fresh process (``python -m alignuniform measure EMB --pairs PAIRS``),
 timed from before the import to the end (json and png written); its peak memory is the
 process's peak resident set (VmHWM: Python, torch, the rows and any mapped file pages).
-Target: under 30 s and under 2 GB on the project's 2-core machine. The embedding file is
+Target: under 30 s and under 2 GB on the project's 2-core machine. The row also gives the
+child's CPU time (user + sys; at most 2x the wall time with 2 threads) and the 1-minute load
+average before the run, since a busy shared machine stretches the wall time. The embedding file is
 freshly written, so it is in the page cache (a cold read adds the disk's time for 512 MB).
 
 ``BENCH_MEASURE_ROWS`` shrinks the set for a quick check.
@@ -25,14 +27,16 @@ DIM = 128
 N_PAIRS = N
 
 _CHILD = """
-import json, sys, time
+import json, resource, sys, time
 start = time.perf_counter()
 from alignuniform.cli import main
 rc = main(sys.argv[1:])
 seconds = time.perf_counter() - start
 with open("/proc/self/status") as f:
     peak = next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
-print(json.dumps({"rc": rc, "seconds": seconds, "peak_rss_mib": peak / 1024}))
+use = resource.getrusage(resource.RUSAGE_SELF)
+print(json.dumps({"rc": rc, "seconds": seconds, "cpu_seconds": use.ru_utime + use.ru_stime,
+                  "peak_rss_mib": peak / 1024}))
 """
 
 
@@ -58,6 +62,7 @@ def run() -> list[dict]:
         emb, pairs = _write_inputs(folder)
         cmd = [sys.executable, "-c", _CHILD, "measure", str(emb), "--pairs", str(pairs),
                "--out", str(folder / "out"), "--no-progress"]
+        load_before = round(os.getloadavg()[0], 2)  # the machine is shared: say how busy
         proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
         lines = proc.stdout.strip().splitlines()
         stats = json.loads(lines[-1])
@@ -65,7 +70,8 @@ def run() -> list[dict]:
     return [{
         "bench": "measure", "n": N, "dim": DIM, "n_pairs": N_PAIRS,
         "command": "alignuniform measure emb.npy --pairs pairs.npy",
-        "seconds": round(stats["seconds"], 2), "peak_rss_mib": round(stats["peak_rss_mib"]),
+        "seconds": round(stats["seconds"], 2), "cpu_seconds": round(stats["cpu_seconds"], 2),
+        "peak_rss_mib": round(stats["peak_rss_mib"]), "load_before": load_before,
         "uniformity_method": summary["uniformity_method"],
         "uniformity": summary["uniformity"], "uniformity_ci95": summary["uniformity_ci95"],
         "uniformity_bound": summary["uniformity_bound"], "alignment": summary["alignment"],
