@@ -11,7 +11,8 @@ from pathlib import Path
 
 from alignuniform.cli._options import add_run_options
 
-# the library's thresholds (evaluate.measurement), written out so that --help imports no torch;
+# the library's thresholds (evaluate.measurement), written out so that building the parser
+# does not import the evaluate package (torchvision, scikit-learn);
 # a test checks that they agree
 EXACT_MAX_ROWS, DEFAULT_SAMPLE_PAIRS, KNN_MAX_QUERIES = 100_000, 1_000_000, 10_000
 
