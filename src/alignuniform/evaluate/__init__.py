@@ -26,6 +26,7 @@ from alignuniform.evaluate.features import (
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
 from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
+from alignuniform.evaluate.measurement import Measurement, measure, measure_files
 from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,
@@ -39,6 +40,7 @@ __all__ = [
     "DEFAULT_WEIGHT_DECAYS",
     "LAYERS",
     "MeanClassifier",
+    "Measurement",
     "Features",
     "evaluate_checkpoint",
     "evaluate_encoder",
@@ -52,6 +54,8 @@ __all__ = [
     "load_results",
     "make_monitor",
     "mean_classifier_accuracy",
+    "measure",
+    "measure_files",
     "probe_augmentation",
     "save_results",
 ]
