@@ -34,6 +34,7 @@ import math
 import mmap
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import numpy as np
 import torch
@@ -280,6 +281,7 @@ def _alignment(
     for start in range(0, k, chunk_rows):
         stop = min(k, start + chunk_rows)
         if pairs is None:
+            assert y is not None  # positives come from --second when there are no pairs
             a, b = x[start:stop], y[start:stop]
         else:
             p = torch.from_numpy(np.array(pairs[start:stop], dtype=np.int64))
@@ -392,7 +394,8 @@ def measure(
         method = "sampled"
         drawn = int(sample) if sample is not None else DEFAULT_SAMPLE_PAIRS
         try:
-            est = metrics.uniformity(rows, t, normalize=False, n_pairs=drawn, seed=seed)
+            est = cast(metrics.UniformityEstimate, metrics.uniformity(
+                rows, t, normalize=False, n_pairs=drawn, seed=seed))
         except ValueError as err:  # log(0) where the pair terms are summed linearly
             if "math domain" not in str(err):
                 raise

@@ -60,7 +60,7 @@ def default_embed(model: Any, batch: Any) -> torch.Tensor:
     return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp(min=1)
 
 
-class AlignUniformCallback(_tf.TrainerCallback):
+class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
     """Every ``every_n_steps`` optimizer steps, embed held-out positive pairs with the
     trainer's model and log ``align``, ``uniform`` and ``uniform_bound`` (with ``prefix``).
 

@@ -28,7 +28,7 @@ def default_embed(module: Any, batch: Any) -> torch.Tensor:
     return module(_common.move(batch, getattr(module, "device", None)))
 
 
-class AlignUniformCallback(_pl.Callback):
+class AlignUniformCallback(_pl.Callback):  # type: ignore[name-defined]
     """Every ``every_n_steps`` optimizer steps, embed held-out positive pairs with the
     LightningModule and log ``align``, ``uniform`` and ``uniform_bound`` (with ``prefix``).
 

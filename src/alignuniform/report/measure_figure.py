@@ -46,8 +46,8 @@ def measure_figure(
     """
     angles = np.asarray(angles, dtype=float).ravel()
     panels = 1 + (pos_dist is not None) + (labels is not None)
-    fig, axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.9), squeeze=False)
-    axes = list(axes[0])
+    fig, grid_axes = plt.subplots(1, panels, figsize=(3.6 * panels, 2.9), squeeze=False)
+    axes = list(grid_axes[0])
     grid = np.linspace(-np.pi, np.pi, 361)
 
     if pos_dist is not None:
