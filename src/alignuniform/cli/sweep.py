@@ -36,6 +36,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--workers", type=int,
                    help="trials at a time (local default: cores / 2; each worker gets "
                         "cores / workers torch threads)")
+    p.add_argument("--threads", type=int,
+                   help="torch threads per local worker (default: cores / workers); 1 is "
+                        "faster on a machine busy with other work")
     p.add_argument("--backend", choices=("local", "ray"), default="local",
                    help="local worker pool (default) or Ray Tune "
                         "(pip install 'alignuniform[ray]')")
@@ -79,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError("--out DIR is required to run a sweep")
     if args.workers is not None and args.workers < 1:
         raise ValueError(f"--workers must be >= 1, got {args.workers}")
+    if args.threads is not None and args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
 
     from alignuniform.io import RunLockedError
     from alignuniform.sweep import load_sweep, run_sweep
@@ -87,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(spec.trial_list)} trials from {args.sweep} (seed {spec.seed}) -> {args.out}")
     try:
         outcome = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
-                            address=args.address, retry_failed=args.retry_failed,
+                            address=args.address, threads=args.threads, retry_failed=args.retry_failed,
                             progress=not args.no_progress)
     except RunLockedError as err:
         raise ValueError(str(err)) from err

@@ -460,7 +460,12 @@ def _build(config_from_dict, base_raw: dict, overrides: dict, index: int) -> dic
     raw = copy.deepcopy(base_raw)
     for key, value in overrides.items():
         _set_dotted(raw, key, value)
+    from alignuniform.losses import LossCombination
+
     try:
-        return config_from_dict(raw).to_dict()
+        config = config_from_dict(raw).to_dict()
+        # the loss's own checks (weights, temperatures), which training would meet later
+        LossCombination(**{k: v for k, v in config["loss"].items() if k != "global_batch"})
+        return config
     except (TypeError, ValueError) as err:
         raise SweepError(f"trial {index} ({overrides}): {err}") from err
