@@ -92,8 +92,8 @@ def run(args: argparse.Namespace) -> int:
     print(f"{len(spec.trial_list)} trials from {args.sweep} (seed {spec.seed}) -> {args.out}")
     try:
         outcome = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,
-                            address=args.address, threads=args.threads, retry_failed=args.retry_failed,
-                            progress=not args.no_progress)
+                            address=args.address, threads=args.threads,
+                            retry_failed=args.retry_failed, progress=not args.no_progress)
     except RunLockedError as err:
         raise ValueError(str(err)) from err
     print(f"{outcome.ran} trials run, {outcome.skipped} already finished; "
