@@ -351,3 +351,15 @@ def test_cli_exit_status_counts_failures(tmp_path, monkeypatch, capsys):
     assert "1 of 3 trials failed" in out and "rho(align)" in out
     assert (tmp_path / "o" / "report.html").is_file()
     assert (tmp_path / "o" / "analysis.json").is_file()
+
+
+def test_fast_vs_paper_probe_on_a_sweeps_encoders(real_sweep, capsys):
+    out = real_sweep["out"]
+    assert main(["sweep", "probes", str(out), "--encoders", "3", "--epochs", "2",
+                 "--no-progress"]) == 0
+    result = read_json(out / "probe_comparison.json")
+    assert result["epochs"] == 2 and len(result["encoders"]) == 1  # one trial succeeded
+    enc = result["encoders"][0]
+    assert 0 <= enc["fast_acc"] <= 1 and 0 <= enc["paper_acc"] <= 1
+    assert enc["speedup"] == pytest.approx(enc["paper_seconds"] / enc["fast_seconds"])
+    assert "median speed-up" in capsys.readouterr().out

@@ -2,6 +2,7 @@
 
     alignuniform sweep SWEEP.yaml --out DIR [--workers N] [--backend local|ray] [--seed S]
     alignuniform sweep analyze DIR
+    alignuniform sweep probes DIR [--encoders 5] [--epochs 100]
 """
 
 from __future__ import annotations
@@ -23,15 +24,17 @@ def add_parser(subparsers) -> None:
             "search space; see sweeps/) into --out: one run folder per trial under "
             "DIR/trials/<id>, results.csv and results.jsonl (one row per trial), sweep.json, "
             "then the analysis (analysis.json, report.html). Rerunning the same command "
-            "resumes. 'alignuniform sweep analyze DIR' reruns the analysis only. Exit "
+            "resumes. 'alignuniform sweep analyze DIR' reruns the analysis only; "
+            "'alignuniform sweep probes DIR' compares the fast probe with the paper's on "
+            "a few of the sweep's encoders (probe_comparison.json). Exit "
             "status: the number of failed trials (capped at 100); 2 with an error message "
             "for bad input."
         ),
     )
-    p.add_argument("sweep", metavar="SWEEP.yaml|analyze",
-                   help="the sweep file, or 'analyze' followed by a sweep folder")
+    p.add_argument("sweep", metavar="SWEEP.yaml|analyze|probes",
+                   help="the sweep file, or 'analyze' or 'probes' followed by a sweep folder")
     p.add_argument("dir", nargs="?", type=Path, metavar="DIR",
-                   help="with 'analyze': the sweep folder")
+                   help="with 'analyze' or 'probes': the sweep folder")
     p.add_argument("--out", type=Path, help="sweep folder (required to run a sweep)")
     p.add_argument("--workers", type=int,
                    help="trials at a time (local default: cores / 2; each worker gets "
@@ -50,6 +53,10 @@ def add_parser(subparsers) -> None:
                    help="bootstrap resamples of the analysis (default: the sweep file's)")
     p.add_argument("--no-analysis", action="store_true",
                    help="skip the analysis and report at the end of the sweep")
+    p.add_argument("--encoders", type=int, default=5,
+                   help="with 'probes': how many encoders (spread over accuracy)")
+    p.add_argument("--epochs", type=int, default=100,
+                   help="with 'probes': epochs of the paper's probe (100 in the paper)")
     add_run_options(p)
     p.set_defaults(func=run)
 
@@ -68,13 +75,34 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
     return analysis
 
 
+def _probes(args: argparse.Namespace) -> None:
+    from alignuniform.sweep.probes import compare_probes
+
+    if args.encoders < 1 or args.epochs < 1:
+        raise ValueError("--encoders and --epochs must be >= 1")
+    result = compare_probes(args.dir, encoders=args.encoders, epochs=args.epochs,
+                            seed=args.seed or 0, progress=not args.no_progress)
+    print(f"{'trial':<12} {'fast':>7} {'paper':>7} {'gap':>7} {'fast s':>8} {'paper s':>8} "
+          f"{'speed-up':>8}")
+    for e in result["encoders"]:
+        print(f"{e['id']:<12} {e['fast_acc']:>7.1%} {e['paper_acc']:>7.1%} "
+              f"{100 * e['gap']:>+6.1f}p {e['fast_seconds']:>8.1f} {e['paper_seconds']:>8.1f} "
+              f"{e['speedup']:>7.1f}x")
+    print(f"median speed-up {result['median_speedup']:.1f}x, largest |gap| "
+          f"{100 * result['max_abs_gap']:.1f} points ({result['layer']}, paper probe "
+          f"{result['epochs']} epochs); {args.dir / 'probe_comparison.json'}")
+
+
 def run(args: argparse.Namespace) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if args.sweep == "analyze":
+    if args.sweep in ("analyze", "probes"):
         if args.dir is None:
-            raise ValueError("usage: alignuniform sweep analyze DIR")
-        _analyze(args.dir, args.bootstrap)
+            raise ValueError(f"usage: alignuniform sweep {args.sweep} DIR")
+        if args.sweep == "analyze":
+            _analyze(args.dir, args.bootstrap)
+        else:
+            _probes(args)
         return 0
     if args.dir is not None:
         raise ValueError(f"unexpected argument {args.dir} (the folder goes in --out DIR)")

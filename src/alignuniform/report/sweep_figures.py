@@ -44,7 +44,8 @@ def plane_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding"
     dims = _dims(rows, layer)
     accs = np.array([r[acc_col] for r in rows])
     norm = matplotlib.colors.Normalize(vmin=float(accs.min()), vmax=float(accs.max()))
-    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims) + 0.8, 4.4), squeeze=False)
+    fig, axes = plt.subplots(1, len(dims), figsize=(5.2 * len(dims) + 0.8, 4.4), squeeze=False,
+                             layout="constrained")
     scatter = None
     for ax, dim in zip(axes[0], dims, strict=True):
         sub = [r for r in rows if int(r.get(f"{layer}.dim") or 0) == dim]
@@ -89,7 +90,7 @@ def metric_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding
     if not rows:
         raise ValueError("no evaluated trials to plot")
     dims = _dims(rows, layer)
-    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True)
+    fig, axes = plt.subplots(1, 2, figsize=(10.5, 4.2), sharey=True, layout="constrained")
     for ax, col, label in ((axes[0], a_col, r"$\mathcal{L}_{align}$"),
                            (axes[1], u_col, r"$\mathcal{L}_{uniform}$")):
         for colour, dim in zip(_DIM_COLOURS, dims, strict=False):
