@@ -152,6 +152,11 @@ def test_runner_layout_failures_resume_and_refusal(tmp_path):
         run_sweep(spec, tmp_path / "junk", workers=1, progress=False, trial_fn=instant_trial)
     with pytest.raises(SweepError, match="backend must be"):
         run_sweep(spec, out, backend="slurm", trial_fn=instant_trial)
+    # a second sweep process on the same folder is refused while the first holds it
+    from alignuniform.io import RunLock, RunLockedError
+
+    with RunLock(out), pytest.raises(RunLockedError, match="in use by pid"):
+        run_sweep(spec, out, workers=1, progress=False, trial_fn=instant_trial)
 
 
 # ---------------------------------------------------------------------------------------------
