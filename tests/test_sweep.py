@@ -368,3 +368,40 @@ def test_fast_vs_paper_probe_on_a_sweeps_encoders(real_sweep, capsys):
     assert 0 <= enc["fast_acc"] <= 1 and 0 <= enc["paper_acc"] <= 1
     assert enc["speedup"] == pytest.approx(enc["paper_seconds"] / enc["fast_seconds"])
     assert "median speed-up" in capsys.readouterr().out
+
+
+def test_kill_9_of_the_sweep_loses_only_unfinished_epochs(tmp_path):
+    """SIGKILL the sweep process mid-trial: its worker dies with it (nothing keeps writing),
+    and the rerun continues the trial from its last epoch checkpoint."""
+    import os
+    import signal
+    import time
+
+    n_epochs = 30
+    path = write_sweep(tmp_path, grid={"loss.t": [2]},
+                       set={**TINY_SET, "epochs": n_epochs,
+                            "data.kwargs": {"n_train": 1000, "n_test": 100, "n_val": 10,
+                                            "seed": 0}},
+                       evaluate={"n_train": 150, "n_test": 80})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "alignuniform", "sweep", str(path), "--out", str(out),
+           "--workers", "1", "--threads", "1", "--no-progress", "--no-analysis"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    trial_id = load_sweep(path).trial_list[0].id
+    epochs = out / "trials" / trial_id / "epochs.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (epochs.is_file() and epochs.read_text()):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)
+    done = read_jsonl(epochs)
+    time.sleep(4)  # a surviving worker would go on writing epochs
+    assert read_jsonl(epochs) == done and 1 <= len(done) < n_epochs
+    assert subprocess.run(cmd, env=env, cwd=ROOT, timeout=600).returncode == 0
+    resumed = read_jsonl(epochs)
+    assert [e["epoch"] for e in resumed] == list(range(1, n_epochs + 1))
+    assert resumed[:len(done)] == done  # the finished epochs were kept, not retrained
+    assert read_jsonl(out / "results.jsonl")[0]["status"] == "ok"

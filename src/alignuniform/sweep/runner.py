@@ -152,18 +152,12 @@ def _init_worker(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-# imported once by the fork server, so workers start in milliseconds instead of importing
-# torch each (seconds, tens of seconds on a loaded machine)
-_PRELOAD = ["alignuniform.sweep.trial", "alignuniform.train", "alignuniform.evaluate"]
-
-
 def _pool_context() -> multiprocessing.context.BaseContext:
-    """Fork server where there is one (a clean process, no threads or CUDA state inherited
-    from the sweep), else spawn."""
-    if "forkserver" in multiprocessing.get_all_start_methods():
-        ctx = multiprocessing.get_context("forkserver")
-        ctx.set_forkserver_preload(_PRELOAD)
-        return ctx
+    """Spawned workers: children of the sweep itself, so the kernel kills them when the sweep
+    dies (``PR_SET_PDEATHSIG``; a fork server's workers outlive a ``kill -9`` of the sweep,
+    which ``test_kill_9_of_the_sweep_loses_only_unfinished_epochs`` caught), and clean
+    processes (no threads or CUDA state inherited, as ``fork`` would). Each imports torch once
+    per sweep, not per trial: the pool serves every trial."""
     return multiprocessing.get_context("spawn")
 
 
