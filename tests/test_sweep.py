@@ -203,6 +203,8 @@ def test_real_trials_rows_and_failure(real_sweep):
     ev = read_json(out / "trials" / ok["id"] / "eval.json")
     assert ev["n_train"] == 150 and ev["n_test"] == 80
     assert ev["layers"]["embedding"]["linear_acc"] == ok["embedding.linear_acc"]
+    # every number the evaluation reports per layer is a column, not only the usual ones
+    assert ok["embedding.knn_weighted_acc"] == ev["layers"]["embedding"]["knn_weighted_acc"]
     assert isinstance(ok["collapsed"], bool)
 
 

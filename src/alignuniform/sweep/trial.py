@@ -43,7 +43,11 @@ def row_from_results(results: dict) -> dict:
     """Flatten ``evaluate_checkpoint``'s results into table columns ``<layer>.<number>``."""
     row: dict = {}
     for layer, numbers in results["layers"].items():
-        for col in LAYER_COLUMNS:
+        # the usual columns first, then any other number the evaluation reports (e.g. the
+        # weighted k-NN, or classifiers a later evaluation adds)
+        extra = [k for k, v in numbers.items() if k not in LAYER_COLUMNS
+                 and isinstance(v, (int, float)) and not isinstance(v, bool)]
+        for col in (*LAYER_COLUMNS, *extra):
             value = numbers.get(col)
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
