@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint docs wheel-check demo install clean
+.PHONY: test bench lint docs wheel-check demo study install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -42,6 +42,11 @@ demo: $(STAMP)
 	# one torch thread: 3 min instead of 14 on a busy 2-core machine, and numbers that
 	# repeat across machines (float sums depend on the thread count)
 	OMP_NUM_THREADS=1 $(BIN)/alignuniform demo --out runs/demo
+
+study: $(STAMP)
+	# the MNIST-1D sweep (48 encoders) and its analysis; resumable: rerun to continue.
+	# One torch thread per worker: faster on a busy machine, and reproducible numbers
+	OMP_NUM_THREADS=1 $(BIN)/alignuniform sweep sweeps/mnist1d_study.yaml --out runs/mnist1d_study --threads 1
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info
