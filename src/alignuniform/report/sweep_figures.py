@@ -75,7 +75,8 @@ def plane_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding"
                       label="best encoder"),
                Line2D([], [], marker="X", ls="", color="0.5", mec="tab:red", label="collapsed")]
     axes[0][-1].legend(handles=handles, loc="upper right", fontsize=8)
-    fig.colorbar(scatter, ax=axes[0].tolist(), label=_ACC_NAMES.get(accuracy, accuracy))
+    if scatter is not None:  # None when every encoder collapsed: nothing to colour
+        fig.colorbar(scatter, ax=axes[0].tolist(), label=_ACC_NAMES.get(accuracy, accuracy))
     fig.suptitle("Alignment and uniformity of every encoder: lower-left is better "
                  "(cf. Wang & Isola, Fig. 5)", fontsize=10)
     return _save(fig, path)

@@ -138,7 +138,7 @@ def _subsets(rows: list[dict], fraction: float) -> dict[str, list[dict]]:
     ok = [r for r in rows if r.get("status") == "ok"]
     subsets = {"all": ok,
                "non_collapsed": [r for r in ok if is_collapsed(r, fraction) is False]}
-    dims = sorted({r.get("model.feat_dim") for r in ok} - {None})
+    dims = sorted({r["model.feat_dim"] for r in ok if r.get("model.feat_dim") is not None})
     if len(dims) > 1:
         for d in dims:
             subsets[f"feat_dim={d}"] = [r for r in ok if r.get("model.feat_dim") == d]

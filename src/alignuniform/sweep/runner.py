@@ -263,8 +263,8 @@ def run_sweep(
         remove_stale_temps(out_dir)
         meta = spec.to_dict()
         meta["environment"] = environment()
-        n_workers = workers or (default_workers() if backend == "local" else None)
-        meta["run"] = {"backend": backend, "workers": n_workers,
+        n_workers = workers or default_workers()
+        meta["run"] = {"backend": backend, "workers": n_workers if backend == "local" else None,
                        "threads": (threads or threads_per_worker(n_workers)
                                    if backend == "local" else max(1, int(spec.resources.cpu)))}
         write_json(out_dir / "sweep.json", meta)

@@ -184,19 +184,23 @@ def _check(value: object, hint: object, where: str) -> object:
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     expected = origin or hint
-    if not isinstance(value, expected) or (expected in (int, float) and isinstance(value, bool)):
+    if (not isinstance(value, expected)  # type: ignore[arg-type]
+            or (expected in (int, float) and isinstance(value, bool))):
         raise SweepError(f"{where} must be {_type_name(expected)}, got {value!r}")
     if expected is list and args and not all(isinstance(v, args[0]) for v in value):
         raise SweepError(f"{where} must be a list of {_type_name(args[0])}, got {value!r}")
     return value
 
 
-def _section(cls: type, values: object, where: str) -> object:
+_S = typing.TypeVar("_S")
+
+
+def _section(cls: type[_S], values: object, where: str) -> _S:
     if values is None:
         return cls()
     if not isinstance(values, dict):
         raise SweepError(f"{where} must be a mapping, got {values!r}")
-    names = [f.name for f in dataclasses.fields(cls)]
+    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
     unknown = sorted(set(values) - set(names))
     if unknown:
         raise SweepError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: "
