@@ -1,6 +1,6 @@
 """One training step of the whole dense stack: scenes -> views with geometry -> dense encoder
--> pairs (each scheme) -> dense + global losses -> gradients. (The training loop itself does
-not take dense terms yet.)"""
+-> pairs (each scheme) -> dense + global losses -> gradients. The training loop's dense
+terms are tested in test_train_dense.py."""
 
 from __future__ import annotations
 

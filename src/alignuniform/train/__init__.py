@@ -21,6 +21,7 @@ Examples:
 from alignuniform.train.config import (
     AMP_DTYPES,
     DataConfig,
+    DenseConfig,
     LossConfig,
     ModelConfig,
     OptimConfig,
@@ -36,6 +37,7 @@ from alignuniform.train.queue import MomentumQueue, QueueLoss
 __all__ = [
     "AMP_DTYPES",
     "DataConfig",
+    "DenseConfig",
     "LossConfig",
     "ModelConfig",
     "MomentumQueue",

@@ -20,7 +20,10 @@ from pathlib import Path
 import torch
 import yaml
 
-from alignuniform.data import build_augment_recipe
+from alignuniform._registry import resolve
+from alignuniform.data import RECIPES, RecipeSpec, build_augment_recipe, build_recipe
+from alignuniform.data.dense_views import DenseViewRecipe
+from alignuniform.dense import PAIR_SCHEMES
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
 from alignuniform.recipes import resolve_recipe
@@ -130,6 +133,48 @@ class QueueConfig:
 
 
 @dataclass
+class DenseConfig:
+    """Dense (per-location) loss terms (``alignuniform.dense``); off while every weight is 0.
+
+    The dense loss is ``w_align L_dense_align(alpha) + w_uniform L_dense_uniform(t) +
+    w_contrastive L_dense_contrastive(tau)`` on the dense head's maps of the two views
+    (needs ``model.name: dense``), mixed with the global loss of the ``loss`` section as
+    ``(1 - lam) * global + lam * dense`` (DenseCL: lam = 0.5; 1: dense terms only).
+
+    Attributes:
+        w_align, alpha: Dense alignment weight and exponent.
+        w_uniform, t: Dense uniformity weight and scale.
+        w_contrastive, tau: Dense InfoNCE weight and temperature (DenseCL: 0.2); its
+            negatives are the other images' view-2 locations of the batch.
+        lam: Weight of the dense loss against the global one, in [0, 1].
+        scheme: How positive location pairs are found (``alignuniform.dense.PAIR_SCHEMES``):
+            "geometric" (PixPro: crop geometry, bin distance below ``threshold``),
+            "geometric_nearest", "feature_argmax" (DenseCL: most similar backbone
+            location) or "mutual_nn" (mutual nearest neighbours, similarity >= threshold).
+        threshold: The scheme's threshold (``None``: its default, PixPro's 0.7 or 0.5 for
+            "mutual_nn"); "geometric_nearest" and "feature_argmax" take none.
+        exclude_same_image: Dense uniformity over pairs of locations from different images
+            only.
+    """
+
+    w_align: float = 0.0
+    alpha: float = 2.0
+    w_uniform: float = 0.0
+    t: float = 2.0
+    w_contrastive: float = 0.0
+    tau: float = 0.2
+    lam: float = 0.5
+    scheme: str = "geometric"
+    threshold: float | None = None
+    exclude_same_image: bool = False
+
+    @property
+    def active(self) -> bool:
+        """Whether any dense term has a weight."""
+        return any((self.w_align, self.w_uniform, self.w_contrastive))
+
+
+@dataclass
 class OptimConfig:
     """SGD with momentum and a step schedule (the paper's defaults).
 
@@ -156,6 +201,7 @@ class TrainConfig:
 
     Attributes:
         data, model, loss, optim, queue: The sections above.
+        dense: Dense loss terms (off by default).
         seed: Seed of initialisation, data order and augmentation.
         epochs: Number of epochs.
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
@@ -170,6 +216,7 @@ class TrainConfig:
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
     queue: QueueConfig = field(default_factory=QueueConfig)
+    dense: DenseConfig = field(default_factory=DenseConfig)
     seed: int = 0
     epochs: int = 200
     device: str = "auto"
@@ -335,7 +382,61 @@ def config_from_dict(values: dict) -> TrainConfig:
                            if k != "global_batch"})
     except ValueError as err:
         raise ValueError(f"bad loss section: loss.{err}") from err
+    _check_dense(config)
     return config
+
+
+def _check_dense(config: TrainConfig) -> None:
+    """Dense terms need a dense encoder, per-sample views with geometry and a scheme that
+    exists; found here, before any data loads."""
+    d = config.dense
+    if not d.active:
+        return
+    for name in ("w_align", "w_uniform", "w_contrastive"):
+        if getattr(d, name) < 0:
+            raise ValueError(f"dense.{name} must be >= 0, got {getattr(d, name)}")
+    for name in ("alpha", "t", "tau"):
+        if not getattr(d, name) > 0:
+            raise ValueError(f"dense.{name} must be > 0, got {getattr(d, name)}")
+    if not 0 <= d.lam <= 1:
+        raise ValueError(f"dense.lam must be in [0, 1] (the dense share of the loss), got {d.lam}")
+    if config.queue.size:
+        raise ValueError("dense loss terms with a MoCo queue are not supported yet: set "
+                         "queue.size=0, or turn the dense terms off (dense.w_*=0)")
+    if d.scheme not in PAIR_SCHEMES:
+        raise ValueError(f"dense.scheme must be one of {', '.join(PAIR_SCHEMES)}, "
+                         f"got {d.scheme!r}")
+    if d.threshold is not None:
+        if d.scheme in ("geometric_nearest", "feature_argmax"):
+            raise ValueError(f"dense.scheme={d.scheme} takes no threshold; set "
+                             "dense.threshold=null")
+        if d.scheme == "geometric" and not d.threshold > 0:
+            raise ValueError(f"dense.threshold must be > 0 for the geometric scheme (a bin "
+                             f"distance over the bin diagonal; PixPro: 0.7), got {d.threshold}")
+        if d.scheme == "mutual_nn" and not -1 <= d.threshold <= 1:
+            raise ValueError(f"dense.threshold must be a cosine similarity in [-1, 1] for "
+                             f"mutual_nn, got {d.threshold}")
+    if config.model.name != "dense":
+        raise ValueError(
+            f"dense loss terms need an encoder with a dense head: model.name: dense (with "
+            f"model.kwargs.backbone, e.g. small_cnn), got model.name={config.model.name!r}"
+        )
+    if config.data.batched_augment:
+        raise ValueError("dense loss terms need each view's crop geometry, which only the "
+                         "per-sample views carry: set data.batched_augment: false")
+    spec = resolve(RECIPES, config.data.recipe, "recipe")
+    if not (isinstance(spec, RecipeSpec) and spec.train):
+        raise ValueError(f"dense loss terms need an image training recipe (e.g. cifar10), got "
+                         f"data.recipe={config.data.recipe!r}")
+    try:  # one view of a blank image: the components must carry the crop boxes through
+        DenseViewRecipe(build_recipe(config.data.recipe, config.data.augment))(
+            torch.zeros(3, spec.size, spec.size, dtype=torch.uint8))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"dense pairs need views made by crop, resize, horizontal flip and colour "
+            f"changes only (torchvision.transforms.v2, carrying the crop boxes); "
+            f"data.augment={config.data.augment} does not ({err})"
+        ) from err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -67,10 +68,10 @@ from alignuniform.models import build_model
 from alignuniform.train.config import (
     AMP_DTYPES,
     DataConfig,
-    QueueConfig,
     TrainConfig,
     save_config,
 )
+from alignuniform.train.dense_step import DenseStep, dense_views
 from alignuniform.train.queue import MomentumQueue, QueueLoss, gather_in_sample_order
 
 
@@ -178,9 +179,8 @@ def _resume_state(path: Path, config: TrainConfig) -> dict:
     if not isinstance(state.get("config"), dict) or "rng" not in state:
         raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
                          "choose a new --out")
-    stored = dict(state["config"])
-    # checkpoints from before the queue section trained without one
-    stored.setdefault("queue", dataclasses.asdict(QueueConfig()))
+    # a run from before a config section existed (e.g. dense) stored none: it had the defaults
+    stored = {**TrainConfig().to_dict(), **state["config"]}
     changed = set(_differing_keys(stored, config.to_dict())) - _RESUMABLE_CHANGES
     if changed:
         raise ValueError(
@@ -206,7 +206,10 @@ class _Run:
         images = build_train_set(data, config.seed)
         self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
                           else None)
-        dataset = (images if self.batch_aug
+        # dense terms (train/dense_step.py): per-sample views with their crop geometry
+        self.dense = DenseStep(config) if config.dense.active else None
+        dataset = (dense_views(images, data) if self.dense is not None
+                   else images if self.batch_aug
                    else TwoViews(images, build_recipe(data.recipe, data.augment)))
         # a DistributedSampler also with one process: global batch b of a K-process run is
         # then exactly batch b of the single-process run (same permutation, interleaved)
@@ -326,15 +329,18 @@ class _Run:
         out["keys"] = keys
         return out
 
-    def train_step(self, batch: list) -> dict[str, float]:
-        v1, v2 = self._views(batch)
-        if self.mq is not None:
-            out = self._queue_forward(v1, v2)
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimiser step on a loader batch: ``[images, labels]``, or the dense recipe's
+        dict of views and their geometry."""
+        if self.dense is not None:
+            out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype)
+        elif self.mq is not None:
+            out = self._queue_forward(*self._views(batch))
             keys = out.pop("keys")
         else:
+            v1, v2 = self._views(batch)
             with self._autocast():
-                # both views in one pass: shared BN statistics
-                z = self.net(torch.cat([v1, v2]))
+                z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN stats
             x, y = z.float().chunk(2)
             if self.config.loss.global_batch:
                 x, y = all_gather(x), all_gather(y)

@@ -1,0 +1,272 @@
+"""Every dense number of a checkpoint on held-out scenes (of CIFAR-10 in the configs): what a
+sweep adds to a trial's row next to ``evaluate_checkpoint``'s image-level numbers.
+
+For each scene variant ("single", "multi"; ``data.scenes``): a dense linear probe (mIoU,
+pixel accuracy) fitted on scenes built from the "train" images and scored on scenes built
+from the "val" hold-out (images training never saw); dense alignment over the ground-truth
+pairs of two views of each held-out scene and dense uniformity
+(``heldout_dense_metrics``); and how well each pair scheme finds the ground-truth
+correspondence with this encoder's features (precision/recall against
+``geometric_pairs(mode="nearest")``). Feature maps are the backbone's conv map ("backbone",
+what a downstream task would use, and what any encoder has) and, for a ``DenseEncoder``, the
+dense head's normalised map ("dense").
+
+The held-out views are the CIFAR-10 training recipe at the scene canvas size
+(``dataclasses.replace(recipes.CIFAR10, size=canvas)``: crop scale 0.2-1, flip, colour jitter
+and drop), seeded, so every encoder is measured on the same views.
+
+Example:
+    >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
+    >>> results = evaluate_dense_checkpoint("runs/dense/checkpoint.pt", n_train=500)
+    >>> results["multi"]["backbone"]["miou"]
+    >>> dense_row(results)   # flat columns "dense.multi.backbone.miou", ...
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import cast
+
+import torch
+from torch import nn
+
+from alignuniform import dense
+from alignuniform.data.dense_views import DenseTwoViews
+from alignuniform.data.recipes import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, RecipeSpec
+from alignuniform.data.scenes import VARIANTS, build_scenes
+from alignuniform.evaluate.dense_probe import (
+    dense_linear_probe,
+    extract_dense_features,
+    heldout_dense_metrics,
+)
+from alignuniform.evaluate.features import Mapped, frozen, model_device
+from alignuniform.models.dense_head import DenseEncoder
+
+WHICH = ("backbone", "dense")
+
+
+def pair_scheme_quality(
+    model: nn.Module, views: DenseTwoViews, *, n_items: int = 256, threshold: float = 0.5,
+    device: str | torch.device | None = None,
+) -> dict[str, dict]:
+    """Precision/recall of each pair scheme against the crops' ground truth.
+
+    The first ``n_items`` items of ``views`` (one batch); feature-based schemes match the
+    backbone maps (DenseCL). Ground truth: ``geometric_pairs(mode="nearest")``.
+
+    Returns:
+        ``{scheme: {"precision", "recall", "pairs"}}`` for "geometric" (PixPro 0.7),
+        "feature_argmax" and "mutual_nn" (similarity >= ``threshold``), plus ``"truth_pairs"``.
+    """
+    batch = next(iter(torch.utils.data.DataLoader(views, batch_size=min(n_items, len(views)))))
+    dev = model_device(model, device)
+    with frozen(model):
+        forward_dense = cast(DenseEncoder, model).forward_dense
+        g1 = forward_dense(batch["view1"].to(dev).float())["backbone"].cpu()
+        g2 = forward_dense(batch["view2"].to(dev).float())["backbone"].cpu()
+    geometry = {"boxes1": batch["box1"], "boxes2": batch["box2"], "flips1": batch["flip1"],
+                "flips2": batch["flip2"], "shape1": tuple(g1.shape[-2:]),
+                "shape2": tuple(g2.shape[-2:]), "image_size": batch["size"]}
+    truth = dense.location_pairs("geometric_nearest", **geometry)
+    out: dict[str, dict] = {}
+    for scheme in ("geometric", "feature_argmax", "mutual_nn"):
+        pred = dense.location_pairs(scheme, **geometry, g1=g1, g2=g2,
+                                    threshold=threshold if scheme == "mutual_nn" else None)
+        precision, recall = dense.pair_precision_recall(pred, truth)
+        out[scheme] = {"precision": precision, "recall": recall, "pairs": len(pred)}
+    out["truth_pairs"] = {"pairs": len(truth)}
+    return out
+
+
+def evaluate_dense_checkpoint(
+    path: str | Path,
+    *,
+    root: str | None = None,
+    variants: Sequence[str] = ("single", "multi"),
+    which: Sequence[str] = WHICH,
+    n_train: int = 1000,
+    n_test: int = 500,
+    canvas: int = 64,
+    probe_epochs: int = 20,
+    alpha: float = 2.0,
+    t: float = 2.0,
+    n_locations: int | None = 20_000,
+    n_pair_items: int = 256,
+    random_init: bool = False,
+    seed: int = 0,
+    device: str | torch.device | None = None,
+) -> dict:
+    """Dense probe and held-out dense metrics of a training checkpoint on CIFAR-10 scenes.
+
+    Args:
+        path: A ``checkpoint.pt`` written by training (any image encoder; "dense" maps need
+            a ``DenseEncoder``).
+        root: The data (e.g. the CIFAR-10 zip); default the checkpoint's ``data.root``.
+            Scenes are built from the run's data set with its options and train/val split
+            (``kwargs``, ``val_fraction``, ``split_seed``), so held-out scenes hold no image
+            training saw.
+        variants: Scene variants (``data.scenes.VARIANTS``).
+        which: Feature maps: "backbone" and/or "dense".
+        n_train, n_test: Scenes to fit the probe on (from "train", seed ``seed``) and to
+            score it and the metrics on (from "val", seed ``seed + 1``).
+        canvas: Scene side in pixels.
+        probe_epochs: Epochs of the dense probe.
+        alpha, t: Dense alignment exponent and uniformity scale.
+        n_locations: Locations sampled for dense uniformity (``None``: all).
+        n_pair_items: Held-out items scored for the pair schemes' precision/recall.
+        random_init: The checkpoint's architecture as training starts it (seeded build)
+            instead of its trained weights.
+        seed: Seed of the scenes, the views, the probe and the sampled locations.
+        device: Where to run; default CUDA when available.
+
+    Returns:
+        ``{variant: {map: {"miou", "pixel_accuracy", "dense_alignment",
+        "dense_uniformity", "dense_uniformity_cross_image", "n_pairs"}, "pair_schemes":
+        {...}}, "settings": {...}, "seconds": float}``.
+
+    Raises:
+        ValueError: An unknown variant or map, or "dense" maps of an encoder without a
+            dense head.
+    """
+    from alignuniform.checkpoint import load_encoder
+    from alignuniform.models import build_model
+
+    if not variants or set(variants) - set(VARIANTS):
+        raise ValueError(f"variants must be among {sorted(VARIANTS)}, got {list(variants)}")
+    if not which or set(which) - set(WHICH):
+        raise ValueError(f"which must be among {WHICH}, got {list(which)}")
+    tic = time.perf_counter()
+    model, config = load_encoder(path, map_location="cpu")
+    if random_init:
+        spec = config["model"]
+        model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
+                            **spec.get("kwargs", {})).eval()
+    has_head = hasattr(model, "forward_dense")
+    if "dense" in which and not has_head:
+        raise ValueError(f"{path}: a {type(model).__name__} has no dense head; use "
+                         "which=('backbone',) or train model.name: dense")
+    data_cfg = config.get("data") or {}
+    root = root or data_cfg.get("root")
+    # the pool of the run's own data set and train/val split: held-out scenes hold no image
+    # that training saw
+    pool = {"dataset": data_cfg.get("name", "cifar10"), **(data_cfg.get("kwargs") or {}),
+            **{k: data_cfg[k] for k in ("val_fraction", "split_seed")
+               if data_cfg.get(k) is not None}}
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    model = model.to(dev)
+    to_input = RecipeSpec(size=canvas, train=False, mean=CIFAR10_MEAN,
+                          std=CIFAR10_STD).per_sample()
+    view_recipe = dataclasses.replace(CIFAR10, size=canvas)
+    results: dict = {}
+    for variant in variants:
+        common = {"variant": variant, "canvas": canvas, **pool}
+        train = build_scenes(root, "train", n_scenes=n_train, seed=seed, **common).cache()
+        test = build_scenes(root, "val", n_scenes=n_test, seed=seed + 1, **common).cache()
+        views = DenseTwoViews(test, view_recipe)
+        out: dict = {}
+        for name in which:
+            ftr, ytr = extract_dense_features(model, Mapped(train, to_input), which=name,
+                                              device=dev)
+            fte, yte = extract_dense_features(model, Mapped(test, to_input), which=name,
+                                              device=dev)
+            probe = dense_linear_probe(ftr, ytr, fte, yte, num_classes=test.num_classes + 1,
+                                       epochs=probe_epochs, seed=seed)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)  # the views' random crops: the same for every encoder
+                held = heldout_dense_metrics(model, views, which=name, t=t, alpha=alpha,
+                                             n_locations=n_locations, seed=seed, device=dev)
+            out[name] = {"miou": probe.miou, "pixel_accuracy": probe.pixel_accuracy,
+                         "dense_alignment": held.alignment,
+                         "dense_uniformity": held.uniformity,
+                         "dense_uniformity_cross_image": held.uniformity_cross_image,
+                         "n_pairs": held.n_pairs}
+        if has_head:
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                out["pair_schemes"] = pair_scheme_quality(model, views, n_items=n_pair_items,
+                                                          device=dev)
+        results[variant] = out
+    results["settings"] = {
+        "dataset": pool["dataset"], "root": None if root is None else str(root),
+        "n_train": n_train, "n_test": n_test, "canvas": canvas,
+        "probe_epochs": probe_epochs, "alpha": alpha, "t": t, "n_locations": n_locations,
+        "n_pair_items": n_pair_items, "random_init": random_init, "seed": seed,
+        "views": "recipes.CIFAR10 at the canvas size", "which": list(which),
+        "ground_truth": "geometric_pairs(mode='nearest')",
+    }
+    results["seconds"] = time.perf_counter() - tic
+    return results
+
+
+def dense_row(results: dict) -> dict:
+    """``evaluate_dense_checkpoint``'s numbers as flat table columns
+    ``dense.<variant>.<map>.<number>`` and ``dense.<variant>.pairs.<scheme>.<number>``
+    (NaN and infinity as ``None``: tables are strict JSON)."""
+    row: dict = {}
+    for variant in VARIANTS:
+        for name, numbers in (results.get(variant) or {}).items():
+            prefix = f"dense.{variant}.{'pairs' if name == 'pair_schemes' else name}"
+            items = ({f"{s}.{k}": v for s, d in numbers.items() for k, v in d.items()}
+                     if name == "pair_schemes" else numbers)
+            for key, value in items.items():
+                if isinstance(value, float) and not math.isfinite(value):
+                    value = None
+                row[f"{prefix}.{key}"] = value
+    return row
+
+
+#: The metrics each row of the study's table uses: global ones from the image-level
+#: evaluation (``evaluate_checkpoint``'s output embedding), dense ones from
+#: ``evaluate_dense_checkpoint`` on the same scene variant as the performance.
+METRIC_COLUMNS = {
+    "global": ("embedding.alignment", "embedding.uniformity"),
+    "dense (backbone)": ("dense.{variant}.backbone.dense_alignment",
+                         "dense.{variant}.backbone.dense_uniformity"),
+    "dense (head)": ("dense.{variant}.dense.dense_alignment",
+                     "dense.{variant}.dense.dense_uniformity"),
+}
+PERFORMANCE_COLUMNS = {
+    "linear acc": "penultimate.linear_acc",
+    "mIoU": "dense.{variant}.backbone.miou",
+}
+
+
+def au_correlation_table(
+    rows: Sequence[dict], *, variants: Sequence[str] = ("single", "multi"),
+    method: str = "pearson", n_boot: int = 1000, seed: int = 0,
+) -> list[dict]:
+    """The AU-correlation (``dense.au_correlation``) of a set of encoders for {global,
+    dense metrics} x {linear accuracy, mIoU} x scene variants.
+
+    Args:
+        rows: One flat row per encoder (a sweep's table rows: ``evaluate_checkpoint``'s
+            columns and :func:`dense_row`'s); rows missing a column a cell needs (failed
+            trials) are left out of that cell, and ``n_encoders`` says how many were used.
+        variants: Scene variants.
+        method, n_boot, seed: See ``dense.au_correlation``.
+
+    Returns:
+        One dict per cell: ``metrics``, ``performance``, ``variant`` and
+        ``AUCorrelation.to_dict()``'s entries, or ``error`` when no value is defined (fewer
+        than 5 encoders, constant performance).
+    """
+    table = []
+    for variant in variants:
+        for perf_name, perf_col in PERFORMANCE_COLUMNS.items():
+            for metrics_name, (a_col, u_col) in METRIC_COLUMNS.items():
+                cols = [c.format(variant=variant) for c in (a_col, u_col, perf_col)]
+                used = [r for r in rows if all(isinstance(r.get(c), int | float) for c in cols)]
+                cell: dict[str, object] = {"metrics": metrics_name, "performance": perf_name,
+                                           "variant": variant}
+                try:
+                    found = dense.au_correlation(*([r[c] for r in used] for c in cols),
+                                                 method=method, n_boot=n_boot, seed=seed)
+                    cell.update(found.to_dict())
+                except ValueError as err:
+                    cell.update(error=str(err), n_encoders=len(used))
+                table.append(cell)
+    return table

@@ -1,0 +1,199 @@
+"""Dense loss terms in training: the logged terms against a brute-force recomputation of the
+step the engine took, and the dense config section's errors."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+import torch
+import yaml
+
+from alignuniform.checkpoint import load_checkpoint, save_checkpoint
+from alignuniform.models import build_model
+from alignuniform.train import config_from_dict, load_config, train
+from alignuniform.train import dense_step as dense_step_module
+
+MODEL = {"name": "dense", "feat_dim": 8,
+         "kwargs": {"backbone": "small_cnn", "width": 4, "hidden_dim": 16, "dense_dim": 8,
+                    "probe_size": 32}}
+
+
+def _config(**dense) -> dict:
+    """16 synthetic 32x32 images, batches of 4 (4x4 dense maps), one epoch."""
+    return {
+        "data": {"name": "synthetic", "recipe": "cifar10", "batch_size": 4, "num_workers": 0,
+                 "kwargs": {"n": 16}},
+        "model": copy.deepcopy(MODEL),
+        "loss": {"w_align": 1.0, "alpha": 2.0, "w_uniform": 1.0, "t": 2.0},
+        "dense": {"w_align": 1.0, "w_uniform": 0.5, "w_contrastive": 2.0, "t": 3.0,
+                  "tau": 0.3, "lam": 0.25, **dense},
+        "optim": {"milestones": [2]},
+        "epochs": 1,
+        "device": "cpu",
+    }
+
+
+# ---------------------------------------------------------------------- brute force
+
+
+def _centres(box: list[float], flip: bool, h: int, w: int) -> list[tuple[float, float, float]]:
+    """(x, y, diagonal) of each bin, row-major, as README's "Crop geometry" defines them."""
+    x0, y0, x1, y1 = box
+    out = []
+    for r in range(h):
+        for c in range(w):
+            u = (c + 0.5) / w
+            u = 1 - u if flip else u
+            v = (r + 0.5) / h
+            out.append((x0 + u * (x1 - x0), y0 + v * (y1 - y0),
+                        math.hypot((x1 - x0) / w, (y1 - y0) / h)))
+    return out
+
+
+def _geometric(batch: dict, h: int, w: int, threshold: float = 0.7) -> list[tuple[int, int, int]]:
+    pairs = []
+    for b in range(len(batch["box1"])):
+        c1 = _centres(batch["box1"][b].tolist(), bool(batch["flip1"][b]), h, w)
+        c2 = _centres(batch["box2"][b].tolist(), bool(batch["flip2"][b]), h, w)
+        for i, (xa, ya, da) in enumerate(c1):
+            for j, (xb, yb, db) in enumerate(c2):
+                if math.hypot(xa - xb, ya - yb) / max(da, db) < threshold:
+                    pairs.append((b, i, j))
+    return pairs
+
+
+def _argmax(g1: torch.Tensor, g2: torch.Tensor) -> list[tuple[int, int, int]]:
+    pairs = []
+    for b in range(g1.shape[0]):
+        a = torch.nn.functional.normalize(g1[b].flatten(1).T.double(), dim=1)
+        k = torch.nn.functional.normalize(g2[b].flatten(1).T.double(), dim=1)
+        for i in range(a.shape[0]):
+            pairs.append((b, i, int((k @ a[i]).argmax())))
+    return pairs
+
+
+def _log_mean_exp_pdist(x: torch.Tensor, t: float) -> float:
+    x = x.double()
+    return float(torch.pdist(x).pow(2).mul(-t).exp().mean().log())
+
+
+def _recompute(cfg: dict, state: dict, batch: dict, scheme: str) -> dict:
+    """The step's loss terms from the weights it started from, in float64 where it counts."""
+    model = build_model("dense", feat_dim=8, **MODEL["kwargs"])
+    model.load_state_dict(state)
+    model.train()  # batch statistics of both views together, as training runs it
+    with torch.no_grad():
+        out = model.forward_dense(torch.cat([batch["view1"], batch["view2"]]))
+    f1, f2 = (m.double() for m in out["dense"].chunk(2))
+    x, y = (z.double() for z in out["global"].chunk(2))
+    bsz, _, h, w = f1.shape
+    pairs = (_geometric(batch, h, w) if scheme == "geometric"
+             else _argmax(*out["backbone"].chunk(2)))
+    loc = lambda f, b, i: f[b, :, i // w, i % w]  # noqa: E731
+    d, g = cfg["dense"], cfg["loss"]
+    align = sum(float((loc(f1, b, i) - loc(f2, b, j)).pow(2).sum()) for b, i, j in pairs)
+    flat = lambda f: f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])  # noqa: E731
+    uniform = (_log_mean_exp_pdist(flat(f1), d["t"]) + _log_mean_exp_pdist(flat(f2), d["t"])) / 2
+    nll = 0.0
+    for b, i, j in pairs:
+        q = loc(f1, b, i)
+        logits = [float(q @ loc(f2, b, j)) / d["tau"]]
+        logits += [float(q @ loc(f2, o, m)) / d["tau"]
+                   for o in range(bsz) if o != b for m in range(h * w)]
+        nll += float(torch.tensor(logits).logsumexp(0)) - logits[0]
+    terms = {"dense_align": align / len(pairs), "dense_uniform": uniform,
+             "dense_contrastive": nll / len(pairs), "dense_pairs": len(pairs),
+             "global_align": float((x - y).pow(2).sum(1).mean()),
+             "global_uniform": (_log_mean_exp_pdist(x, g["t"])
+                                + _log_mean_exp_pdist(y, g["t"])) / 2}
+    dense = (d["w_align"] * terms["dense_align"] + d["w_uniform"] * terms["dense_uniform"]
+             + d["w_contrastive"] * terms["dense_contrastive"])
+    glob = g["w_align"] * terms["global_align"] + g["w_uniform"] * terms["global_uniform"]
+    terms["loss"] = (1 - d["lam"]) * glob + d["lam"] * dense
+    return terms
+
+
+@pytest.mark.parametrize("scheme", ["geometric", "feature_argmax"])
+def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypatch, scheme):
+    cfg = _config(scheme=scheme)
+    seen = []
+    inner = dense_step_module.DenseStep.__call__
+
+    def spy(self, net, model, batch, device, amp_dtype):
+        seen.append((copy.deepcopy(model.state_dict()), batch))
+        return inner(self, net, model, batch, device, amp_dtype)
+
+    monkeypatch.setattr(dense_step_module.DenseStep, "__call__", spy)
+    out = train(config_from_dict(cfg), tmp_path / "run", progress=False)
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert len(logged) == len(seen) == 4  # 16 images / 4
+    for step in (0, 3):  # the first step, and one after three updates
+        expected = _recompute(cfg, *seen[step], scheme)
+        row = logged[step]
+        assert row["dense_pairs"] == expected["dense_pairs"] > 0
+        for name, value in expected.items():
+            assert row[name] == pytest.approx(value, rel=1e-4, abs=1e-5), name
+
+
+def test_a_config_without_dense_terms_trains_as_before():
+    config = config_from_dict({**_config(), "dense": {}})
+    assert not config.dense.active
+    assert config.dense.scheme == "geometric" and config.dense.lam == 0.5
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"dense": {"w_align": -1.0}}, "dense.w_align must be >= 0"),
+    ({"dense": {"w_align": 1.0, "t": 0.0}}, "dense.t must be > 0"),
+    ({"dense": {"w_align": 1.0, "lam": 1.5}}, r"dense.lam must be in \[0, 1\]"),
+    ({"dense": {"w_align": 1.0, "scheme": "flow"}}, "dense.scheme must be one of geometric"),
+    ({"dense": {"w_align": 1.0, "scheme": "feature_argmax", "threshold": 0.5}},
+     "takes no threshold"),
+    ({"dense": {"w_align": 1.0, "threshold": 0.0}}, "dense.threshold must be > 0"),
+    ({"dense": {"w_align": 1.0, "scheme": "mutual_nn", "threshold": 2.0}},
+     r"cosine similarity in \[-1, 1\]"),
+    ({"dense": {"w_align": 1.0, "scheme": 3}}, "dense.scheme must be str"),
+    ({"dense": {"w_align": 1.0, "radius": 3}}, "unknown config key.*dense.radius"),
+    ({"dense": {"w_align": 1.0}, "model": {"name": "small_cnn"}}, "model.name: dense"),
+    ({"dense": {"w_align": 1.0}, "data": {"batched_augment": True}},
+     "data.batched_augment: false"),
+    ({"dense": {"w_align": 1.0}, "data": {"augment": {"rotation": {"angles": [90]}}}},
+     "crop, resize, horizontal flip"),
+    ({"dense": {"w_align": 1.0}, "data": {"recipe": "cifar10_eval"}},
+     "need an image training recipe"),
+    ({"dense": {"w_align": 1.0}, "queue": {"size": 16}}, "with a MoCo queue are not supported"),
+])
+def test_bad_dense_configs_are_refused_naming_the_key(tmp_path, change, message):
+    raw = _config()
+    for section, values in change.items():
+        raw[section] = ({**raw.get(section, {}), **values} if section != "dense" else values)
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(raw))
+    with pytest.raises(ValueError, match=message):
+        load_config(path)
+
+
+def test_dense_resume_gives_the_uninterrupted_weights(tmp_path):
+    straight = train(config_from_dict({**_config(), "epochs": 2}), tmp_path / "a", progress=False)
+    first = train(config_from_dict(_config()), tmp_path / "b", progress=False)
+    resumed = train(config_from_dict({**_config(), "epochs": 2}), first, resume=True,
+                    progress=False)
+    a, b = (load_checkpoint(p / "checkpoint.pt")["model"]
+            for p in (straight, resumed))
+    for name, value in a.items():
+        assert torch.equal(b[name], value), name
+    assert (resumed / "log.jsonl").read_text() == (straight / "log.jsonl").read_text()
+
+
+def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
+    raw = {**_config(), "dense": {}}  # no dense terms: a run as before this section existed
+    run = train(config_from_dict(raw), tmp_path / "old", progress=False)
+    state = load_checkpoint(run / "checkpoint.pt")
+    del state["config"]["dense"]
+    save_checkpoint(run / "checkpoint.pt", state)
+    train(config_from_dict({**raw, "epochs": 2}), run, resume=True, progress=False)
+    assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
+    with pytest.raises(ValueError, match="differs from the run's in dense.lam, dense.t"):
+        train(config_from_dict({**_config(), "epochs": 3}), run, resume=True, progress=False)
