@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint demo install clean
+.PHONY: test bench lint docs wheel-check demo study install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -11,7 +11,7 @@ $(BIN)/python:
 	# the fast path on the project's machines: these wheels lie on local disk
 	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 
-$(STAMP): $(BIN)/python pyproject.toml
+$(STAMP): $(BIN)/python pyproject.toml setup.py
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
@@ -25,12 +25,28 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks setup.py docs/_hooks docs/_tools
+	# mypy at the strictness stated in pyproject.toml [tool.mypy], over src/alignuniform
+	$(BIN)/mypy
+
+docs: $(STAMP)
+	# strict: a broken reference, a missing page or an unreadable docstring fails the build
+	NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet
+	@echo "site/index.html"
+
+wheel-check: $(STAMP)
+	# sdist + wheel, twine check, the wheel in a fresh venv, used from outside the repository
+	PYTHON=$(BIN)/python .ci/wheel_check.sh
 
 demo: $(STAMP)
 	# one torch thread: 3 min instead of 14 on a busy 2-core machine, and numbers that
 	# repeat across machines (float sums depend on the thread count)
 	OMP_NUM_THREADS=1 $(BIN)/alignuniform demo --out runs/demo
 
+study: $(STAMP)
+	# the MNIST-1D sweep (48 encoders) and its analysis; resumable: rerun to continue.
+	# One torch thread per worker: faster on a busy machine, and reproducible numbers
+	OMP_NUM_THREADS=1 $(BIN)/alignuniform sweep sweeps/mnist1d_study.yaml --out runs/mnist1d_study --threads 1
+
 clean:
-	rm -rf $(VENV) build src/*.egg-info
+	rm -rf $(VENV) build dist site src/*.egg-info

@@ -4,9 +4,12 @@ One ``torchrun`` launch of 2 gloo processes on CPU runs this file as its worker 
 (``python -m torch.distributed.run ... tests/test_distributed.py --worker OUT CONFIG``):
 each rank checks loss and gradients of a global-batch loss against a single process on the
 concatenated batch, then trains through the ``alignuniform train`` CLI; the test compares
-the trained weights with a single-process run. The model is BatchNorm-free (small_cnn with
-``batch_norm: false``): BatchNorm statistics of a half batch differ from the full batch's,
-and PyTorch's SyncBatchNorm (the fix) runs on GPUs only.
+the trained weights with a single-process run. The same for MoCo's queue (``queue`` section):
+one step's loss and gradients, and after 6 steps the weights, the key encoder and the queue.
+The model is BatchNorm-free (small_cnn with ``batch_norm: false``): BatchNorm statistics of a
+half batch differ from the full batch's, and PyTorch's SyncBatchNorm (the fix) runs on GPUs
+only. Without the keys gathered in sample order the queue check fails (the rows of each
+enqueued batch would come rank by rank).
 """
 
 from __future__ import annotations
@@ -66,6 +69,28 @@ def _loss(net: nn.Module, v1, v2, crit, gather) -> torch.Tensor:
     return crit(gather(x), gather(y))["loss"]
 
 
+def _queue_problem():
+    """A linear query encoder, its key encoder, a queue, and a loss using every queue term."""
+    from alignuniform.train import MomentumQueue, QueueLoss
+
+    model, v1, v2, _ = _problem()
+    mq = MomentumQueue(model, size=4 * WORLD * N_PER_RANK, dim=D_OUT, momentum=0.9, seed=1)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.1)  # the key encoder lags the query encoder
+    crit = QueueLoss(w_contrastive=1.0, tau=0.5, w_align=3.0, w_uniform=1.0, t=3.0)
+    return model, mq, v1, v2, crit
+
+
+def _queue_loss(net, mq, v1, v2, crit) -> torch.Tensor:
+    from alignuniform.train.queue import gather_in_sample_order
+
+    q = F.normalize(net(v1), dim=1)
+    with torch.no_grad():
+        k = F.normalize(mq.key_encoder(v2), dim=1)
+    return crit(gather_in_sample_order(q), gather_in_sample_order(k), mq.queue)["loss"]
+
+
 def _naive_gather(x: torch.Tensor) -> torch.Tensor:
     """The common peer-library bug: other ranks' rows come in without gradient."""
     parts = [torch.empty_like(x) for _ in range(dist.get_world_size())]
@@ -99,11 +124,20 @@ def _worker(out: str, config: str) -> None:
             loss = loss_fn()
             loss.backward()
             results[name] = (loss.detach(), [p.grad.clone() for p in model.parameters()])
+        # the queue: rank r holds samples r, r + WORLD, ... (DistributedSampler's deal)
+        model, mq, v1, v2, crit = _queue_problem()
+        net = nn.parallel.DistributedDataParallel(model)
+        mine = slice(ctx.rank, None, WORLD)
+        loss = _queue_loss(net, mq, v1[mine], v2[mine], crit)
+        loss.backward()
+        results["queue"] = (loss.detach(), [p.grad.clone() for p in model.parameters()])
         torch.save(results, f"{out}/grads.{ctx.rank}")
         # the process group stays up: train() uses it rather than creating its own
-        code = main(["train", "--config", config, "--out", f"{out}/ddp", "--no-progress"])
-        if code:
-            raise SystemExit(code)
+        for name, extra in (("ddp", []), ("ddp_queue", QUEUE_OVERRIDES)):
+            code = main(["train", "--config", config, "--out", f"{out}/{name}", "--no-progress",
+                         *extra])
+            if code:
+                raise SystemExit(code)
     finally:
         distributed.cleanup()
 
@@ -122,6 +156,12 @@ def _tiny_config(tmp_path: Path) -> Path:
     path = tmp_path / "tiny.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
+
+
+# 2 global batches of 16: the queue wraps; shuffle_bn runs its gather/permute/un-permute
+# path (the model has no BatchNorm, so it must change nothing)
+QUEUE_OVERRIDES = ["queue.size=32", "queue.momentum=0.9", "queue.shuffle_bn=true",
+                   "loss.w_align=3", "loss.t=3"]
 
 
 def _free_port() -> int:
@@ -195,6 +235,41 @@ def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path
         torch.testing.assert_close(ddp["model"][name], value, atol=1e-5, rtol=1e-4, msg=name)
     # only rank 0 logs: one line per global step
     assert len((tmp_path / "ddp" / "log.jsonl").read_text().splitlines()) == 6
+
+    # 3) the queue: one step's loss and gradients, then weights, key encoder and queue
+    model, mq, v1, v2, crit = _queue_problem()
+    loss = _queue_loss(model, mq, v1, v2, crit)
+    loss.backward()
+    expected = [p.grad for p in model.parameters()]
+    for rank in range(WORLD):
+        got_loss, got_grads = torch.load(tmp_path / f"grads.{rank}", weights_only=True)["queue"]
+        torch.testing.assert_close(got_loss, loss.detach(), atol=1e-5, rtol=0)
+        for g, e in zip(got_grads, expected, strict=True):
+            torch.testing.assert_close(g, e, atol=1e-5, rtol=0)
+    train(load_config(config, QUEUE_OVERRIDES), tmp_path / "single_queue", progress=False)
+    ddp = load_checkpoint(tmp_path / "ddp_queue" / "checkpoint.pt")
+    single = load_checkpoint(tmp_path / "single_queue" / "checkpoint.pt")
+    assert ddp["step"] == single["step"] == 6 and int(single["momentum_queue"]["ptr"]) == 0
+    for part in ("model", "momentum_queue"):
+        for name, value in single[part].items():
+            torch.testing.assert_close(ddp[part][name], value, atol=1e-5, rtol=1e-4,
+                                       msg=f"{part}: {name}")
+    # every slot of the queue was written by training (none of the random initial keys left)
+    initial = F.normalize(torch.randn(32, 8, generator=torch.Generator().manual_seed(0)), dim=1)
+    trained = single["momentum_queue"]["queue"]
+    assert trained.shape == (32, 8) and (trained - initial).norm(dim=1).min() > 1e-3
+    ddp_log, single_log = (_lines(tmp_path / r / "log.jsonl") for r in ("ddp_queue",
+                                                                         "single_queue"))
+    for a, b in zip(ddp_log, single_log, strict=True):
+        assert a.keys() == b.keys() == {"step", "epoch", "lr", "loss", "contrastive", "align",
+                                        "uniform"}
+        assert abs(a["loss"] - b["loss"]) < 1e-5
+
+
+def _lines(path: Path) -> list[dict]:
+    import json
+
+    return [json.loads(line) for line in path.read_text().splitlines()]
 
 
 def _initial_head(config: Path) -> torch.Tensor:

@@ -601,14 +601,6 @@ def test_cli_writes_strict_json_figures_and_exit_status(tmp_path, monkeypatch, c
     assert data["estimators"]["rows"][0]["l2_floor_mmd"] is None
 
 
-def test_cli_takes_the_common_run_options():
-    from alignuniform.cli import build_parser
-
-    args = build_parser().parse_args(["theory", "--out", "x", "--seed", "1", "--no-progress",
-                                      "--debug"])
-    assert (args.out, args.seed, args.no_progress, args.debug) == ("x", 1, True, True)
-
-
 # ---------------------------------------------------------------------------- Arora et al.
 
 

@@ -90,10 +90,30 @@ def test_config_errors_name_the_problem(tmp_path):
     ("device=banana", r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'"),
     ("device=cuda:x", r"device must be .*got 'cuda:x'"),
     ("data.subset=0", r"data.subset must be >= 1"),
+    ("queue.momentum=1", r"queue.momentum must be in \[0, 1\) .*got 1.0"),
+    ("queue.momentum=-0.1", r"queue.momentum must be in \[0, 1\)"),
+    ("queue.size=-1", r"queue.size must be >= 0"),
+    ("queue.size=1000", r"queue.size=1000 must be a multiple of the global batch "
+                        r"data.batch_size=768 .*nearest valid sizes: 768 and 1536"),
+    ("queue.size=65536", r"nearest valid sizes: 65280 and 66048"),
+    ("queue.size=100", r"nearest valid sizes: 768$"),
 ])
 def test_config_refuses_values_no_run_can_use(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])
+
+
+def test_a_queue_needs_a_loss_term_that_uses_negatives():
+    base = ["queue.size=1536"]
+    assert load_config(None, base).queue.size == 1536  # align + uniform: uniform uses it
+    with pytest.raises(ValueError, match=r"queue.size=1536 but no loss term uses negatives "
+                       r"\(loss.w_align .*\); .*loss.w_contrastive \(MoCo's InfoNCE.*"
+                       r"loss.w_uniform \(uniformity over query-queue"):
+        load_config(None, [*base, "loss.w_uniform=0"])
+    with pytest.raises(ValueError, match=r"loss.w_nt_xent cannot use a queue.*"
+                       r"Terms that use the queue: loss.w_contrastive"):
+        load_config(None, [*base, "loss.w_nt_xent=1"])
+    assert load_config(None, [*base, "loss.w_uniform=0", "loss.w_contrastive=1"])
 
 
 def test_config_accepts_the_devices_it_documents():
@@ -185,9 +205,33 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
         train(load_config(out / "config.yaml", ["loss.t=3"]), out, resume=True, progress=False)
 
 
+QUEUE = {"size": 32, "momentum": 0.9}  # two batches of 16: the queue wraps every 2 steps
+
+
+def test_queue_run_logs_moco_terms_and_checkpoints_the_key_encoder_and_queue(tmp_path):
+    config = load_config(_tiny(tmp_path, queue=QUEUE), ["loss.w_contrastive=0.5",
+                                                        "loss.tau=0.2", "epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    steps = _lines(out / "log.jsonl")
+    assert len(steps) == 3 and set(steps[0]) == {"step", "epoch", "lr", "loss", "contrastive",
+                                                 "align", "uniform"}
+    state = load_checkpoint(out / "checkpoint.pt")
+    mq = state["momentum_queue"]
+    assert int(mq["ptr"]) == 3 * 16 % 32 and mq["queue"].shape == (32, 8)
+    torch.testing.assert_close(mq["queue"].norm(dim=1), torch.ones(32))
+    # the key encoder is an EMA of the query encoder: it moved, and less than the model
+    from alignuniform.models import build_model
+
+    init = build_model("small_cnn", feat_dim=8, seed=0, width=4, hidden_dim=16).head.weight
+    key = mq["key_encoder.head.weight"]
+    assert 0 < (key - init).abs().max() < (state["model"]["head.weight"] - init).abs().max()
+
+
 @pytest.mark.slow
-def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
-    config_path = _tiny(tmp_path)  # random augmentation, 3 steps per epoch
+@pytest.mark.parametrize("queue", [None, QUEUE], ids=["in_batch", "queue"])
+def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, queue):
+    # random augmentation, 3 steps per epoch; with a queue, also the key encoder and queue
+    config_path = _tiny(tmp_path, **({"queue": queue} if queue else {}))
     config = load_config(config_path)
     reference = train(config, tmp_path / "reference", progress=False)
 
@@ -218,6 +262,10 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path):
     assert final["step"] == expected["step"] == 9
     for name, value in expected["model"].items():
         assert torch.equal(final["model"][name], value), name
+    if queue:
+        assert set(final["momentum_queue"]) == set(expected["momentum_queue"])
+        for name, value in expected["momentum_queue"].items():
+            assert torch.equal(final["momentum_queue"][name], value), name
     # the logs hold each step once, with the uninterrupted run's values
     assert _lines(run / "log.jsonl") == _lines(reference / "log.jsonl")
     assert [e["epoch"] for e in _lines(run / "epochs.jsonl")] == [1, 2, 3]
@@ -459,3 +507,51 @@ def test_data_augment_reaches_the_training_views(tmp_path, batched):
     assert {s["align"] for s in _lines(out / "log.jsonl")} == {0.0}
     with pytest.raises(ValueError, match="unknown augmentation component 'blurr'|'blurr'"):
         load_config(_tiny(tmp_path), ["data.augment={blurr: true}"])
+
+
+# ---------------------------------------------------------------------------------------------
+# MoCo configs
+
+
+def test_imagenet100_moco_configs_are_the_forks_and_gpu_only():
+    au = load_config(CONFIGS / "imagenet100_moco_align_uniform.yaml")
+    assert (au.loss.w_align, au.loss.alpha, au.loss.w_uniform, au.loss.t) == (3, 2, 1, 3)
+    assert au.loss.w_contrastive == 0 and au.queue.intra_batch
+    contrastive = load_config(CONFIGS / "imagenet100_moco.yaml")
+    assert contrastive.loss.w_contrastive == 1 and contrastive.loss.tau == 0.07
+    assert contrastive.loss.w_align == contrastive.loss.w_uniform == 0
+    for config in (au, contrastive):
+        assert (config.queue.size, config.queue.momentum) == (65536, 0.999)
+        assert config.data.batch_size == 128 and config.learning_rate() == 0.03
+        assert config.model.name == "resnet50" and config.data.name == "imagefolder"
+        assert config.device == "cuda"  # refused at once on a machine without a GPU
+
+
+@pytest.mark.parametrize("loss", ["align_uniform", "contrastive"])
+def test_cpu_queue_configs_differ_from_the_in_batch_ones_only_by_the_queue(loss):
+    queue = load_config(CONFIGS / f"cifar10_cpu_{loss}_queue.yaml").to_dict()
+    in_batch = load_config(CONFIGS / f"cifar10_cpu_{loss}.yaml").to_dict()
+    assert queue.pop("queue") == {"size": 4096, "momentum": 0.99, "shuffle_bn": False,
+                                  "intra_batch": True}
+    in_batch.pop("queue")
+    assert queue == in_batch
+
+
+def test_resnet50_is_torchvisions_with_a_moco_head():
+    from alignuniform.models import build_model
+
+    model = build_model("resnet50", feat_dim=16, seed=0).eval()
+    x = torch.randn(2, 3, 32, 32)
+    z = model(x)
+    assert z.shape == (2, 16) and torch.allclose(z.norm(dim=1), torch.ones(2))
+    assert model.features(x).shape == (2, 2048) and isinstance(model.head, torch.nn.Linear)
+    assert len(build_model("resnet50", feat_dim=16, mlp=True).head) == 3
+
+
+def test_bf16_autocast_with_a_queue_keeps_the_losses_finite(tmp_path):
+    config = load_config(_tiny(tmp_path, queue=QUEUE), ["amp=bf16", "epochs=1",
+                                                        "loss.w_contrastive=1", "loss.tau=0.05"])
+    out = train(config, tmp_path / "bf16", progress=False)
+    losses = [s["loss"] for s in _lines(out / "log.jsonl")]
+    assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
+    assert load_checkpoint(out / "checkpoint.pt")["momentum_queue"]["queue"].dtype == torch.float32

@@ -163,11 +163,12 @@ def test_a_config_without_dense_terms_trains_as_before():
      "crop, resize, horizontal flip"),
     ({"dense": {"w_align": 1.0}, "data": {"recipe": "cifar10_eval"}},
      "need an image training recipe"),
+    ({"dense": {"w_align": 1.0}, "queue": {"size": 16}}, "with a MoCo queue are not supported"),
 ])
 def test_bad_dense_configs_are_refused_naming_the_key(tmp_path, change, message):
     raw = _config()
     for section, values in change.items():
-        raw[section] = ({**raw[section], **values} if section != "dense" else values)
+        raw[section] = ({**raw.get(section, {}), **values} if section != "dense" else values)
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(raw))
     with pytest.raises(ValueError, match=message):

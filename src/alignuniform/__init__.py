@@ -21,6 +21,8 @@ __all__ = [
     "contrastive_loss",
     "metrics",
     "nt_xent_loss",
+    "queue_contrastive_loss",
+    "queue_uniform_loss",
     "triplet_loss",
     "uniform_loss",
 ]
@@ -38,6 +40,8 @@ if TYPE_CHECKING:
         align_loss,
         contrastive_loss,
         nt_xent_loss,
+        queue_contrastive_loss,
+        queue_uniform_loss,
         triplet_loss,
         uniform_loss,
     )

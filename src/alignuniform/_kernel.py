@@ -108,6 +108,7 @@ def _fast_pass(
             # and subtracting them would cancel the small ones
             p.fill_diagonal_(0.0)
         if with_grad:
+            assert ax is not None and acc is not None
             rows = p @ ax[j[0] : j[1]]  # column 0 is p @ a_j: the block sum comes for free
             s = ai @ rows[:, 0]
             xi, xj = x[i[0] : i[1]], x[j[0] : j[1]]
@@ -178,3 +179,78 @@ def log_mean_pair_potential(x: torch.Tensor, t: float, block: int = DEFAULT_BLOC
     in ``x``'s dtype, so callers upcast half precision first.
     """
     return _LogMeanPairPotential.apply(x, float(t), int(block))
+
+
+# ---------------------------------------------------------------------------------------------
+# rectangular: queries against a bank (a MoCo queue), as the fork of Wang & Isola writes it
+
+
+def _bank_exponent_shift(q: torch.Tensor, bank: torch.Tensor, t: float, block: int) -> torch.Tensor:
+    """A shift ``c >= max_ij 2t q_i.b_j`` such that ``exp(2t q_i.b_j - c)`` neither overflows
+    nor loses the largest terms: the Cauchy-Schwarz bound ``2t max|q| max|b|`` when the spread
+    ``4t max|q| max|b|`` fits float range (always for unit rows with t <= 20), else the exact
+    maximum, found by one extra pass of products (no host synchronisation)."""
+    # vector_norm reduces without a (K, d) temporary
+    norms = [float(torch.linalg.vector_norm(v, dim=1).max()) for v in (q, bank)]
+    bound = 2.0 * t * norms[0] * norms[1]
+    if 2.0 * bound <= 4.0 * _SAFE_EXPONENT:
+        return torch.tensor(bound, dtype=q.dtype, device=q.device)
+    top = torch.tensor(float("-inf"), dtype=q.dtype, device=q.device)
+    for s in range(0, bank.shape[0], block):
+        for r in range(0, q.shape[0], block):
+            top = torch.maximum(top, torch.mm(q[r : r + block], bank[s : s + block].T).max())
+    return top * (2.0 * t)
+
+
+def _bank_pass(
+    q: torch.Tensor, bank: torch.Tensor, t: float, block: int, with_grad: bool
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``log sum_ij exp(-t (2 - 2 q_i.b_j))`` (0-d float64) and, if asked, its gradient in q.
+
+    One pass over (block x block) tiles: a product, an in-place ``exp``, a sum and (for the
+    gradient) a product ``p @ b`` accumulating the unnormalised ``sum_j p_ij b_j`` per row.
+    No (B, K) matrix, and no copy of the bank, is ever held.
+    """
+    shift = _bank_exponent_shift(q, bank, t, block)
+    q2t = q * (2.0 * t)
+    total = torch.zeros((), dtype=torch.float64, device=q.device)
+    acc = torch.zeros_like(q) if with_grad else None
+    for r in range(0, q.shape[0], block):
+        for s in range(0, bank.shape[0], block):
+            tile = bank[s : s + block]
+            p = torch.mm(q2t[r : r + block], tile.T).sub_(shift).exp_()
+            total = total + p.sum(dtype=torch.float64)
+            if acc is not None:
+                acc[r : r + block].addmm_(p, tile)
+    lse = torch.log(total) + shift.double() - 2.0 * t
+    if acc is not None:  # d/dq_i = 2t sum_j softmax_ij b_j
+        acc.mul_((2.0 * t) / total.to(acc.dtype))
+    return lse, acc
+
+
+class _LogSumBankPotential(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, q: torch.Tensor, bank: torch.Tensor, t: float, block: int) -> torch.Tensor:
+        lse, grad = _bank_pass(q.detach(), bank.detach(), t, block, ctx.needs_input_grad[0])
+        ctx.save_for_backward(grad)
+        return lse.to(q.dtype)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad_out: torch.Tensor):
+        (grad,) = ctx.saved_tensors
+        return grad * grad_out.to(grad.dtype), None, None, None
+
+
+def log_sum_bank_potential(
+    q: torch.Tensor, bank: torch.Tensor, t: float, block: int = DEFAULT_BLOCK
+) -> torch.Tensor:
+    """Differentiable (in ``q`` only) ``log sum_{i,j} exp(-t (2 - 2 q_i.b_j))``.
+
+    The rectangular counterpart of :func:`log_mean_pair_potential` for queries ``q`` (B, d)
+    against a bank ``b`` (K, d), e.g. a MoCo queue: ``2 - 2 q.b`` is the fork's transcription
+    of ``||q - b||^2``, equal to it for unit rows. Memory is O(block^2 + B d) in both passes
+    (the gradient is accumulated during the forward pass); no gradient flows into the bank.
+    Inputs are assumed validated; the computation runs in ``q``'s dtype.
+    """
+    return _LogSumBankPotential.apply(q, bank, float(t), int(block))

@@ -105,7 +105,7 @@ def load_demo_sets(spec: DemoData, root: str | None, seed: int, n_train: int | N
             "parent, or the offline cifar10-train-jpeg.zip)")
     train_set, test_set, test_split = build_run_splits(
         {"name": spec.name, "root": root, "kwargs": kwargs})
-    n_train = min(n_train or 5000, len(train_set))
+    n_train = min(n_train or 5000, len(train_set))  # type: ignore[arg-type]
     # the same seeded subset as train()'s data.subset, so training and probe see one set
     return (random_subset(train_set, n_train, seed),
             random_subset(test_set, n_test or 1000, seed + 1),
@@ -198,7 +198,7 @@ def run_demo(
     transform = build_recipe(spec.eval_transform) if spec.eval_transform else None
     # train() stores the monitor's numbers as heldout_<key> in each run's epochs.jsonl
     monitor = make_monitor(train_set, test_set, recipe, transform=transform, n_train=None,
-                           n_test=None, k=min(200, len(train_set)), seed=seed)
+                           n_test=None, k=min(200, len(train_set)), seed=seed)  # type: ignore[arg-type]
 
     encoders, records = [], {}
     for name, loss in ENCODERS.items():
@@ -241,8 +241,8 @@ def run_demo(
 
     findings, checks = _findings(encoders)
     results = {
-        "data": {"name": spec.name, "test_split": test_split, "n_train": len(train_set),
-                 "n_test": len(test_set), **data_kwargs},
+        "data": {"name": spec.name, "test_split": test_split, "n_train": len(train_set),  # type: ignore[arg-type]
+                 "n_test": len(test_set), **data_kwargs},  # type: ignore[arg-type]
         "seed": seed, "feat_dim": feat_dim, "epochs": epochs,
         "uniformity_bound": uniformity_bound(feat_dim, t=2.0),
         "encoders": records, "checks": checks,
@@ -250,11 +250,11 @@ def run_demo(
                         "threads": torch.get_num_threads(),
                         "device": "cuda" if torch.cuda.is_available() else "cpu"},
     }
-    settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), test_split,
+    settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), test_split,  # type: ignore[arg-type]
                          seed)
     results["wall_seconds"] = time.perf_counter() - start
-    intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "
-             f"{len(test_set)} {test_split} items, {feat_dim}-d output on the unit "
+    intro = (f"Encoders compared on {spec.name} ({len(train_set)} training and "  # type: ignore[arg-type]
+             f"{len(test_set)} {test_split} items, {feat_dim}-d output on the unit "  # type: ignore[arg-type]
              f"hypersphere): a randomly initialised encoder, one trained with L_contrastive "
              f"and one with L_align + L_uniform (Wang & Isola, ICML 2020). Training and "
              f"evaluating took {results['wall_seconds']:.0f} s.")

@@ -64,7 +64,7 @@ The AU-correlation scalar (ours; the BMVC 2022 paper's own is not public)
     ``Q^2 = 1 - PRESS / TSS``). A 95% percentile bootstrap interval resamples encoders with
     replacement (leave-one-out then leaves out every copy of an encoder).
 
-Example:
+Examples:
     >>> import torch, torch.nn.functional as F
     >>> from alignuniform import dense
     >>> f1 = F.normalize(torch.randn(8, 32, 7, 7), dim=1)
@@ -141,9 +141,9 @@ def _check_map(f: object, name: str) -> torch.Tensor:
 
 def _check_size(size: object, name: str) -> tuple[int, int]:
     ok = isinstance(size, (tuple, list, torch.Size)) and len(size) == 2
-    if not ok or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):
+    if not ok or any(isinstance(s, bool) or not isinstance(s, int) or s < 1 for s in size):  # type: ignore[attr-defined]
         raise ValueError(f"{name} must be (H, W) with positive ints, got {size!r}")
-    return int(size[0]), int(size[1])
+    return int(size[0]), int(size[1])  # type: ignore[index]
 
 
 def _check_boxes(
@@ -356,7 +356,7 @@ def feature_argmax_pairs(g1: torch.Tensor, g2: torch.Tensor) -> LocationPairs:
     b = torch.arange(bsz, device=sim.device).repeat_interleave(n1)
     i = torch.arange(n1, device=sim.device).repeat(bsz)
     return LocationPairs(b, i, j, torch.ones(b.shape[0], device=sim.device),
-                         tuple(g1.shape[-2:]), tuple(g2.shape[-2:]), bsz)
+                         tuple(g1.shape[-2:]), tuple(g2.shape[-2:]), bsz)  # type: ignore[arg-type]
 
 
 def mutual_nn_pairs(g1: torch.Tensor, g2: torch.Tensor, threshold: float = 0.5) -> LocationPairs:
@@ -377,7 +377,7 @@ def mutual_nn_pairs(g1: torch.Tensor, g2: torch.Tensor, threshold: float = 0.5) 
     best = sim.gather(2, fwd[..., None])[..., 0]
     b, i = (mutual & (best >= threshold)).nonzero(as_tuple=True)
     return LocationPairs(b, i, fwd[b, i], torch.ones(b.shape[0], device=sim.device),
-                         tuple(g1.shape[-2:]), tuple(g2.shape[-2:]), sim.shape[0])
+                         tuple(g1.shape[-2:]), tuple(g2.shape[-2:]), sim.shape[0])  # type: ignore[arg-type]
 
 
 #: Scheme names accepted by :func:`location_pairs` (and, later, by training configs).
@@ -765,7 +765,7 @@ class DenseLossCombination(nn.Module):
         out = {f"dense_{name}": v.detach() for name, _, v in terms}
         out["dense_pairs"] = torch.tensor(len(pairs))
         if self.global_loss is None:
-            out["loss"] = dense
+            out["loss"] = dense  # type: ignore[assignment]
             return out
         if x is None or y is None:
             raise ValueError("this DenseLossCombination has a global_loss: pass x and y")
@@ -898,7 +898,7 @@ def au_correlation(
     low, high = (np.percentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan))
     return AUCorrelation(value, float(low), float(high), q2,
                          math.nan if r_in is None else r_in,
-                         tuple(float(c) for c in coef), n, len(boots), method)
+                         tuple(float(c) for c in coef), n, len(boots), method)  # type: ignore[arg-type]
 
 
 def dense_au_correlation(
@@ -910,9 +910,9 @@ def dense_au_correlation(
 ) -> AUCorrelation:
     """:func:`au_correlation` over a list of encoder results (one mapping per encoder).
 
-    Example:
+    Examples:
         >>> dense_au_correlation([{"dense_alignment": 0.4, "dense_uniformity": -3.1,
-        ...                        "miou": 0.31}, ...], performance="miou")
+        ...                        "miou": 0.31}, ...], performance="miou")  # doctest: +SKIP
     """
     for k, r in enumerate(results):
         missing = [key for key in (performance, align, uniform) if key not in r]

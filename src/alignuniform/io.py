@@ -222,7 +222,7 @@ class RunLock:
 
     The lock file records the holder (pid, host, command) so a refused process can name it.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with RunLock(tempfile.mkdtemp()) as lock:
         ...     lock.held
@@ -282,6 +282,6 @@ def _lock_file(f: IO[str]) -> None:
         import msvcrt
 
         f.seek(0)
-        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)
+        msvcrt.locking(f.fileno(), msvcrt.LK_NBLCK, 1)  # type: ignore[attr-defined]
         return
     fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)

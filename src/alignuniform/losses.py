@@ -14,7 +14,7 @@ DDP's gradient averaging gives exactly the gradient of one process on the whole 
 Every process must pass the same number of rows (e.g. ``drop_last=True``). Without an
 initialised process group it changes nothing.
 
-Example:
+Examples:
     >>> import torch, torch.nn.functional as F
     >>> from alignuniform import align_loss, uniform_loss
     >>> x = F.normalize(torch.randn(256, 128), dim=1)
@@ -25,17 +25,21 @@ Example:
 from __future__ import annotations
 
 import contextlib
+import math
+from typing import cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from alignuniform import _checks, distributed
-from alignuniform._kernel import DEFAULT_BLOCK, log_mean_pair_potential
+from alignuniform._kernel import DEFAULT_BLOCK, log_mean_pair_potential, log_sum_bank_potential
 
 __all__ = [
     "align_loss",
     "uniform_loss",
+    "queue_uniform_loss",
+    "queue_contrastive_loss",
     "contrastive_loss",
     "nt_xent_loss",
     "triplet_loss",
@@ -76,7 +80,7 @@ def align_loss(x: torch.Tensor, y: torch.Tensor, alpha: float = 2.0) -> torch.Te
     Returns:
         A 0-d tensor.
 
-    Example:
+    Examples:
         >>> align_loss(torch.eye(2), torch.eye(2).flip(0))  # orthogonal unit vectors
         tensor(2.)
     """
@@ -124,7 +128,7 @@ def uniform_loss(
     Returns:
         A 0-d tensor.
 
-    Example:
+    Examples:
         >>> uniform_loss(torch.tensor([[1.0, 0.0], [-1.0, 0.0]]), t=2.0)  # antipodal: -4t
         tensor(-8.)
     """
@@ -137,6 +141,101 @@ def uniform_loss(
         raise ValueError(f"x needs at least 2 rows over all processes, got {x.shape[0]}")
     with _no_autocast(x):
         return log_mean_pair_potential(x, t, block_size)
+
+
+def _bank(queue: object, q: torch.Tensor, name: str = "queue") -> torch.Tensor:
+    """A validated, detached (K, d) bank in ``q``'s dtype: no gradient flows into a queue.
+
+    Checked 4,096 rows at a time: ``isfinite`` over the whole bank would hold several (K, d)
+    temporaries (56 MiB for K = 65,536, d = 128), more than the loss itself needs.
+    """
+    if isinstance(queue, torch.Tensor) and queue.ndim == 2:
+        _checks.embeddings(queue[:1], name)  # type, shape, at least one row
+    else:
+        _checks.embeddings(queue, name)  # raises: not a (K, d) tensor
+    queue = cast(torch.Tensor, queue)
+    for chunk in queue.detach().split(4096):
+        _checks.embeddings(chunk, name)
+    queue = queue.detach().to(q.dtype)
+    if queue.shape[1] != q.shape[1]:
+        raise ValueError(
+            f"{name} must have d={q.shape[1]} columns like q, got {tuple(queue.shape)}"
+        )
+    return queue
+
+
+def queue_uniform_loss(
+    q: torch.Tensor,
+    queue: torch.Tensor,
+    t: float = 2.0,
+    *,
+    intra_batch: bool = True,
+    block_size: int = DEFAULT_BLOCK,
+) -> torch.Tensor:
+    """Uniformity of queries against a queue of keys (MoCo), as in Wang & Isola's MoCo fork.
+
+    ``log mean exp(-t d2)`` over the ``B K`` query-queue pairs, where ``d2 = 2 - 2 q_i.k_j``
+    (``||q_i - k_j||^2`` for unit rows), plus, with ``intra_batch`` (the fork's default),
+    the ``B (B - 1) / 2`` query-query pairs ``i < j`` with ``d2 = ||q_i - q_j||^2``; the mean
+    is over all those pairs together. The queue is detached (no gradient into it).
+
+    Computed block by block (``_kernel.log_sum_bank_potential`` for the rectangular part,
+    the square kernel of :func:`uniform_loss` for the in-batch part) so memory is
+    O(B * block_size + K * d): no (B, K) matrix is held beyond one block.
+
+    Args:
+        q: (B, d) query embeddings (unit rows), B >= 1.
+        queue: (K, d) keys, e.g. ``MomentumQueue.queue``.
+        t: kernel scale, > 0 (the fork's ImageNet-100 setting is 3).
+        intra_batch: include the query-query pairs (needs B >= 2 to add any).
+        block_size: rows per block.
+
+    Returns:
+        A 0-d tensor.
+    """
+    t = _checks.positive(t, "t")
+    q = _checks.embeddings(q, "q")
+    queue = _bank(queue, q)
+    if block_size < 1:
+        raise ValueError(f"block_size must be >= 1, got {block_size}")
+    b, k = q.shape[0], queue.shape[0]
+    with _no_autocast(q):
+        lse = log_sum_bank_potential(q, queue, t, block_size)
+        n_pairs = float(b * k)
+        if intra_batch and b >= 2:
+            in_batch = b * (b - 1) / 2
+            lse = torch.logaddexp(lse, log_mean_pair_potential(q, t, block_size)
+                                  + math.log(in_batch))
+            n_pairs += in_batch
+        return lse - math.log(n_pairs)
+
+
+def queue_contrastive_loss(
+    q: torch.Tensor, k: torch.Tensor, queue: torch.Tensor, tau: float = 0.07
+) -> torch.Tensor:
+    """MoCo's InfoNCE: ``cross_entropy([q_i.k_i, q_i.queue] / tau, 0)``, queries as anchors.
+
+    The positive logit is column 0 and the K queue entries are the negatives; the queue is
+    detached. This is the query-anchored half of :func:`contrastive_loss` with
+    ``negatives=queue``, which also scores ``k`` as the anchor and averages the two:
+    ``contrastive_loss(q, k, tau, queue) == (queue_contrastive_loss(q, k, queue, tau) +
+    queue_contrastive_loss(k, q, queue, tau)) / 2``.
+
+    Args:
+        q: (B, d) queries.
+        k: (B, d) keys (the momentum encoder's; row i is the positive of ``q[i]``).
+        queue: (K, d) negatives.
+        tau: temperature, > 0.
+
+    Returns:
+        A 0-d tensor.
+    """
+    tau = _checks.positive(tau, "tau")
+    q, k = _checks.pairs(q, k)
+    queue = _bank(queue, q)
+    with _no_autocast(q):
+        logits = torch.cat([(q * k).sum(1, keepdim=True), q @ queue.T], 1) / tau
+        return F.cross_entropy(logits, torch.zeros(q.shape[0], dtype=torch.long, device=q.device))
 
 
 def _info_nce(anchor: torch.Tensor, candidates: torch.Tensor, tau: float) -> torch.Tensor:
@@ -271,7 +370,9 @@ class LossCombination(nn.Module):
     for logging. With ``gather_distributed=True`` every term is of all processes' pairs,
     gathered once (see the module docstring); ``train`` gathers itself and leaves it off.
 
-    Example:
+    Examples:
+        >>> x = F.normalize(torch.randn(64, 16), dim=1).requires_grad_()
+        >>> y = F.normalize(torch.randn(64, 16), dim=1)
         >>> crit = LossCombination(w_contrastive=1.0, tau=0.2, w_uniform=0.5)
         >>> out = crit(x, y)
         >>> out["loss"].backward()
@@ -323,7 +424,7 @@ class LossCombination(nn.Module):
             terms["uniform"] = (self.w_uniform, uniform)
         if self.w_nt_xent:
             terms["nt_xent"] = (self.w_nt_xent, nt_xent_loss(x, y, self.tau_nt_xent))
-        out = {"loss": sum(w * value for w, value in terms.values())}
+        out = {"loss": cast(torch.Tensor, sum(w * value for w, value in terms.values()))}
         out.update({name: value.detach() for name, (_, value) in terms.items()})
         return out
 

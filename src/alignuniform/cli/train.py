@@ -22,7 +22,8 @@ def add_parser(subparsers) -> None:
     )
     p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                    help="config overrides, e.g. loss.w_uniform=0.5 data.batch_size=256")
-    p.add_argument("--config", type=Path, help="YAML config (see configs/)")
+    p.add_argument("--config", type=Path,
+                   help="YAML config file, or the name of a shipped recipe (alignuniform configs)")
     p.add_argument("--out", type=Path, required=True,
                    help="run directory (locked while a run uses it: a second one is refused)")
     p.add_argument("--seed", type=int, help="overrides the config's seed")

@@ -3,10 +3,14 @@
 Build by name through lazy registries (a module is imported only when its entry is used):
 
     >>> from alignuniform.data import build_dataset, build_recipe, TwoViews
-    >>> train = build_dataset("cifar10", "../shared/data/cifar10/cifar10-train-jpeg.zip", "train")
-    >>> pairs = TwoViews(train, build_recipe("cifar10"))
-    >>> test = build_dataset("cifar10", root, "val", transform=build_recipe("cifar10_eval"))
+    >>> root = "../shared/data/cifar10/cifar10-train-jpeg.zip"
+    >>> train = build_dataset("cifar10", root, "train")  # doctest: +SKIP
+    >>> pairs = TwoViews(train, build_recipe("cifar10"))  # doctest: +SKIP
+    >>> test = build_dataset("cifar10", root, "val",
+    ...                      transform=build_recipe("cifar10_eval"))  # doctest: +SKIP
     >>> crop_only = build_recipe("cifar10", augment={"base": "none", "crop": {"scale": [0.2, 1]}})
+
+(The CIFAR-10 lines need the data on disk, so they are not run as tests.)
 
 Image training recipes are presets of named augmentation components (``COMPONENTS``: crop,
 flip, color_jitter, color_drop, rotation, gaussian_blur, sobel, gaussian_noise, cutout);

@@ -721,7 +721,7 @@ class BatchAugment:
             if flip is not None:
                 x = torch.where(_drawn(b, flip.p, x, generator), x.flip(-1), x)
             return x
-        area = _uniform(b, *crop.scale, x, generator) * height * width
+        area = _uniform(b, crop.scale[0], crop.scale[1], x, generator) * height * width
         log_ratio = _uniform(b, math.log(crop.ratio[0]), math.log(crop.ratio[1]), x, generator)
         w = (area * log_ratio.exp()).sqrt().clamp(max=width)
         h = (area / log_ratio.exp()).sqrt().clamp(max=height)

@@ -21,12 +21,16 @@ correspondence of the two views. Supported: crops, resizes and horizontal flips 
 recipe in ``data.recipes``); rotations, affine warps and vertical flips are not (an error
 says so when the boxes show one).
 
-Example:
+Examples:
+    With ``scenes`` a data set of scenes (``alignuniform.data.scenes``; not run as a test):
+
     >>> from alignuniform.data.dense_views import DenseTwoViews
     >>> from alignuniform.data.recipes import RecipeSpec, CIFAR10_MEAN, CIFAR10_STD
     >>> spec = RecipeSpec(size=64, scale=(0.2, 1.0), mean=CIFAR10_MEAN, std=CIFAR10_STD)
-    >>> pairs = DenseTwoViews(scenes, spec)
-    >>> item = pairs[0]   # dict: view1, view2, box1, box2, flip1, flip2, size, target
+    >>> pairs = DenseTwoViews(scenes, spec)  # doctest: +SKIP
+    >>> item = pairs[0]  # doctest: +SKIP
+
+    ``item`` is a dict: view1, view2, box1, box2, flip1, flip2, size, target.
 """
 
 from __future__ import annotations
@@ -122,7 +126,7 @@ class DenseTwoViews(Dataset):
         self.recipe = recipe if isinstance(recipe, DenseViewRecipe) else DenseViewRecipe(recipe)
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         image, target = self.dataset[index]

@@ -11,6 +11,7 @@ import functools
 import math
 import random
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -23,7 +24,7 @@ SPLITS = ("train", "val", "test")
 
 # Defaults of the augmentation, chosen on held-out k-NN accuracy of a contrastive 1-D CNN
 # (see ``mnist1d_view``); module-level so the report can state them.
-VIEW_DEFAULTS = {"max_shift": 20, "crop_scale": (0.7, 1.0), "shear": 1.0,
+VIEW_DEFAULTS: dict[str, Any] = {"max_shift": 20, "crop_scale": (0.7, 1.0), "shear": 1.0,
                  "amp_range": (0.8, 1.2), "noise_std": 0.1}
 
 

@@ -19,11 +19,15 @@ them all in memory. The pool of images decides what a model has seen: build eval
 scenes from the validation hold-out (``build_scenes(root, "val")``), which training never
 saw.
 
-Example:
+Examples:
+    Needs the CIFAR-10 data on disk, so it is not run as a test:
+
     >>> from alignuniform.data.scenes import build_scenes
     >>> scenes = build_scenes("../shared/data/cifar10/cifar10-train-jpeg.zip", "val",
-    ...                       variant="multi", n_scenes=1000, seed=0)
-    >>> image, labels = scenes[0]   # (3, 64, 64) uint8, (64, 64) int64 in 0..10
+    ...                       variant="multi", n_scenes=1000, seed=0)  # doctest: +SKIP
+    >>> image, labels = scenes[0]  # doctest: +SKIP
+
+    ``image`` is (3, 64, 64) uint8, ``labels`` (64, 64) int64 in 0..10.
 """
 
 from __future__ import annotations
@@ -194,6 +198,6 @@ def build_scenes(
     """
     from alignuniform.data import build_dataset
 
-    pool = build_dataset(dataset, root, split, **dataset_kwargs)
-    return SceneDataset(pool.images, pool.labels, n_scenes, variant, canvas=canvas,
-                        num_classes=len(pool.classes), seed=seed, transform=transform)
+    pool = build_dataset(dataset, root, split, **dataset_kwargs)  # type: ignore[arg-type]
+    return SceneDataset(pool.images, pool.labels, n_scenes, variant, canvas=canvas,  # type: ignore[attr-defined]
+                        num_classes=len(pool.classes), seed=seed, transform=transform)  # type: ignore[attr-defined]

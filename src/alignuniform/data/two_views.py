@@ -23,7 +23,7 @@ class TwoViews(Dataset):
         self.dataset, self.recipe = dataset, recipe
 
     def __len__(self) -> int:
-        return len(self.dataset)
+        return len(self.dataset)  # type: ignore[arg-type]
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor, int]:
         image, label = self.dataset[index]

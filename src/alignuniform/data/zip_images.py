@@ -87,7 +87,8 @@ def decode_zip(
             )
         classes = sorted({cls for _, cls in members})
         class_index = {cls: i for i, cls in enumerate(classes)}
-        images, labels, skipped = [], [], []
+        images: list = []
+        labels, skipped = [], []
         for name, cls in tqdm(members, desc=f"decoding {zip_path.name}", disable=not progress):
             try:
                 with Image.open(io.BytesIO(zf.read(name))) as img:

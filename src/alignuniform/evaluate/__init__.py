@@ -7,10 +7,14 @@ Tensor-level pieces work on precomputed features (``linear_probe``, ``knn_accura
 ``evaluate_checkpoint``, ``make_monitor``). Nothing here prints except progress bars; the CLI
 formats the results.
 
-Example:
+Examples:
+    Needs a trained checkpoint and its data, so the example is not run as a test:
+
     >>> from alignuniform.evaluate import evaluate_checkpoint, save_results
-    >>> results = evaluate_checkpoint("runs/cpu_align_uniform/checkpoint.pt", n_train=20000)
-    >>> results["layers"]["penultimate"]["linear_acc"]
+    >>> results = evaluate_checkpoint("runs/cpu_align_uniform/checkpoint.pt",
+    ...                               n_train=20000)  # doctest: +SKIP
+    >>> results["layers"]["penultimate"]["linear_acc"]  # doctest: +SKIP
+    0.508
 """
 
 from alignuniform.evaluate.features import (
@@ -22,6 +26,7 @@ from alignuniform.evaluate.features import (
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
 from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
+from alignuniform.evaluate.measurement import Measurement, measure, measure_files
 from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,
@@ -35,6 +40,7 @@ __all__ = [
     "DEFAULT_WEIGHT_DECAYS",
     "LAYERS",
     "MeanClassifier",
+    "Measurement",
     "Features",
     "evaluate_checkpoint",
     "evaluate_encoder",
@@ -48,6 +54,8 @@ __all__ = [
     "load_results",
     "make_monitor",
     "mean_classifier_accuracy",
+    "measure",
+    "measure_files",
     "probe_augmentation",
     "save_results",
 ]

@@ -29,6 +29,7 @@ import math
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from torch import nn
@@ -43,6 +44,7 @@ from alignuniform.evaluate.dense_probe import (
     heldout_dense_metrics,
 )
 from alignuniform.evaluate.features import Mapped, frozen, model_device
+from alignuniform.models.dense_head import DenseEncoder
 
 WHICH = ("backbone", "dense")
 
@@ -63,8 +65,9 @@ def pair_scheme_quality(
     batch = next(iter(torch.utils.data.DataLoader(views, batch_size=min(n_items, len(views)))))
     dev = model_device(model, device)
     with frozen(model):
-        g1 = model.forward_dense(batch["view1"].to(dev).float())["backbone"].cpu()
-        g2 = model.forward_dense(batch["view2"].to(dev).float())["backbone"].cpu()
+        forward_dense = cast(DenseEncoder, model).forward_dense
+        g1 = forward_dense(batch["view1"].to(dev).float())["backbone"].cpu()
+        g2 = forward_dense(batch["view2"].to(dev).float())["backbone"].cpu()
     geometry = {"boxes1": batch["box1"], "boxes2": batch["box2"], "flips1": batch["flip1"],
                 "flips2": batch["flip2"], "shape1": tuple(g1.shape[-2:]),
                 "shape2": tuple(g2.shape[-2:]), "image_size": batch["size"]}
@@ -257,7 +260,8 @@ def au_correlation_table(
             for metrics_name, (a_col, u_col) in METRIC_COLUMNS.items():
                 cols = [c.format(variant=variant) for c in (a_col, u_col, perf_col)]
                 used = [r for r in rows if all(isinstance(r.get(c), int | float) for c in cols)]
-                cell = {"metrics": metrics_name, "performance": perf_name, "variant": variant}
+                cell: dict[str, object] = {"metrics": metrics_name, "performance": perf_name,
+                                           "variant": variant}
                 try:
                     found = dense.au_correlation(*([r[c] for r in used] for c in cols),
                                                  method=method, n_boot=n_boot, seed=seed)

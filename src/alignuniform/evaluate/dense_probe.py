@@ -9,12 +9,14 @@ mini-batches (seeded). Scores: pixel accuracy over all pixels, and the
 mean over classes of ``IoU = TP / (TP + FP + FN)`` counted over the whole test set, classes
 with no pixel in either prediction or truth left out of the mean (their IoU is ``None``).
 
-Example:
+Examples:
+    With a dense encoder ``model`` and scene data sets (not run as a test):
+
     >>> from alignuniform.evaluate.dense_probe import extract_dense_features, dense_linear_probe
-    >>> ftr, ytr = extract_dense_features(model, train_scenes)
-    >>> fte, yte = extract_dense_features(model, test_scenes)
-    >>> result = dense_linear_probe(ftr, ytr, fte, yte, num_classes=11)
-    >>> result.miou, result.pixel_accuracy
+    >>> ftr, ytr = extract_dense_features(model, train_scenes)  # doctest: +SKIP
+    >>> fte, yte = extract_dense_features(model, test_scenes)  # doctest: +SKIP
+    >>> result = dense_linear_probe(ftr, ytr, fte, yte, num_classes=11)  # doctest: +SKIP
+    >>> result.miou, result.pixel_accuracy  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -88,7 +90,7 @@ class DenseLinearProbe(nn.Module):
         self.conv = nn.Conv2d(mean.numel(), num_classes, 1)
 
     def forward(self, f: Tensor, out_size: tuple[int, int]) -> Tensor:
-        logits = self.conv((f - self.mean) / self.std)
+        logits = self.conv((f - self.mean) / self.std)  # type: ignore[operator]
         return F.interpolate(logits, size=out_size, mode="bilinear", align_corners=False)
 
     @torch.no_grad()
@@ -156,7 +158,7 @@ def dense_linear_probe(
     """
     _check_features(test_features, test_labels, "dense_linear_probe (test)")
     probe = fit_dense_probe(train_features, train_labels, num_classes, **fit_kwargs)
-    pred = probe.predict(test_features.float(), tuple(test_labels.shape[-2:]))
+    pred = probe.predict(test_features.float(), tuple(test_labels.shape[-2:]))  # type: ignore[arg-type]
     return segmentation_scores(confusion_matrix(pred, test_labels, num_classes))
 
 
@@ -164,9 +166,9 @@ def _dense_fn(model: nn.Module, which: str) -> Callable[[Tensor], Tensor]:
     if which not in ("dense", "backbone"):
         raise ValueError(f"which must be 'dense' or 'backbone', got {which!r}")
     if hasattr(model, "forward_dense"):
-        return lambda x: model.forward_dense(x)[which]
+        return lambda x: model.forward_dense(x)[which]  # type: ignore[operator]
     if which == "backbone" and hasattr(model, "feature_maps"):
-        return lambda x: list(model.feature_maps(x).values())[-1]
+        return lambda x: list(model.feature_maps(x).values())[-1]  # type: ignore[operator]
     raise TypeError(f"{type(model).__name__} has no forward_dense (use models.DenseEncoder)")
 
 
@@ -239,8 +241,8 @@ def heldout_dense_metrics(
             f1 = fn(batch["view1"].to(dev).float()).cpu()
             f2 = fn(batch["view2"].to(dev).float()).cpu()
             sizes = batch["size"]
-            pairs = dense.geometric_pairs(batch["box1"], batch["box2"], tuple(f1.shape[-2:]),
-                                          tuple(f2.shape[-2:]), batch["flip1"], batch["flip2"],
+            pairs = dense.geometric_pairs(batch["box1"], batch["box2"], tuple(f1.shape[-2:]),  # type: ignore[arg-type]
+                                          tuple(f2.shape[-2:]), batch["flip1"], batch["flip2"],  # type: ignore[arg-type]
                                           image_size=sizes, mode=mode)
             if not pairs.is_empty:
                 w = float(pairs.weight.sum())

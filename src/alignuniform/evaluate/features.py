@@ -88,7 +88,7 @@ def embed(model: nn.Module, x: Tensor) -> tuple[Tensor, Tensor | None]:
     if isinstance(model, Encoder) and type(model).forward is Encoder.forward:
         pen = model.features(x)
         return nn.functional.normalize(model.head(pen), dim=1), pen
-    pen = model.features(x) if callable(getattr(model, "features", None)) else None
+    pen = model.features(x) if callable(getattr(model, "features", None)) else None  # type: ignore[assignment, operator]
     return model(x), pen
 
 
@@ -216,11 +216,11 @@ def heldout_alignments(
     with torch.random.fork_rng(devices=[]), frozen(model):
         torch.manual_seed(seed)
         for (v1, v2), _ in tqdm(pairs, desc="positive pairs", disable=not progress,
-                                leave=False, total=math.ceil(len(dataset) / batch_size)):
+                                leave=False, total=math.ceil(len(dataset) / batch_size)):  # type: ignore[arg-type]
             e1, p1 = embed(model, v1)
             e2, p2 = embed(model, v2)
             meters["embedding"].update(e1, e2)
-            if p1 is not None:
+            if p1 is not None and p2 is not None:
                 meters["penultimate"].update(p1, p2)
     return {name: float(m.compute()) for name, m in meters.items() if m.count}
 

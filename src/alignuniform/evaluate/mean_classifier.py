@@ -24,11 +24,14 @@ from alignuniform.evaluate._inputs import check_features, check_labels, check_pa
 class MeanClassifier:
     """Streaming nearest-centroid (cosine) classifier.
 
-    Example:
+    Examples:
+        >>> import torch
+        >>> x, y = torch.eye(4), torch.tensor([0, 0, 1, 1])
         >>> clf = MeanClassifier()
-        >>> for x, y in batches:           # features of the training set, batch by batch
-        ...     clf.update(x, y)
-        >>> clf.accuracy(test_x, test_y)
+        >>> for xb, yb in [(x[:2], y[:2]), (x[2:], y[2:])]:  # the training set, by batch
+        ...     _ = clf.update(xb, yb)
+        >>> clf.accuracy(x, y)
+        1.0
 
     Args:
         num_classes: Number of classes; ``None`` grows the tables to the largest label seen.
@@ -50,6 +53,7 @@ class MeanClassifier:
             self.sums = torch.zeros(classes, dim, dtype=torch.float64, device=device)
             self.counts = torch.zeros(classes, dtype=torch.long, device=device)
         elif classes > self.sums.shape[0]:
+            assert self.counts is not None  # set together with sums
             extra = classes - self.sums.shape[0]
             self.sums = torch.cat([self.sums, self.sums.new_zeros(extra, dim)])
             self.counts = torch.cat([self.counts, self.counts.new_zeros(extra)])
@@ -67,6 +71,7 @@ class MeanClassifier:
         if self.num_classes is not None and top > self.num_classes:
             raise ValueError(f"label {top - 1} is out of range for num_classes={self.num_classes}")
         self._grow(self.num_classes or top, x.shape[1], x.device)
+        assert self.sums is not None and self.counts is not None
         self.sums.index_add_(0, y, nn.functional.normalize(x.double(), dim=1))
         self.counts += torch.bincount(y, minlength=self.counts.shape[0])
         return self
@@ -75,6 +80,7 @@ class MeanClassifier:
         """(C, D) class means of the normalised features (zero rows for unseen classes)."""
         if self.sums is None:
             raise ValueError("the mean classifier has seen no training features; call update")
+        assert self.counts is not None  # set together with sums
         return self.sums / self.counts.clamp(min=1).unsqueeze(1).to(self.sums.dtype)
 
     def scores(self, x: Tensor) -> Tensor:
@@ -87,6 +93,7 @@ class MeanClassifier:
         if self.normalize_centroids:
             mu = nn.functional.normalize(mu, dim=1)
         s = nn.functional.normalize(x.double(), dim=1) @ mu.T
+        assert self.counts is not None  # centroids() checked that features were seen
         return s.masked_fill(self.counts.to(x.device) == 0, float("-inf"))
 
     def predict(self, x: Tensor, *, chunk_size: int = 8192) -> Tensor:

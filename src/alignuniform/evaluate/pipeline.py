@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -119,7 +120,8 @@ def evaluate_encoder(
     if not layers or unknown:
         raise ValueError(f"layers must be among {LAYERS}, got {list(layers)}")
     device = model_device(model, device)
-    run = {"batch_size": batch_size, "device": device, "num_workers": num_workers,
+    run: dict[str, Any] = {"batch_size": batch_size, "device": device,
+           "num_workers": num_workers,
            "progress": progress}
     seconds: dict[str, float] = {}
     tic = time.perf_counter()
@@ -138,7 +140,7 @@ def evaluate_encoder(
     if protocol != "fast":
         tic = time.perf_counter()
         paper = linear_probe_paper(
-            model, train_set, test_set, augment=paper_augment, transform=transform,
+            model, train_set, test_set, augment=paper_augment, transform=transform,  # type: ignore[arg-type]
             layers=layers, epochs=paper_epochs, seed=seed, device=device,
             num_workers=num_workers, progress=progress,
         )
@@ -321,7 +323,8 @@ def make_monitor(
             f"k={k} but the monitor's reference set has only {len(train_sub)} samples; lower "
             "k or raise n_train"
         )
-    run = {"batch_size": batch_size, "num_workers": num_workers, "progress": False}
+    run: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers,
+                                  "progress": False}
 
     def monitor(model: nn.Module, epoch: int) -> dict:
         if epoch % every:

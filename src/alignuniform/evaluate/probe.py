@@ -291,12 +291,12 @@ def linear_probe_paper(
                 feats = {"embedding": emb, "penultimate": pen}
                 loss = 0.0
                 for name in layers:
-                    logits = heads[name](feats[name].float())
-                    loss = loss + nn.functional.cross_entropy(logits, y)
+                    logits = heads[name](feats[name].float())  # type: ignore[union-attr]
+                    loss = loss + nn.functional.cross_entropy(logits, y)  # type: ignore[assignment]
                     correct[name] += int((logits.argmax(1) == y).sum())
                 seen += len(y)
                 opt.zero_grad(set_to_none=True)
-                loss.backward()
+                loss.backward()  # type: ignore[attr-defined]
                 opt.step()
             sched.step()
     results = {}

@@ -4,9 +4,11 @@ Every encoder has ``forward(x) -> (B, feat_dim)`` L2-normalised embeddings,
 ``features(x) -> (B, penultimate_dim)`` penultimate features and ``feature_maps(x)`` conv maps,
 and attributes ``feat_dim`` and ``penultimate_dim``. Build one by name with ``build_model``.
 
-Example:
+Examples:
     >>> from alignuniform.models import build_model
     >>> model = build_model("small_alexnet", feat_dim=128)
+    >>> model.feat_dim
+    128
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from alignuniform._registry import resolve
 MODELS: dict[str, str] = {
     "small_alexnet": "alignuniform.models.small_alexnet:SmallAlexNet",
     "resnet18_cifar": "alignuniform.models.resnet:ResNet18Cifar",
+    "resnet50": "alignuniform.models.resnet50:ResNet50",
     "small_cnn": "alignuniform.models.small_cnn:SmallCNN",
     "conv1d": "alignuniform.models.conv1d:Conv1dEncoder",
     "dense": "alignuniform.models.dense_head:DenseEncoder",
@@ -33,8 +36,8 @@ def build_model(name: str, *, seed: int | None = None, **kwargs) -> nn.Module:
     which is what training starts from and what a "random init" baseline must be.
 
     Args:
-        name: One of ``MODELS`` (``"small_alexnet"``, ``"resnet18_cifar"``, ``"small_cnn"``,
-            ``"conv1d"``).
+        name: One of ``MODELS`` (``"small_alexnet"``, ``"resnet18_cifar"``, ``"resnet50"``,
+            ``"small_cnn"``, ``"conv1d"``).
         seed: Draw the initial weights from ``torch.manual_seed(seed)`` on a forked CPU
             random state (the caller's is left as it was), so one seed gives one model;
             ``None`` draws from the global random state.

@@ -10,7 +10,7 @@ from alignuniform.models.base import Encoder, check_positive_ints
 
 def _block(c_in: int, c_out: int, stride: int, padding_mode: str) -> nn.Sequential:
     return nn.Sequential(nn.Conv1d(c_in, c_out, 5, stride=stride, padding=2, bias=False,
-                                   padding_mode=padding_mode),
+                                   padding_mode=padding_mode),  # type: ignore[arg-type]
                          nn.BatchNorm1d(c_out), nn.ReLU(inplace=True))
 
 
@@ -54,7 +54,7 @@ class Conv1dEncoder(Encoder):
         self.conv3 = _block(2 * width, 2 * width, 2, padding_mode)
         if pool == "flatten":
             out_length = (((in_length - 1) // 2 + 1) - 1) // 2 + 1
-            reduce = nn.Flatten()
+            reduce: nn.Module = nn.Flatten()
         else:
             out_length = 1
             pooling = nn.AdaptiveMaxPool1d(1) if pool == "max" else nn.AdaptiveAvgPool1d(1)

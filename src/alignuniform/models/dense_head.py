@@ -8,14 +8,17 @@ unchanged), and ``forward_dense`` returns, from one pass of the backbone, the gl
 embedding, the backbone's conv map (what DenseCL matches locations with) and the projected,
 normalised dense map.
 
-Example:
+Examples:
     >>> from alignuniform.models import build_model
     >>> model = build_model("dense", backbone="small_cnn", feat_dim=128, dense_dim=128)
     >>> out = model.forward_dense(torch.randn(8, 3, 64, 64))
-    >>> out["dense"].shape   # (8, 128, 8, 8), unit vectors over dim 1
+    >>> out["dense"].shape   # unit vectors over dim 1
+    torch.Size([8, 128, 8, 8])
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 import torch.nn.functional as F
@@ -79,7 +82,7 @@ class DenseEncoder(Encoder):
         if isinstance(backbone, str):
             from alignuniform.models import build_model
 
-            backbone = build_model(backbone, **backbone_kwargs)
+            backbone = cast(Encoder, build_model(backbone, **backbone_kwargs))
         elif backbone_kwargs:
             raise TypeError(f"backbone_kwargs {sorted(backbone_kwargs)} need a backbone name")
         self.backbone = backbone
@@ -124,7 +127,7 @@ class DenseEncoder(Encoder):
             captured.update(maps)
             return maps
 
-        self.backbone.feature_maps = capture  # an instance attribute shadows the method
+        self.backbone.feature_maps = capture  # type: ignore[assignment, method-assign]  # an instance attribute shadows the method
         try:
             glob = self.backbone(x)
         finally:

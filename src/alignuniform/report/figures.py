@@ -115,7 +115,7 @@ def plane_figure(
     ax.grid(alpha=0.3)
     ax.margins(0.15)
     ax.locator_params(axis="x", nbins=6)  # long tick labels of small alignments collide
-    place_labels(ax, xs, ys, [label_fmt.format(**p) for p in points])
+    place_labels(ax, xs, ys, [label_fmt.format(**p) for p in points])  # type: ignore[arg-type]
     return _save(fig, path)
 
 
@@ -158,7 +158,7 @@ def place_labels(
         The annotations, in the order of the points.
     """
     fig = ax.figure
-    renderer = fig.canvas.get_renderer()
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
     ax.autoscale_view()  # fix the limits before measuring in display space
     to_px = fig.dpi / 72.0
     half = marker_points * to_px
@@ -177,7 +177,7 @@ def place_labels(
         legend.set_loc(tuple(ax.transAxes.inverted().transform((box.x0, box.y0))))
         taken.append(np.array([box.extents]))
     obstacles = np.concatenate(taken)
-    inside = ax.get_window_extent(renderer).extents[None]
+    inside = ax.get_window_extent(renderer).extents[None]  # type: ignore[call-overload]
     offsets = [(radius * np.cos(np.radians(a)), radius * np.sin(np.radians(a)), ring)
                for ring, radius in enumerate(8 + 10 * np.arange(rings))
                for a in _LABEL_DIRECTIONS]
@@ -196,15 +196,15 @@ def place_labels(
                              "shrinkA": 1, "shrinkB": marker_points} if ring else None))
             # the text alone: an annotation's own extent includes its leader line
             text.update_positions(renderer)
-            box = np.array([Text.get_window_extent(text, renderer).padded(1.5 * to_px).extents])
-            area = float((box[0, 2] - box[0, 0]) * (box[0, 3] - box[0, 1]))
-            overlap = float(_overlaps(box, obstacles).sum())
+            box = np.array([Text.get_window_extent(text, renderer).padded(1.5 * to_px).extents])  # type: ignore[assignment]
+            area = float((box[0, 2] - box[0, 0]) * (box[0, 3] - box[0, 1]))  # type: ignore[index]
+            overlap = float(_overlaps(box, obstacles).sum())  # type: ignore[arg-type]
             if ring:  # the leader runs from the point to the nearest corner of the label
-                corner = np.clip(centres[i], box[0, :2], box[0, 2:])
+                corner = np.clip(centres[i], box[0, :2], box[0, 2:])  # type: ignore[index]
                 leader = _line_boxes(np.array([centres[i], corner]), to_px)[1:]
                 overlap += float(sum(_overlaps(b[None], others).sum() for b in leader))
-            cost = (overlap, float(_overlaps(box, lines).sum())
-                    + area - float(_overlaps(box, inside)[0]))
+            cost = (overlap, float(_overlaps(box, lines).sum())  # type: ignore[arg-type]
+                    + area - float(_overlaps(box, inside)[0]))  # type: ignore[arg-type]
             if best is None or cost < best[2]:
                 if best is not None:
                     best[0].remove()
@@ -213,8 +213,8 @@ def place_labels(
                 text.remove()
             if best[2] == (0.0, 0.0):
                 break
-        texts.append(best[0])
-        obstacles = np.concatenate([obstacles, best[1]])  # after the markers: rows stay i
+        texts.append(best[0])  # type: ignore[index]
+        obstacles = np.concatenate([obstacles, best[1]])  # type: ignore[index]  # after the markers: rows stay i
     return texts
 
 
@@ -382,7 +382,7 @@ def s1_figure(
         if has_labels:
             ax = axes[3, col]
             labels = np.asarray(enc["labels"])
-            for k, c in enumerate(classes):
+            for k, c in enumerate(classes):  # type: ignore[arg-type]
                 sel = theta[labels == c]
                 if sel.size == 0:
                     continue
@@ -463,7 +463,7 @@ def curves_figure(
         ax.axis("off")
     if legend:
         labels, handles = list(legend), list(legend.values())
-        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,
+        fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,  # type: ignore[call-overload]
                    bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
     return _save(fig, path)

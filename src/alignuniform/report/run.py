@@ -38,7 +38,7 @@ def positive_pair_distances(model: nn.Module, dataset: Dataset,
     labels = torch.tensor([item[2] for item in items])
     embeddings = [
         extract_features(model, torch.utils.data.TensorDataset(
-            torch.stack([item[v] for item in items]), labels),
+            torch.stack([item[v] for item in items]), labels),  # type: ignore[misc]
             batch_size=batch_size, progress=False).embeddings
         for v in (0, 1)
     ]
@@ -118,7 +118,7 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
         encoders[-1].update(s1_inputs(model, test_set, build_recipe(recipe_name),
                                       transform=transform, seed=seed))
 
-    epochs_done = encoders[-1]["epochs"][-1]["epoch"] if encoders[-1]["epochs"] else "?"
+    epochs_done = encoders[-1]["epochs"][-1]["epoch"] if encoders[-1]["epochs"] else "?"  # type: ignore[index]
     intro = (f"Report of the training run {run_dir} ({epochs_done} epochs of "
              f"{config.get('model', {}).get('name')} with {config.get('model', {}).get('feat_dim')}"
              f"-d output on {data_cfg.get('name')}).")

@@ -174,7 +174,7 @@ class SphereEncoder(nn.Module):
         with torch.random.fork_rng():
             torch.manual_seed(seed)
             if hidden:
-                self.net = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(),
+                self.net: nn.Module = nn.Sequential(nn.Linear(input_dim, hidden), nn.ReLU(),
                                          nn.Linear(hidden, dim))
             else:
                 self.net = nn.Linear(input_dim, dim, bias=False)
@@ -318,6 +318,7 @@ def contrastive_estimate(
     un_any, _ = _losses(f, classes, loss, k, n, "any", gen)
     un_distinct, sup = _losses(f, classes, loss, k, n, "distinct", gen, means)
     un_collide, _ = _losses(f, classes, loss, k, n, "collide", gen)
+    assert sup is not None  # the "distinct" draw scores the mean classifier
     return ContrastiveEstimate(
         loss=loss, k=k, tau=classes.tau(k), loss_at_zero=loss_at_zero(loss, k),
         l_un=MeanCI.of(un_any.numpy()), l_un_distinct=MeanCI.of(un_distinct.numpy()),

@@ -207,16 +207,16 @@ def run_arora(cfg: AroraSettings, seed: int) -> AroraResult:
     for objective in OBJECTIVES:
         f = trained[objective] = encoder()
         trajectories[objective] = train_encoder(
-            f, classes, objective, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+            f, classes, objective, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,  # type: ignore[arg-type]
             gen=gen, record_every=cfg.record_every,
-            record=lambda step, f=f: _evaluate(f, classes, cfg, gen))
+            record=lambda step, f=f: _evaluate(f, classes, cfg, gen))  # type: ignore[misc]
     by_tau = []
     for n_classes in cfg.tau_classes:
         other = classes_of(n_classes)
         f = encoder()
         last = train_encoder(f, other, "logistic", steps=cfg.tau_steps, batch_size=cfg.batch_size,
                              lr=cfg.lr, gen=gen, record_every=cfg.tau_steps,
-                             record=lambda step, f=f, other=other: _evaluate(f, other, cfg, gen))
+                             record=lambda step, f=f, other=other: _evaluate(f, other, cfg, gen))  # type: ignore[misc]
         by_tau.append({"n_classes": n_classes, "tau": other.tau(), **last[-1]})
     f = trained["logistic"].eval()
     means = class_means(f, classes, cfg.n_mean, gen)

@@ -15,6 +15,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,7 +57,7 @@ QUICK = TheorySettings(
 )
 SETTINGS = {"quick": QUICK, "full": FULL}
 
-_Runner = Callable[[object, np.random.Generator, int], Result]
+_Runner = Callable[[Any, np.random.Generator, int], Result]
 
 #: Section name -> how to run it from (its settings, the shared generator, the seed), in order.
 SECTIONS: dict[str, _Runner] = {
@@ -95,7 +96,7 @@ class TheoryRun:
             "seed": self.seed,
             "settings": dataclasses.asdict(self.settings),
             "wall_s": self.wall_s,
-            **{name: _plain(dataclasses.asdict(r)) for name, r in self.results.items()},
+            **{name: _plain(dataclasses.asdict(r)) for name, r in self.results.items()},  # type: ignore[call-overload]
             "checks": [{"section": s, **dataclasses.asdict(c)}
                        for s, cs in self.checks.items() for c in cs],
         }

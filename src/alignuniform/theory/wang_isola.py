@@ -396,12 +396,12 @@ def fit_loglog_slope(x: Sequence[float], y: Sequence[float]) -> dict[str, float]
     Raises:
         ValueError: fewer than 3 points, or a non-positive value.
     """
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    if x.shape != y.shape or x.ndim != 1 or x.size < 3:
+    xs, ys = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    if xs.shape != ys.shape or xs.ndim != 1 or xs.size < 3:
         raise ValueError("need at least 3 (x, y) points of equal length for a slope")
-    if (x <= 0).any() or (y <= 0).any():
+    if (xs <= 0).any() or (ys <= 0).any():
         raise ValueError("a log-log fit needs positive x and y; drop or take |.| of the others")
-    lx, ly = np.log(x), np.log(y)
+    lx, ly = np.log(xs), np.log(ys)
     fit = stats.linregress(lx, ly)
     return {
         "slope": float(fit.slope),

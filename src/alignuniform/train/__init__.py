@@ -2,13 +2,20 @@
 
 One function, ``train(config, out_dir)``, runs any point of the paper's loss space
 (contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
-or under ``torchrun`` with DistributedDataParallel. ``config`` holds the schema, its
-validation and YAML load/save; ``engine`` the loop, checkpoints and resume.
+or under ``torchrun`` with DistributedDataParallel, with in-batch negatives or MoCo's
+momentum encoder and queue (the ``queue`` section). ``config`` holds the schema, its
+validation and YAML load/save; ``engine`` the loop, checkpoints and resume; ``queue`` the
+momentum key encoder and queue.
 
-Example:
+Examples:
+    A shipped recipe by name, with overrides (training itself needs the CIFAR-10 data and
+    minutes, so that line is not run as a test):
+
     >>> from alignuniform.train import load_config, train
-    >>> cfg = load_config("configs/cifar10_cpu_align_uniform.yaml", ["epochs=2"])
-    >>> run_dir = train(cfg, "runs/au")
+    >>> cfg = load_config("cifar10_cpu_align_uniform", ["epochs=2"])
+    >>> cfg.epochs, cfg.loss.w_align, cfg.loss.w_uniform
+    (2, 1.0, 1.0)
+    >>> run_dir = train(cfg, "runs/au")  # doctest: +SKIP
 """
 
 from alignuniform.train.config import (
@@ -18,12 +25,14 @@ from alignuniform.train.config import (
     LossConfig,
     ModelConfig,
     OptimConfig,
+    QueueConfig,
     TrainConfig,
     config_from_dict,
     load_config,
     save_config,
 )
 from alignuniform.train.engine import build_train_set, train
+from alignuniform.train.queue import MomentumQueue, QueueLoss
 
 __all__ = [
     "AMP_DTYPES",
@@ -31,7 +40,10 @@ __all__ = [
     "DenseConfig",
     "LossConfig",
     "ModelConfig",
+    "MomentumQueue",
     "OptimConfig",
+    "QueueConfig",
+    "QueueLoss",
     "TrainConfig",
     "build_train_set",
     "config_from_dict",

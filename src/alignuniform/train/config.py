@@ -26,6 +26,8 @@ from alignuniform.data.dense_views import DenseViewRecipe
 from alignuniform.dense import PAIR_SCHEMES
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
+from alignuniform.recipes import resolve_recipe
+from alignuniform.train.queue import QUEUE_TERMS, nearest_queue_sizes
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -111,6 +113,26 @@ class LossConfig:
 
 
 @dataclass
+class QueueConfig:
+    """MoCo's negatives beyond the batch: a momentum key encoder and a queue of keys.
+
+    Attributes:
+        size: K, the number of past keys held (0: no queue, in-batch negatives only). Must be
+            a multiple of the global batch ``data.batch_size`` (MoCo enqueues whole batches).
+        momentum: m of the key encoder's EMA ``k <- m k + (1 - m) q``, in [0, 1).
+        shuffle_bn: MoCo's shuffling BN under DDP: the key encoder sees the global batch
+            permuted across ranks (no effect in one process). The alternative is
+            ``model.sync_bn`` (CUDA).
+        intra_batch: The uniformity term also counts query-query pairs (the fork's default).
+    """
+
+    size: int = 0
+    momentum: float = 0.999
+    shuffle_bn: bool = False
+    intra_batch: bool = True
+
+
+@dataclass
 class DenseConfig:
     """Dense (per-location) loss terms (``alignuniform.dense``); off while every weight is 0.
 
@@ -178,7 +200,7 @@ class TrainConfig:
     """Everything a training run needs; ``load_config`` builds it from YAML.
 
     Attributes:
-        data, model, loss, optim: The sections above.
+        data, model, loss, optim, queue: The sections above.
         dense: Dense loss terms (off by default).
         seed: Seed of initialisation, data order and augmentation.
         epochs: Number of epochs.
@@ -193,6 +215,7 @@ class TrainConfig:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     optim: OptimConfig = field(default_factory=OptimConfig)
+    queue: QueueConfig = field(default_factory=QueueConfig)
     dense: DenseConfig = field(default_factory=DenseConfig)
     seed: int = 0
     epochs: int = 200
@@ -238,7 +261,7 @@ def _check_value(value: object, hint: object, where: str) -> object:
             value = float(value)
         except ValueError:
             pass
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):  # type: ignore[arg-type]
         name = getattr(expected, "__name__", str(expected))
         raise ValueError(f"{where} must be {name}, got {value!r}")
     if expected is float and not math.isfinite(value):
@@ -248,7 +271,7 @@ def _check_value(value: object, hint: object, where: str) -> object:
     return value
 
 
-def _from_dict(cls: type, values: dict, where: str = "") -> object:
+def _from_dict(cls: type, values: dict, where: str = "") -> typing.Any:
     if not isinstance(values, dict):
         raise ValueError(f"{where or 'the config'} must be a mapping, got {values!r}")
     hints = typing.get_type_hints(cls)
@@ -263,7 +286,7 @@ def _from_dict(cls: type, values: dict, where: str = "") -> object:
     for name, value in values.items():
         hint = hints[name]
         if dataclasses.is_dataclass(hint):
-            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")
+            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")  # type: ignore[arg-type]
         else:
             kwargs[name] = _check_value(value, hint, where + name)
     return cls(**kwargs)
@@ -288,6 +311,41 @@ def _check_optim(config: TrainConfig) -> None:
         raise ValueError(
             f"the learning rate must be in (0, {MAX_LR:g}], got {source}; the paper uses "
             "base_lr=0.12 (0.36 at batch size 768)"
+        )
+
+
+def _check_queue(config: TrainConfig) -> None:
+    queue, batch = config.queue, config.data.batch_size
+    if not 0 <= queue.momentum < 1:
+        raise ValueError(
+            f"queue.momentum must be in [0, 1) (the key encoder's EMA; MoCo uses 0.999), "
+            f"got {queue.momentum}"
+        )
+    if queue.size < 0:
+        raise ValueError(f"queue.size must be >= 0 (0: no queue), got {queue.size}")
+    if not queue.size:
+        return
+    if queue.size % batch:
+        below, above = nearest_queue_sizes(queue.size, batch)
+        nearest = f"{below} and {above}" if below != above else f"{above}"
+        raise ValueError(
+            f"queue.size={queue.size} must be a multiple of the global batch "
+            f"data.batch_size={batch} (MoCo enqueues whole batches); nearest valid sizes: "
+            f"{nearest}"
+        )
+    loss = config.loss
+    if loss.w_nt_xent:
+        raise ValueError(
+            "loss.w_nt_xent cannot use a queue (NT-Xent's negatives are the batch's other "
+            "views); set loss.w_nt_xent=0 or queue.size=0. Terms that use the queue: "
+            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+        )
+    if not (loss.w_contrastive or loss.w_uniform):
+        raise ValueError(
+            f"queue.size={queue.size} but no loss term uses negatives (loss.w_align compares "
+            "positive pairs only); give a weight to a term that uses the queue: "
+            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+            + "; or set queue.size=0"
         )
 
 
@@ -318,6 +376,7 @@ def config_from_dict(values: dict) -> TrainConfig:
     _check_optim(config)
     if config.data.augment:  # a bad component fails here, not inside a data worker
         build_augment_recipe(config.data.recipe, config.data.augment)
+    _check_queue(config)
     try:  # the loss checks its own weights and scales; found here, before any data loads
         LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
                            if k != "global_batch"})
@@ -341,6 +400,9 @@ def _check_dense(config: TrainConfig) -> None:
             raise ValueError(f"dense.{name} must be > 0, got {getattr(d, name)}")
     if not 0 <= d.lam <= 1:
         raise ValueError(f"dense.lam must be in [0, 1] (the dense share of the loss), got {d.lam}")
+    if config.queue.size:
+        raise ValueError("dense loss terms with a MoCo queue are not supported yet: set "
+                         "queue.size=0, or turn the dense terms off (dense.w_*=0)")
     if d.scheme not in PAIR_SCHEMES:
         raise ValueError(f"dense.scheme must be one of {', '.join(PAIR_SCHEMES)}, "
                          f"got {d.scheme!r}")
@@ -413,11 +475,13 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """Read a YAML config and apply ``section.key=value`` overrides.
 
     Args:
-        path: YAML file (``None``: the defaults). Read with ``yaml.safe_load``.
+        path: YAML file, or the name of a shipped recipe such as ``"stl10_align_uniform"``
+            (``alignuniform.recipes.resolve_recipe``; ``None``: the defaults). Read with
+            ``yaml.safe_load``.
         overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
 
     Raises:
-        FileNotFoundError: No file at ``path``.
+        FileNotFoundError: No file at ``path`` and no shipped recipe of that name.
         ValueError: The file is not UTF-8 YAML of plain values (a syntax error, or a tag such
             as ``!!python/object``; the message names the file and line), an unknown key
             (the message lists the valid ones) or a bad value.
@@ -425,9 +489,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """
     raw: dict = {}
     if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise FileNotFoundError(f"no config file {path}")
+        # a file, or the name of a shipped recipe (alignuniform.recipes)
+        path = resolve_recipe(path, kind="configs")
         try:
             raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}
         except UnicodeDecodeError as err:

@@ -18,6 +18,7 @@ the rank's other images.
 from __future__ import annotations
 
 import dataclasses
+from typing import cast
 
 import torch
 from torch import nn
@@ -28,6 +29,7 @@ from alignuniform.data import build_recipe
 from alignuniform.data.dense_views import DenseTwoViews
 from alignuniform.distributed import all_gather
 from alignuniform.losses import LossCombination
+from alignuniform.models.dense_head import DenseEncoder
 from alignuniform.train.config import DataConfig, TrainConfig
 
 
@@ -104,9 +106,10 @@ class DenseStep:
 def _forward_dense(net: nn.Module, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:
     """``model.forward_dense(x)``, run through ``net`` when ``net`` wraps ``model`` (DDP
     registers its gradient hooks in its own ``forward``)."""
+    dense_model = cast(DenseEncoder, model)
     if net is model:
-        return model.forward_dense(x)
-    model.forward = model.forward_dense  # DDP calls module.forward
+        return dense_model.forward_dense(x)
+    model.forward = dense_model.forward_dense  # DDP calls module.forward
     try:
         return net(x)
     finally:

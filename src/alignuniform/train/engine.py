@@ -6,7 +6,8 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
 
 - ``config.yaml``: the full config;
 - ``checkpoint.pt``: the latest state (model, optimizer, scheduler, RNG, config, epoch,
-  step), written atomically at the end of every epoch;
+  step, and with a queue the key encoder and the queue with its pointer), written
+  atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
   what the ``monitor`` returned, each key prefixed ``heldout_``);
@@ -26,6 +27,11 @@ Exact resume: the data order and every augmentation draw of an epoch are functio
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
 seeded at the start of each epoch), so continuing from the last epoch checkpoint after a
 ``kill -9`` reproduces an uninterrupted run's weights exactly on CPU.
+
+With ``queue.size > 0`` each step is MoCo's: an EMA step of the key encoder, queries
+``q = model(view1)`` and keys ``k = key_encoder(view2)`` (no gradient), the loss of
+``train.queue.QueueLoss`` against the queue as it was before the step, an optimizer step, and
+then the global batch of keys enqueued (``train.queue.MomentumQueue``).
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -63,8 +70,14 @@ from alignuniform.io import (
 )
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
-from alignuniform.train.config import AMP_DTYPES, DataConfig, TrainConfig, save_config
+from alignuniform.train.config import (
+    AMP_DTYPES,
+    DataConfig,
+    TrainConfig,
+    save_config,
+)
 from alignuniform.train.dense_step import DenseStep, dense_views
+from alignuniform.train.queue import MomentumQueue, QueueLoss, gather_in_sample_order
 
 
 def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
@@ -81,8 +94,8 @@ def _rng_state() -> dict:
     np_state = np.random.get_state()
     state = {
         "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),
-        "numpy_pos": int(np_state[2]),
+        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),  # type: ignore[index]
+        "numpy_pos": int(np_state[2]),  # type: ignore[index]
         "python": list(random.getstate()[1]),
     }
     if torch.cuda.is_available():
@@ -108,10 +121,10 @@ def build_train_set(data: DataConfig, seed: int) -> Dataset:
         kwargs["split_seed"] = data.split_seed
     dataset = build_dataset(data.name, data.root, data.split, **kwargs)
     if data.subset is not None:
-        if not 0 < data.subset <= len(dataset):
-            raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")
+        if not 0 < data.subset <= len(dataset):  # type: ignore[arg-type]
+            raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")  # type: ignore[arg-type]
         generator = torch.Generator().manual_seed(seed)
-        dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])
+        dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])  # type: ignore[arg-type]
     return dataset
 
 
@@ -205,8 +218,9 @@ class _Run:
                    else TwoViews(images, build_recipe(data.recipe, data.augment)))
         # a DistributedSampler also with one process: global batch b of a K-process run is
         # then exactly batch b of the single-process run (same permutation, interleaved)
-        self.sampler = DistributedSampler(dataset, num_replicas=ctx.world_size, rank=ctx.rank,
-                                          shuffle=True, seed=config.seed, drop_last=True)
+        self.sampler: DistributedSampler = DistributedSampler(
+            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+            seed=config.seed, drop_last=True)
         self.generator = torch.Generator()
         self.loader = DataLoader(
             dataset, batch_size=data.batch_size // ctx.world_size, sampler=self.sampler,
@@ -215,7 +229,7 @@ class _Run:
         )
         if len(self.loader) == 0:
             raise ValueError(
-                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"
+                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
             )
         # seeded on its own: the same on every rank, and what a random-init baseline with
         # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
@@ -234,9 +248,20 @@ class _Run:
         if ctx.world_size > 1:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
-        self.criterion = LossCombination(
-            **{k: v for k, v in dataclasses.asdict(config.loss).items() if k != "global_batch"}
-        )
+        self.mq: MomentumQueue | None = None
+        if config.queue.size:
+            loss = config.loss
+            self.mq = MomentumQueue(model, config.queue.size, config.model.feat_dim,
+                                    config.queue.momentum, seed=config.seed)
+            self.criterion: nn.Module = QueueLoss(
+                w_contrastive=loss.w_contrastive, tau=loss.tau, w_align=loss.w_align,
+                alpha=loss.alpha, w_uniform=loss.w_uniform, t=loss.t,
+                intra_batch=config.queue.intra_batch)
+        else:
+            self.criterion = LossCombination(
+                **{k: v for k, v in dataclasses.asdict(config.loss).items()
+                   if k != "global_batch"}
+            )
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
                                          momentum=config.optim.momentum,
                                          weight_decay=config.optim.weight_decay)
@@ -261,6 +286,8 @@ class _Run:
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
+            # key encoder (key_encoder.*), queue and its pointer (ptr)
+            **({"momentum_queue": self.mq.state_dict()} if self.mq is not None else {}),
         }
 
     def restore(self, state: dict) -> None:
@@ -269,6 +296,8 @@ class _Run:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
+        if self.mq is not None:
+            self.mq.load_state_dict(state["momentum_queue"])
         _set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
@@ -281,13 +310,41 @@ class _Run:
             return self.batch_aug(images), self.batch_aug(images)
         return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
 
-    def train_step(self, batch: list | dict) -> dict[str, float]:
+    def _autocast(self):
+        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
+
+    def _queue_forward(self, v1: torch.Tensor, v2: torch.Tensor) -> dict[str, torch.Tensor]:
+        """MoCo's step up to the loss; returns the loss dict and (under "keys") the global
+        batch of keys to enqueue once the optimizer has stepped."""
+        mq = self.mq
+        assert mq is not None  # only called when the config has a queue
+        mq.update_key_encoder(self.model)
+        mq.key_encoder.train(self.net.training)
+        # the same permutation on every rank, a function of (seed, step): exact resume
+        shuffle = torch.Generator().manual_seed(_epoch_seed(self.config.seed, self.step, 0))
+        with self._autocast():
+            q = self.net(v1)
+            k = mq.keys(v2, shuffle_bn=self.config.queue.shuffle_bn, generator=shuffle)
+        q, k = q.float(), k.float()
+        keys = gather_in_sample_order(k)
+        if self.config.loss.global_batch:
+            q, k = gather_in_sample_order(q), keys
+        out = self.criterion(q, k, mq.queue)
+        out["keys"] = keys
+        return out
+
+    def train_step(self, batch: Any) -> dict[str, float]:
+        """One optimiser step on a loader batch: ``[images, labels]``, or the dense recipe's
+        dict of views and their geometry."""
         if self.dense is not None:
             out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype)
+        elif self.mq is not None:
+            out = self._queue_forward(*self._views(batch))
+            keys = out.pop("keys")
         else:
             v1, v2 = self._views(batch)
-            with torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                                enabled=self.amp_dtype is not None):
+            with self._autocast():
                 z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN stats
             x, y = z.float().chunk(2)
             if self.config.loss.global_batch:
@@ -303,6 +360,8 @@ class _Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.mq is not None:  # after the backward pass, which reads the old queue
+            self.mq.enqueue(keys)
         return {name: value.item() for name, value in out.items()}
 
     def run_epoch(self, writer, progress: bool) -> dict:

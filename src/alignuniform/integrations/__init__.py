@@ -1,0 +1,10 @@
+"""Alignment and uniformity inside other people's trainers (optional extras).
+
+- :mod:`alignuniform.integrations.lightning`: ``AlignUniformCallback`` for Lightning
+  (``pip install 'alignuniform[lightning]'``).
+- :mod:`alignuniform.integrations.hf`: ``AlignUniformCallback`` for the Hugging Face
+  ``transformers.Trainer`` and sentence-transformers' trainer (``pip install 'alignuniform[hf]'``).
+
+Nothing in the library imports this package; each module imports its framework when it is
+imported itself, with an error naming the extra when the framework is missing.
+"""

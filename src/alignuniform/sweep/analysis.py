@@ -1,0 +1,232 @@
+"""How well do alignment and uniformity predict downstream accuracy across a sweep?
+
+For every accuracy column (linear probe and 5-NN, on each evaluated layer) and that layer's
+held-out alignment and uniformity:
+
+- Spearman's rho and Kendall's tau-b of accuracy against alignment, against uniformity,
+  and against a fitted combination ``a·align + b·unif + c`` (least squares on accuracy);
+  for the combination the correlation is of its *leave-one-out* predictions, so the fit
+  does not flatter itself;
+- 95% percentile bootstrap intervals (rows resampled with replacement, seeded);
+- the combination's coefficients, in-sample R² and leave-one-out R² (PRESS: 1 − Σ(loo
+  residual)² / Σ(acc − mean)²);
+
+over all finished trials, over the non-collapsed ones (see ``is_collapsed``), and, when the
+sweep varies the output dimension (uniformity's scale depends on it), per dimension.
+Numbers that cannot be computed (fewer than 4 rows, a constant column) are ``None``.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+
+from alignuniform.io import read_json, read_jsonl, write_json
+from alignuniform.sweep.spec import LAYERS
+from alignuniform.sweep.trial import is_collapsed
+
+ACCURACIES = ("linear_acc", "knn5_acc")
+PREDICTORS = ("alignment", "uniformity", "combined")
+MIN_ROWS = 4
+MIN_FIT_ROWS = 6  # three coefficients: fewer rows leave no degrees of freedom to judge
+_CHUNK = 64
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis (ties share their mean rank), as scipy's."""
+    from scipy.stats import rankdata
+
+    return rankdata(a, axis=-1)
+
+
+def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    x = x - x.mean(-1, keepdims=True)
+    y = y - y.mean(-1, keepdims=True)
+    den = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (x * y).sum(-1) / np.where(den > 0, den, 1), np.nan)
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
+    return _pearson_rows(_ranks(x), _ranks(y))
+
+
+def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair of ``(B, n)`` arrays (exact, ties handled)."""
+    out = []
+    for s in range(0, len(x), _CHUNK):
+        sx = np.sign(x[s:s + _CHUNK, :, None] - x[s:s + _CHUNK, None, :])
+        sy = np.sign(y[s:s + _CHUNK, :, None] - y[s:s + _CHUNK, None, :])
+        num = (sx * sy).sum((1, 2))
+        den = np.sqrt((sx * sx).sum((1, 2)) * (sy * sy).sum((1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def _number(value: float) -> float | None:
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def _correlations(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None) -> dict:
+    """Both coefficients of ``y`` against ``x`` with bootstrap intervals over ``idx``."""
+    out = {}
+    for name, fn in (("spearman", spearman_rows), ("kendall", kendall_rows)):
+        value = fn(x[None], y[None])[0]
+        entry = {"value": _number(value), "low": None, "high": None}
+        if idx is not None and math.isfinite(value):
+            boot = fn(x[idx], y[idx])
+            boot = boot[np.isfinite(boot)]
+            if len(boot) >= 0.9 * len(idx):  # constant resamples are rare unless n is tiny
+                entry["low"], entry["high"] = (float(q) for q in np.quantile(boot,
+                                                                             [0.025, 0.975]))
+        out[name] = entry
+    return out
+
+
+def fit_combination(align: np.ndarray, unif: np.ndarray, acc: np.ndarray) -> dict:
+    """Least squares ``acc ≈ a·align + b·unif + c``, with leave-one-out predictions.
+
+    Returns:
+        ``{"a", "b", "intercept", "r2", "loo_r2", "loo_pred"}`` (``loo_pred`` an array).
+    """
+    x = np.column_stack([align, unif, np.ones_like(align)])
+    coef, *_ = np.linalg.lstsq(x, acc, rcond=None)
+    fitted = x @ coef
+    hat = np.einsum("ij,ji->i", x, np.linalg.pinv(x))  # diagonal of X (X^T X)^+ X^T
+    resid = acc - fitted
+    with np.errstate(divide="ignore", invalid="ignore"):
+        loo_resid = resid / (1.0 - hat)
+    ss_tot = float(((acc - acc.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    loo_r2 = 1.0 - float((loo_resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    return {"a": float(coef[0]), "b": float(coef[1]), "intercept": float(coef[2]),
+            "r2": r2, "loo_r2": loo_r2, "loo_pred": acc - loo_resid}
+
+
+def _block(rows: list[dict], layer: str, acc_name: str, bootstrap: int,
+           rng: np.random.Generator) -> dict:
+    cols = [f"{layer}.alignment", f"{layer}.uniformity", f"{layer}.{acc_name}"]
+    usable = [r for r in rows if all(isinstance(r.get(c), (int, float)) for c in cols)]
+    n = len(usable)
+    out: dict = {"n": n}
+    if n < MIN_ROWS:
+        out.update({p: None for p in PREDICTORS})
+        out["note"] = f"fewer than {MIN_ROWS} rows"
+        return out
+    align, unif, acc = (np.array([r[c] for r in usable], dtype=np.float64) for c in cols)
+    idx = rng.integers(0, n, size=(bootstrap, n)) if bootstrap else None
+    out["alignment"] = _correlations(align, acc, idx)
+    out["uniformity"] = _correlations(unif, acc, idx)
+    if n < MIN_FIT_ROWS:
+        out["combined"] = None
+        out["note"] = f"fewer than {MIN_FIT_ROWS} rows for the fitted combination"
+        return out
+    fit = fit_combination(align, unif, acc)
+    pred = fit.pop("loo_pred")
+    combined = _correlations(pred, acc, idx) if np.isfinite(pred).all() else {
+        "spearman": None, "kendall": None}
+    combined.update({k: _number(v) for k, v in fit.items()})
+    out["combined"] = combined
+    return out
+
+
+def _subsets(rows: list[dict], fraction: float) -> dict[str, list[dict]]:
+    ok = [r for r in rows if r.get("status") == "ok"]
+    subsets = {"all": ok,
+               "non_collapsed": [r for r in ok if is_collapsed(r, fraction) is False]}
+    dims = sorted({r["model.feat_dim"] for r in ok if r.get("model.feat_dim") is not None})
+    if len(dims) > 1:
+        for d in dims:
+            subsets[f"feat_dim={d}"] = [r for r in ok if r.get("model.feat_dim") == d]
+    return subsets
+
+
+def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap: int = 1000,
+                 seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:
+    """The correlations of a sweep's table (rows as in ``results.jsonl``).
+
+    Returns:
+        ``{"n_trials", "n_ok", "n_failed", "n_collapsed", "collapse_fraction",
+        "bootstrap", "seed", "results": [{"layer", "accuracy", "subset", "n",
+        "alignment", "uniformity", "combined"}, ...]}``; each predictor holds
+        ``spearman`` and ``kendall`` as ``{"value", "low", "high"}``, and ``combined``
+        also ``a``, ``b``, ``intercept``, ``r2``, ``loo_r2``.
+    """
+    rng = np.random.default_rng(seed)
+    ok = [r for r in rows if r.get("status") == "ok"]
+    results = []
+    for subset, members in _subsets(rows, collapse_fraction).items():
+        for layer in layers:
+            for acc_name in ACCURACIES:
+                block = _block(members, layer, acc_name, bootstrap, rng)
+                results.append({"layer": layer, "accuracy": acc_name, "subset": subset,
+                                **block})
+    return {
+        "n_trials": len(rows), "n_ok": len(ok),
+        "n_failed": len(rows) - len(ok),
+        "n_collapsed": sum(bool(is_collapsed(r, collapse_fraction)) for r in ok),
+        "collapse_fraction": collapse_fraction, "bootstrap": bootstrap, "seed": seed,
+        "results": results,
+    }
+
+
+def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: int = 0) -> dict:
+    """Analyse the sweep in ``out_dir`` (its ``results.jsonl``) and write ``analysis.json``.
+
+    Args:
+        out_dir: A sweep folder written by :func:`alignuniform.sweep.run_sweep`.
+        bootstrap: Resamples of the intervals (default: the sweep file's ``analysis``).
+        seed: Seed of the bootstrap.
+
+    Raises:
+        FileNotFoundError: ``out_dir`` holds no sweep (no ``sweep.json`` or results).
+    """
+    out_dir = Path(out_dir)
+    if not (out_dir / "sweep.json").is_file():
+        raise FileNotFoundError(f"{out_dir} holds no sweep (no sweep.json); run "
+                                "'alignuniform sweep SWEEP.yaml --out DIR' first")
+    meta = read_json(out_dir / "sweep.json")
+    settings = meta.get("analysis") or {}
+    rows = read_jsonl(out_dir / "results.jsonl") if (out_dir / "results.jsonl").is_file() \
+        else []
+    layers = tuple((meta.get("evaluate") or {}).get("layers") or LAYERS)
+    analysis = analyze_rows(
+        rows, collapse_fraction=settings.get("collapse_fraction", 0.2),
+        bootstrap=settings.get("bootstrap", 1000) if bootstrap is None else bootstrap,
+        seed=seed, layers=layers)
+    analysis["n_planned"] = len(meta.get("trial_list") or [])
+    analysis["sweep"] = meta.get("path")
+    write_json(out_dir / "analysis.json", analysis)
+    return analysis
+
+
+def format_table(analysis: dict, subsets: tuple[str, ...] | None = None) -> str:
+    """The analysis as a fixed-width text table (what ``sweep analyze`` prints)."""
+
+    def cell(entry: dict | None, stat: str) -> str:
+        e = (entry or {}).get(stat) if entry else None
+        if not e or e.get("value") is None:
+            return "n/a"
+        if e.get("low") is None:
+            return f"{e['value']:+.2f}"
+        return f"{e['value']:+.2f} [{e['low']:+.2f},{e['high']:+.2f}]"
+
+    head = (f"{'subset':<14} {'layer':<11} {'accuracy':<10} {'n':>4}  "
+            f"{'rho(align)':<20} {'rho(unif)':<20} {'rho(fit)':<20} "
+            f"{'tau(align)':<20} {'tau(unif)':<20} {'tau(fit)':<20} {'LOO R2':>7}")
+    lines = [head, "-" * len(head)]
+    for r in analysis["results"]:
+        if subsets and r["subset"] not in subsets:
+            continue
+        comb = r.get("combined") or {}
+        loo = comb.get("loo_r2")
+        lines.append(
+            f"{r['subset']:<14} {r['layer']:<11} {r['accuracy']:<10} {r['n']:>4}  "
+            + " ".join(f"{cell(r.get(p), s):<20}" for s in ("spearman", "kendall")
+                       for p in PREDICTORS)
+            + f" {('n/a' if loo is None else f'{loo:.2f}'):>7}")
+    return "\n".join(lines)

@@ -1,0 +1,162 @@
+"""Negatives beyond the batch: MoCo's momentum key encoder and queue of keys.
+
+``MomentumQueue`` holds the key encoder (an exponential moving average of the query
+encoder's parameters, ``k <- m k + (1 - m) q``) and a FIFO queue of K past keys, enqueued and
+dequeued exactly as MoCo does: a pointer advances by the global batch each step and the
+oldest keys are overwritten, so K must be a multiple of the global batch. Under DDP the keys
+of all ranks are gathered before they are enqueued, in the order of the samples in the
+single-process batch, so a K-process run holds the same queue as one process.
+
+``QueueLoss`` is the loss layer's view of the paper's MoCo variant (Wang & Isola's public
+fork): ``w_c L_contrastive(q, k; queue) + w_a L_align(q, k) + w_u L_uniform(q; queue)``
+with MoCo's InfoNCE (``alignuniform.queue_contrastive_loss``) and the fork's uniformity over
+query-queue plus query-query pairs (``alignuniform.queue_uniform_loss``).
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from alignuniform.distributed import all_gather, get_rank, get_world_size
+from alignuniform.losses import align_loss, queue_contrastive_loss, queue_uniform_loss
+
+#: the loss terms that can use a queue of negatives, and what they do with it
+QUEUE_TERMS = {
+    "w_contrastive": "MoCo's InfoNCE, the queue as negatives",
+    "w_uniform": "uniformity over query-queue (and query-query) pairs",
+}
+
+
+def nearest_queue_sizes(size: int, batch: int) -> tuple[int, int]:
+    """The multiples of ``batch`` just below (at least ``batch``) and above ``size``."""
+    below = max(size // batch, 1) * batch
+    return below, (size // batch + 1) * batch
+
+
+def gather_in_sample_order(x: torch.Tensor) -> torch.Tensor:
+    """All ranks' rows (differentiably), ordered as the samples of the single-process batch.
+
+    ``DistributedSampler`` deals the single-process permutation out round-robin: row j of
+    rank r is sample ``j * world_size + r`` of the global batch. Not distributed: ``x``.
+    """
+    world = get_world_size()
+    if world == 1:
+        return x
+    gathered = all_gather(x)
+    return gathered.view(world, x.shape[0], *x.shape[1:]).transpose(0, 1).reshape(
+        world * x.shape[0], *x.shape[1:])
+
+
+class MomentumQueue(nn.Module):
+    """MoCo's key encoder and queue.
+
+    Args:
+        encoder: The query encoder; the key encoder starts as a copy of it.
+        size: K, the number of keys held.
+        dim: Embedding dimension.
+        momentum: m in ``k <- m k + (1 - m) q``, in [0, 1) (0.999 in MoCo and the fork).
+        seed: Seed of the initial queue (random unit vectors, as in MoCo).
+
+    Attributes:
+        key_encoder: Updated only by :meth:`update_key_encoder`, never by gradients.
+        queue: (K, dim) keys; ``ptr`` is the row the next batch is written at.
+    """
+
+    def __init__(self, encoder: nn.Module, size: int, dim: int, momentum: float = 0.999,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if not 0 <= momentum < 1:
+            raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+        if size < 1:
+            raise ValueError(f"the queue size must be >= 1, got {size}")
+        self.momentum, self.size = float(momentum), int(size)
+        self.key_encoder = copy.deepcopy(encoder)
+        for p in self.key_encoder.parameters():
+            p.requires_grad_(False)
+        device = next(encoder.parameters()).device
+        g = torch.Generator().manual_seed(seed)
+        self.register_buffer("queue", F.normalize(torch.randn(size, dim, generator=g), dim=1)
+                             .to(device))
+        self.register_buffer("ptr", torch.zeros((), dtype=torch.long, device=device))
+
+    @torch.no_grad()
+    def update_key_encoder(self, encoder: nn.Module) -> None:
+        """One EMA step of the key encoder's parameters towards ``encoder``'s (MoCo updates
+        before computing the keys of a step). Buffers (BatchNorm statistics) are the key
+        encoder's own, from its forward passes, as in MoCo."""
+        for pk, pq in zip(self.key_encoder.parameters(), encoder.parameters(), strict=True):
+            pk.mul_(self.momentum).add_(pq.detach(), alpha=1.0 - self.momentum)
+
+    @torch.no_grad()
+    def keys(self, images: torch.Tensor, shuffle_bn: bool = False,
+             generator: torch.Generator | None = None) -> torch.Tensor:
+        """The key encoder's embeddings of this rank's ``images``.
+
+        With ``shuffle_bn`` under DDP (MoCo's shuffling BN), the global batch is permuted
+        (``generator``: the same permutation on every rank) and dealt out before the
+        forward pass and the keys put back afterwards, so BatchNorm statistics on a rank
+        mix samples whose queries lie on other ranks. One process: a no-op.
+        """
+        world = get_world_size()
+        if not shuffle_bn or world == 1:
+            return self.key_encoder(images)
+        n, rank = images.shape[0], get_rank()
+        everything = all_gather(images)
+        perm = torch.randperm(world * n, generator=generator).to(images.device)
+        keys = all_gather(self.key_encoder(everything[perm.view(world, n)[rank]]))
+        return keys[torch.argsort(perm)][rank * n : (rank + 1) * n]
+
+    @torch.no_grad()
+    def enqueue(self, keys: torch.Tensor) -> None:
+        """Write the global batch of ``keys`` at the pointer (overwriting the oldest) and
+        advance it, as MoCo's ``_dequeue_and_enqueue``."""
+        n = keys.shape[0]
+        if self.size % n:
+            raise ValueError(f"the queue size {self.size} is not a multiple of the global "
+                             f"batch {n}")
+        queue, pointer = cast(torch.Tensor, self.queue), cast(torch.Tensor, self.ptr)
+        ptr = int(pointer)
+        queue[ptr : ptr + n] = keys.detach().to(queue.dtype)
+        pointer.fill_((ptr + n) % self.size)
+
+
+class QueueLoss(nn.Module):
+    """``w_c L_contrastive(q, k; queue) + w_a L_align(q, k) + w_u L_uniform(q; queue)``.
+
+    ``forward(q, k, queue)`` returns a dict like ``LossCombination``'s: ``"loss"`` and one
+    detached entry per active term (``"contrastive"``, ``"align"``, ``"uniform"``).
+    """
+
+    def __init__(self, w_contrastive: float = 0.0, tau: float = 0.07, w_align: float = 0.0,
+                 alpha: float = 2.0, w_uniform: float = 0.0, t: float = 2.0,
+                 intra_batch: bool = True) -> None:
+        super().__init__()
+        if not (w_contrastive or w_uniform):
+            raise ValueError(
+                "a queue needs a loss term that uses negatives: "
+                + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+            )
+        self.w_contrastive, self.tau = float(w_contrastive), float(tau)
+        self.w_align, self.alpha = float(w_align), float(alpha)
+        self.w_uniform, self.t, self.intra_batch = float(w_uniform), float(t), intra_batch
+
+    def forward(self, q: torch.Tensor, k: torch.Tensor,
+                queue: torch.Tensor) -> dict[str, torch.Tensor]:
+        k = k.detach()
+        terms: dict[str, tuple[float, torch.Tensor]] = {}
+        if self.w_contrastive:
+            terms["contrastive"] = (self.w_contrastive,
+                                    queue_contrastive_loss(q, k, queue, self.tau))
+        if self.w_align:
+            terms["align"] = (self.w_align, align_loss(q, k, self.alpha))
+        if self.w_uniform:
+            terms["uniform"] = (self.w_uniform, queue_uniform_loss(
+                q, queue, self.t, intra_batch=self.intra_batch))
+        out = {"loss": cast(torch.Tensor, sum(w * value for w, value in terms.values()))}
+        out.update({name: value.detach() for name, (_, value) in terms.items()})
+        return out

