@@ -66,6 +66,10 @@ class EvaluateSpec:
         alpha, t: Alignment exponent and uniformity scale of the held-out metrics (the paper
             reports alpha = 2, t = 2 whatever the loss used).
         batch_size: Batch size of feature extraction.
+        dense: Keyword arguments of
+            ``alignuniform.evaluate.dense_pipeline.evaluate_dense_checkpoint`` (e.g.
+            ``{n_train: 300, n_test: 200}``): each trial's dense numbers on held-out scenes
+            are added to its row; ``None``: no dense evaluation.
     """
 
     layers: list[str] = field(default_factory=lambda: list(LAYERS))
@@ -78,6 +82,7 @@ class EvaluateSpec:
     alpha: float = 2.0
     t: float = 2.0
     batch_size: int = 256
+    dense: dict | None = None
 
 
 @dataclass
@@ -210,6 +215,17 @@ def _section(cls: type[_S], values: object, where: str) -> _S:
 
 
 def _check_evaluate(ev: EvaluateSpec) -> None:
+    if ev.dense is not None:
+        import inspect
+
+        from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint
+
+        options = [p for p in inspect.signature(evaluate_dense_checkpoint).parameters
+                   if p not in ("path", "device")]
+        unknown = sorted(set(map(str, ev.dense)) - set(options))
+        if unknown:
+            raise SweepError(f"unknown key(s) {', '.join(unknown)} in evaluate.dense; valid "
+                             f"keys: {', '.join(options)}")
     if not ev.layers or set(ev.layers) - set(LAYERS):
         raise SweepError(f"evaluate.layers must be among {list(LAYERS)}, got {ev.layers}")
     if ev.protocol not in ("fast", "paper", "both"):
