@@ -64,20 +64,27 @@ def test_bad_arguments(checkpoint, kwargs, message):
         evaluate_dense_checkpoint(checkpoint, **{**SMALL, **kwargs})
 
 
-def test_the_table_reads_each_cell_from_its_own_columns():
+def study_rows(n: int = 12) -> list[dict]:
+    """Rows of a made-up study: linear accuracy exactly linear in the global alignment,
+    multi-object mIoU exactly linear in the multi-object backbone metrics, the rest noise."""
     rng = np.random.default_rng(0)
     rows = []
-    for _ in range(12):
-        row = {"embedding.alignment": rng.uniform(0, 1), "embedding.uniformity": rng.uniform(-4, 0)}
+    for _ in range(n):
+        row = {"status": "ok", "embedding.alignment": rng.uniform(0, 1),
+               "embedding.uniformity": rng.uniform(-4, -1), "embedding.uniformity_bound": -4.0}
         row["penultimate.linear_acc"] = 0.5 - 0.2 * row["embedding.alignment"]
         for variant in ("single", "multi"):
             for name in ("backbone", "dense"):
                 for key in ("dense_alignment", "dense_uniformity", "miou"):
                     row[f"dense.{variant}.{name}.{key}"] = rng.uniform(0, 1)
-        # mIoU on multi-object scenes is exactly linear in the multi backbone metrics
         row["dense.multi.backbone.miou"] = (0.3 * row["dense.multi.backbone.dense_alignment"]
                                            - 0.1 * row["dense.multi.backbone.dense_uniformity"])
         rows.append(row)
+    return rows
+
+
+def test_the_table_reads_each_cell_from_its_own_columns():
+    rows = study_rows()
     rows.append({"embedding.alignment": 1.0})  # a failed trial: left out of every cell
     table = au_correlation_table(rows, n_boot=50)
     assert len(table) == 2 * 2 * 3

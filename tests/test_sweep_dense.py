@@ -41,3 +41,23 @@ def test_an_unknown_dense_option_is_refused_before_any_trial(tmp_path):
     with pytest.raises(SweepError, match="unknown key.*n_scenes in evaluate.dense; valid keys: "
                                          "root, variants"):
         load_sweep(sweep)
+
+
+def test_the_analysis_of_a_dense_sweep_holds_the_au_correlation_table(tmp_path):
+    from alignuniform.evaluate.dense_pipeline import format_au_correlation_table
+    from alignuniform.io import append_jsonl, write_json
+    from alignuniform.sweep.analysis import analyze_sweep
+    from tests.test_dense_pipeline import study_rows
+
+    write_json(tmp_path / "sweep.json", {
+        "path": "dense.yaml", "trial_list": [], "analysis": {"bootstrap": 20},
+        "evaluate": {"layers": ["embedding"], "dense": {"n_train": 200}}})
+    for row in study_rows():
+        append_jsonl(tmp_path / "results.jsonl", row)
+    tables = analyze_sweep(tmp_path)["dense_au_correlation"]
+    assert set(tables) == {"all", "non_collapsed"}
+    cell = {(c["metrics"], c["performance"], c["variant"]): c for c in tables["all"]}
+    assert cell["global", "linear acc", "multi"]["value"] == pytest.approx(1.0)
+    assert cell["global", "linear acc", "multi"]["n_boot"] > 0  # the sweep's bootstrap
+    text = format_au_correlation_table(tables["all"])
+    assert len(text.splitlines()) == 2 + 12 and "dense (backbone)" in text

@@ -69,6 +69,12 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
     print(f"{analysis['n_ok']} of {analysis['n_planned']} trials evaluated "
           f"({analysis['n_failed']} failed, {analysis['n_collapsed']} collapsed)")
     print(format_table(analysis))
+    if "dense_au_correlation" in analysis:
+        from alignuniform.evaluate.dense_pipeline import format_au_correlation_table
+
+        for subset, table in analysis["dense_au_correlation"].items():
+            print(f"\nAU-correlation, {subset} trials:")
+            print(format_au_correlation_table(table))
     if analysis["n_ok"]:
         pages = build_sweep_report(out)
         print(f"report: {pages['html']}")

@@ -182,6 +182,9 @@ def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: in
         bootstrap: Resamples of the intervals (default: the sweep file's ``analysis``).
         seed: Seed of the bootstrap.
 
+    With a dense evaluation (``evaluate.dense``), ``analysis["dense_au_correlation"]`` also
+    holds ``evaluate.dense_pipeline.au_correlation_table`` for each subset of trials.
+
     Raises:
         FileNotFoundError: ``out_dir`` holds no sweep (no ``sweep.json`` or results).
     """
@@ -200,6 +203,13 @@ def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: in
         seed=seed, layers=layers)
     analysis["n_planned"] = len(meta.get("trial_list") or [])
     analysis["sweep"] = meta.get("path")
+    if (meta.get("evaluate") or {}).get("dense") is not None:  # issue 11's table
+        from alignuniform.evaluate.dense_pipeline import au_correlation_table
+
+        fraction = settings.get("collapse_fraction", 0.2)
+        analysis["dense_au_correlation"] = {
+            name: au_correlation_table(members, n_boot=analysis["bootstrap"], seed=seed)
+            for name, members in _subsets(rows, fraction).items()}
     write_json(out_dir / "analysis.json", analysis)
     return analysis
 
