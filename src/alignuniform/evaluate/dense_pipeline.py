@@ -17,9 +17,10 @@ and drop), seeded, so every encoder is measured on the same views.
 
 Example:
     >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
-    >>> results = evaluate_dense_checkpoint("runs/dense/checkpoint.pt", n_train=500)
-    >>> results["multi"]["backbone"]["miou"]
-    >>> dense_row(results)   # flat columns "dense.multi.backbone.miou", ...
+    >>> results = evaluate_dense_checkpoint("runs/cpu_dense/checkpoint.pt",
+    ...                                     n_train=500)  # doctest: +SKIP
+    >>> results["multi"]["backbone"]["miou"]  # doctest: +SKIP
+    >>> dense_row(results)  # flat columns "dense.multi.backbone.miou", ...  # doctest: +SKIP
 """
 
 from __future__ import annotations
