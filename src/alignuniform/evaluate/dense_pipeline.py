@@ -15,11 +15,11 @@ The held-out views are the CIFAR-10 training recipe at the scene canvas size
 (``dataclasses.replace(recipes.CIFAR10, size=canvas)``: crop scale 0.2-1, flip, colour jitter
 and drop), seeded, so every encoder is measured on the same views.
 
-Example:
+Examples:
     >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
-    >>> results = evaluate_dense_checkpoint("runs/dense/checkpoint.pt", n_train=500)
-    >>> results["multi"]["backbone"]["miou"]
-    >>> dense_row(results)   # flat columns "dense.multi.backbone.miou", ...
+    >>> results = evaluate_dense_checkpoint("run/checkpoint.pt")  # doctest: +SKIP
+    >>> results["multi"]["backbone"]["miou"]  # doctest: +SKIP
+    >>> dense_row(results)  # doctest: +SKIP
 """
 
 from __future__ import annotations
