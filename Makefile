@@ -25,7 +25,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks setup.py docs/_hooks docs/_tools
+	$(BIN)/ruff check src tests benchmarks setup.py docs/_hooks
 	# mypy at the strictness stated in pyproject.toml [tool.mypy], over src/alignuniform
 	$(BIN)/mypy
 

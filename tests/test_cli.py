@@ -43,7 +43,8 @@ def test_every_command_takes_out_seed_no_progress_debug_the_same_way(command):
         assert isinstance(options[flag], argparse._StoreTrueAction) and not options[flag].default
     args = LEAVES[command].parse_args(
         ["--out", "o", "--seed", "7", "--no-progress", "--debug"]
-        + {"eval": ["ck.pt"], "report": ["run"], "train": []}.get(command, [])
+        + {"eval": ["ck.pt"], "report": ["run"], "measure": ["emb.npy"],
+           "sweep": ["s.yaml"]}.get(command, [])
         + (["--stsb", "s"] if command.startswith("text") else [])
         + (["--sentences", "x.txt"] if command == "text train" else []))
     assert (args.out, args.seed, args.no_progress, args.debug) == (Path("o"), 7, True, True)

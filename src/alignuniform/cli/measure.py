@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 # the library's thresholds (evaluate.measurement), written out so that building the parser
 # does not import the evaluate package (torchvision, scikit-learn);
@@ -50,11 +50,8 @@ def add_parser(subparsers) -> None:
                    help="estimate uniformity from N sampled pairs whatever the size")
     p.add_argument("--no-normalize", action="store_true",
                    help="measure the rows as given instead of L2-normalising them")
-    p.add_argument("--out", type=Path, default=Path("runs/measure"),
-                   help="output folder (default: runs/measure)")
-    p.add_argument("--seed", type=int, default=0,
-                   help="seeds the pair sampler, the 5-NN queries and the figure (default 0)")
-    add_run_options(p)
+    add_common_options(p, out_help="output folder", out_default=Path("runs/measure"),
+                       seed_help="seeds the pair sampler, the 5-NN queries and the figure")
     p.set_defaults(func=run)
 
 

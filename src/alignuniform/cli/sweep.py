@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 MAX_EXIT = 100
 
@@ -35,7 +35,8 @@ def add_parser(subparsers) -> None:
                    help="the sweep file, or 'analyze' or 'probes' followed by a sweep folder")
     p.add_argument("dir", nargs="?", type=Path, metavar="DIR",
                    help="with 'analyze' or 'probes': the sweep folder")
-    p.add_argument("--out", type=Path, help="sweep folder (required to run a sweep)")
+    add_common_options(p, out_help="sweep folder (required to run a sweep)",
+                       seed_help="overrides the sweep file's seed", seed_default=None)
     p.add_argument("--workers", type=int,
                    help="trials at a time (local default: cores / 2; each worker gets "
                         "cores / workers torch threads)")
@@ -46,7 +47,6 @@ def add_parser(subparsers) -> None:
                    help="local worker pool (default) or Ray Tune "
                         "(pip install 'alignuniform[ray]')")
     p.add_argument("--address", help="Ray cluster address ('auto' joins a running cluster)")
-    p.add_argument("--seed", type=int, help="overrides the sweep file's seed")
     p.add_argument("--retry-failed", action="store_true",
                    help="rerun trials that failed in an earlier run of this sweep")
     p.add_argument("--bootstrap", type=int,
@@ -57,7 +57,6 @@ def add_parser(subparsers) -> None:
                    help="with 'probes': how many encoders (spread over accuracy)")
     p.add_argument("--epochs", type=int, default=100,
                    help="with 'probes': epochs of the paper's probe (100 in the paper)")
-    add_run_options(p)
     p.set_defaults(func=run)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from alignuniform.cli._options import add_run_options
+from alignuniform.cli._options import add_common_options
 
 
 def add_parser(subparsers) -> None:
@@ -24,15 +24,14 @@ def add_parser(subparsers) -> None:
                    help="config overrides, e.g. loss.w_uniform=0.5 data.batch_size=256")
     p.add_argument("--config", type=Path,
                    help="YAML config file, or the name of a shipped recipe (alignuniform configs)")
-    p.add_argument("--out", type=Path, required=True,
-                   help="run directory (locked while a run uses it: a second one is refused)")
-    p.add_argument("--seed", type=int, help="overrides the config's seed")
+    add_common_options(p, out_help="run directory (locked while a run uses it: a second one is "
+                       "refused)", out_required=True, seed_help="overrides the config's seed",
+                       seed_default=None)
     p.add_argument("--resume", action="store_true",
                    help="continue the run in --out from its last checkpoint")
     p.add_argument("--monitor", action="store_true",
                    help="after each epoch log held-out weighted k-NN accuracy, alignment and "
                         "uniformity to epochs.jsonl (alignuniform.evaluate.make_monitor)")
-    add_run_options(p)
     p.set_defaults(func=run)
 
 

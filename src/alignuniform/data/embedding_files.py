@@ -6,10 +6,10 @@ rows are used), ``.npz``, ``.pt`` (a tensor, or a dict entry), ``.safetensors``,
 :func:`read_embeddings`, :func:`read_pairs` and :func:`read_labels` add the shape and type
 checks of each role, with messages that name the file.
 
-Example:
+Examples:
     >>> from alignuniform.data.embedding_files import read_embeddings, read_labels
-    >>> x = read_embeddings("emb.npy")            # a (N, d) numpy memmap, not yet read
-    >>> y = read_labels("labels.csv", n=x.shape[0])
+    >>> x = read_embeddings("emb.npy")  # doctest: +SKIP
+    >>> y = read_labels("labels.csv", n=x.shape[0])  # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -15,12 +15,11 @@ The held-out views are the CIFAR-10 training recipe at the scene canvas size
 (``dataclasses.replace(recipes.CIFAR10, size=canvas)``: crop scale 0.2-1, flip, colour jitter
 and drop), seeded, so every encoder is measured on the same views.
 
-Example:
+Examples:
     >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
-    >>> results = evaluate_dense_checkpoint("runs/cpu_dense/checkpoint.pt",
-    ...                                     n_train=500)  # doctest: +SKIP
+    >>> results = evaluate_dense_checkpoint("run/checkpoint.pt")  # doctest: +SKIP
     >>> results["multi"]["backbone"]["miou"]  # doctest: +SKIP
-    >>> dense_row(results)  # flat columns "dense.multi.backbone.miou", ...  # doctest: +SKIP
+    >>> dense_row(results)  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -271,19 +270,3 @@ def au_correlation_table(
                     cell.update(error=str(err), n_encoders=len(used))
                 table.append(cell)
     return table
-
-
-def format_au_correlation_table(table: list[dict]) -> str:
-    """:func:`au_correlation_table`'s cells as a fixed-width text table (what ``sweep
-    analyze`` prints)."""
-    head = (f"{'metrics':<17} {'performance':<12} {'scenes':<7} {'n':>3}  "
-            f"{'AU-correlation [95%]':<24} {'Q2':>6}")
-    lines = [head, "-" * len(head)]
-    for c in table:
-        if "error" in c:
-            value, q2 = f"n/a ({c['error'][:40]})", ""
-        else:
-            value, q2 = f"{c['value']:+.2f} [{c['low']:+.2f},{c['high']:+.2f}]", f"{c['q2']:.2f}"
-        lines.append(f"{c['metrics']:<17} {c['performance']:<12} {c['variant']:<7} "
-                     f"{c['n_encoders']:>3}  {value:<24} {q2:>6}")
-    return "\n".join(lines)

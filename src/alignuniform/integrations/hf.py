@@ -1,12 +1,12 @@
 """Held-out alignment and uniformity logged from a Hugging Face ``transformers.Trainer`` or
 sentence-transformers' ``SentenceTransformerTrainer``.
 
-Example:
+Examples:
     >>> from alignuniform.integrations.hf import AlignUniformCallback
-    >>> cb = AlignUniformCallback((sentences, paraphrases), every_n_steps=50)
-    >>> trainer = SentenceTransformerTrainer(model=model, args=args, ..., callbacks=[cb])
-    >>> cb.attach(trainer)   # logs through trainer.log: log_history, TensorBoard, W&B...
-    >>> trainer.train()
+    >>> cb = AlignUniformCallback((sentences, paraphrases), every_n_steps=50)  # doctest: +SKIP
+    >>> trainer = SentenceTransformerTrainer(..., callbacks=[cb])  # doctest: +SKIP
+    >>> cb.attach(trainer)  # doctest: +SKIP
+    >>> trainer.train()  # doctest: +SKIP
 
 Needs the ``hf`` extra (``pip install 'alignuniform[hf]'``).
 """

@@ -1,10 +1,10 @@
 """Held-out alignment and uniformity of a LightningModule, logged while it trains.
 
-Example:
+Examples:
     >>> from alignuniform.integrations.lightning import AlignUniformCallback
-    >>> cb = AlignUniformCallback((x_val, x_val_positive), every_n_steps=100)
-    >>> trainer = lightning.pytorch.Trainer(callbacks=[cb], ...)
-    >>> trainer.fit(module)          # logs align, uniform, uniform_bound every 100 steps
+    >>> cb = AlignUniformCallback((x_val, x_val_positive), every_n_steps=100)  # doctest: +SKIP
+    >>> trainer = lightning.pytorch.Trainer(callbacks=[cb], ...)  # doctest: +SKIP
+    >>> trainer.fit(module)  # doctest: +SKIP
 
 Needs the ``lightning`` extra (``pip install 'alignuniform[lightning]'``).
 """

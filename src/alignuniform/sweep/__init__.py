@@ -8,11 +8,11 @@
   (Spearman and Kendall with bootstrap intervals, a fitted ``a·align + b·unif`` with its
   leave-one-out R²), also over non-collapsed encoders only.
 
-Example:
+Examples:
     >>> from alignuniform.sweep import load_sweep, run_sweep, analyze_sweep
     >>> spec = load_sweep("sweeps/mnist1d_study.yaml")
-    >>> outcome = run_sweep(spec, "runs/mnist1d_study", workers=1)
-    >>> analysis = analyze_sweep("runs/mnist1d_study")
+    >>> outcome = run_sweep(spec, "runs/mnist1d_study", workers=1)  # doctest: +SKIP
+    >>> analysis = analyze_sweep("runs/mnist1d_study")  # doctest: +SKIP
 """
 
 from alignuniform.sweep.analysis import analyze_rows, analyze_sweep
