@@ -270,3 +270,19 @@ def au_correlation_table(
                     cell.update(error=str(err), n_encoders=len(used))
                 table.append(cell)
     return table
+
+
+def format_au_correlation_table(table: list[dict]) -> str:
+    """:func:`au_correlation_table`'s cells as a fixed-width text table (what ``sweep
+    analyze`` prints)."""
+    head = (f"{'metrics':<17} {'performance':<12} {'scenes':<7} {'n':>3}  "
+            f"{'AU-correlation [95%]':<24} {'Q2':>6}")
+    lines = [head, "-" * len(head)]
+    for c in table:
+        if "error" in c:
+            value, q2 = f"n/a ({c['error'][:40]})", ""
+        else:
+            value, q2 = f"{c['value']:+.2f} [{c['low']:+.2f},{c['high']:+.2f}]", f"{c['q2']:.2f}"
+        lines.append(f"{c['metrics']:<17} {c['performance']:<12} {c['variant']:<7} "
+                     f"{c['n_encoders']:>3}  {value:<24} {q2:>6}")
+    return "\n".join(lines)
