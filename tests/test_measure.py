@@ -231,13 +231,11 @@ def test_normalisation_messages_and_no_normalize():
 # ---------------------------------------------------------------- bad input
 
 
-def test_sampled_uniformity_of_far_apart_raw_rows_says_why():
+def test_sampled_uniformity_of_far_apart_raw_rows_is_exact_in_log_space():
     x = 100 * np.eye(4, dtype=np.float32)  # every pair at distance 141: exp(-2 * 2e4) = 0
-    try:  # a finite estimate (summed in log space) or a clear error, never "math domain"
-        assert math.isfinite(measure(x, normalize=False, sample=100).summary["uniformity"])
-    except ValueError as err:
-        assert "exp(-t * distance^2) = 0" in str(err)
-    assert math.isfinite(measure(x, normalize=False).summary["uniformity"])  # exact: log-space
+    # every pair term is exp(-40000): the log-space sampler and the exact kernel give -40000
+    assert measure(x, normalize=False, sample=100).summary["uniformity"] == pytest.approx(-4e4)
+    assert measure(x, normalize=False).summary["uniformity"] == pytest.approx(-4e4)
 
 
 def test_nan_rows_name_the_first_row_and_the_count():
