@@ -52,8 +52,11 @@ def test_grid_random_product_and_stable_ids(tmp_path):
     assert [t.overrides["model.feat_dim"] for t in spec.trial_list[:4]] == [2, 8, 2, 8]
     for t in spec.trial_list:
         assert 1 <= t.overrides["loss.t"] <= 8 and 0.1 <= t.overrides["loss.w_align"] <= 10
+        assert float(t.overrides["loss.t"]).is_integer() and t.overrides["loss.alpha"] in (1, 2)
         assert t.config["loss"]["t"] == t.overrides["loss.t"]
         assert t.overrides["seed"] == 0 and "feat_dim=" in t.name
+    # random keys are drawn afresh per trial, not once for the sweep
+    assert len({t.overrides["loss.w_align"] for t in spec.trial_list}) == 6
     again = load_sweep(path)
     assert [t.id for t in again.trial_list] == [t.id for t in spec.trial_list]
     assert again.fingerprint() == spec.fingerprint()
