@@ -146,22 +146,17 @@ def uniform_loss(
 def _bank(queue: object, q: torch.Tensor, name: str = "queue") -> torch.Tensor:
     """A validated, detached (K, d) bank in ``q``'s dtype: no gradient flows into a queue.
 
-    Checked 4,096 rows at a time: ``isfinite`` over the whole bank would hold several (K, d)
-    temporaries (56 MiB for K = 65,536, d = 128), more than the loss itself needs.
+    Checked for NaN/Inf 4,096 rows at a time: ``isfinite`` over the whole bank would hold
+    several (K, d) temporaries (56 MiB for K = 65,536, d = 128), more than the loss needs.
     """
-    if isinstance(queue, torch.Tensor) and queue.ndim == 2:
-        _checks.embeddings(queue[:1], name)  # type, shape, at least one row
-    else:
-        _checks.embeddings(queue, name)  # raises: not a (K, d) tensor
-    queue = cast(torch.Tensor, queue)
-    for chunk in queue.detach().split(4096):
-        _checks.embeddings(chunk, name)
-    queue = queue.detach().to(q.dtype)
+    queue = _checks.embeddings(queue, name, check_values=False).detach()
+    if not _checks.all_finite(queue, block=4096 * queue.shape[1]):
+        raise ValueError(f"{name} contains NaN or Inf values")
     if queue.shape[1] != q.shape[1]:
         raise ValueError(
             f"{name} must have d={q.shape[1]} columns like q, got {tuple(queue.shape)}"
         )
-    return queue
+    return queue.to(q.dtype)
 
 
 def queue_uniform_loss(
