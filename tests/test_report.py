@@ -190,8 +190,8 @@ def test_curves_figure_draws_every_numeric_key(tmp_path):
 # pages: report.html / report.md
 
 def _fake_eval(linear, knn, align, unif, bound=-1.575):
-    layer = {"linear_acc": linear, "knn5_acc": knn, "alignment": align, "uniformity": unif,
-             "uniformity_bound": bound, "dim": 2}
+    layer = {"linear_acc": linear, "knn5_acc": knn, "mean_acc": knn - 0.02, "alignment": align,
+             "uniformity": unif, "uniformity_bound": bound, "dim": 2}
     return {"layers": {"embedding": layer, "penultimate": {**layer, "dim": 16}}}
 
 
@@ -229,7 +229,7 @@ def test_build_report_writes_every_figure_and_both_pages(built_report):
     md = written["markdown"].read_text()
     for key in ("s1", "plane", "curves"):
         assert f"]({key}.png)" in md  # linked relative to the page
-    assert "| random init | 16.0% | 15.0% |" in md
+    assert "| random init | 16.0% | 15.0% | 13.0% |" in md  # linear, 5-NN, mean classifier
 
 
 def test_report_html_is_self_contained_and_escaped(built_report):

@@ -32,14 +32,16 @@ def _layer(enc: dict, layer: str) -> dict:
 
 
 def results_table(encoders: Sequence[dict]) -> Table:
-    """The results table: accuracies of both layers, alignment, uniformity, bound, time."""
-    columns = ["encoder", "linear acc (emb)", "5-NN acc (emb)", "linear acc (pen)",
-               "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s"]
+    """The results table: accuracies of both layers (linear, 5-NN; the mean classifier of the
+    embedding), alignment, uniformity, bound, time."""
+    columns = ["encoder", "linear acc (emb)", "5-NN acc (emb)", "mean clf (emb)",
+               "linear acc (pen)", "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s"]
     rows = []
     for enc in encoders:
         emb, pen = _layer(enc, "embedding"), _layer(enc, "penultimate")
         rows.append([
             enc["name"], _fmt(emb.get("linear_acc"), ".1%"), _fmt(emb.get("knn5_acc"), ".1%"),
+            _fmt(emb.get("mean_acc"), ".1%"),
             _fmt(pen.get("linear_acc"), ".1%"), _fmt(pen.get("knn5_acc"), ".1%"),
             _fmt(emb.get("alignment")), _fmt(emb.get("uniformity")),
             _fmt(emb.get("uniformity_bound")), _fmt(enc.get("train_s"), ".1f"),

@@ -11,6 +11,12 @@ import math
 from pathlib import Path
 
 from alignuniform.io import read_json, read_jsonl
+from alignuniform.report.augment_grid import (
+    AUGMENT_KEY,
+    augment_grid_figure,
+    augment_label,
+    augment_table,
+)
 from alignuniform.report.page import Section, Table, write_page
 from alignuniform.report.sweep_figures import metric_figure, plane_figure, ratio_figure
 
@@ -81,22 +87,41 @@ def _fit_table(analysis: dict) -> Table:
                   "R²", "LOO R²"], rows)
 
 
+def _setting(value: object, key: str) -> str:
+    if isinstance(value, str):
+        return value
+    if key == AUGMENT_KEY and isinstance(value, dict):
+        return augment_label(value)
+    return _num(value, "g")
+
+
 def _top_table(rows: list[dict], varying: list[str], n: int) -> Table:
     ok = [r for r in rows if r.get("status") == "ok"
           and isinstance(r.get("embedding.linear_acc"), (int, float))]
     ok.sort(key=lambda r: -r["embedding.linear_acc"])
-    cols = ["rank", "trial", *varying, "linear (emb)", "5-NN (emb)", "linear (pen)",
-            "align", "uniform", "collapsed"]
+    cols = ["rank", "trial", *varying, "linear (emb)", "5-NN (emb)", "mean clf (emb)",
+            "linear (pen)", "align", "uniform", "collapsed"]
     body = []
     for i, r in enumerate(ok[:n], start=1):
-        body.append([str(i), r["id"], *[_num(r.get(k), "g") if not isinstance(r.get(k), str)
-                                        else r[k] for k in varying],
+        body.append([str(i), r["id"], *[_setting(r.get(k), k) for k in varying],
                      _num(r.get("embedding.linear_acc"), ".1%"),
                      _num(r.get("embedding.knn5_acc"), ".1%"),
+                     _num(r.get("embedding.mean_acc"), ".1%"),
                      _num(r.get("penultimate.linear_acc"), ".1%"),
                      _num(r.get("embedding.alignment")), _num(r.get("embedding.uniformity")),
                      "yes" if r.get("collapsed") else "no"])
     return Table(cols, body)
+
+
+def _augment_sections(rows: list[dict], out_dir: Path, layer: str) -> list[Section]:
+    figure = augment_grid_figure(rows, out_dir / "augment_grid.png", layer=layer)
+    return [
+        Section("Which augmentations make good positives", figure=figure,
+                caption="One trial per cell: a single transformation on the diagonal, a pair "
+                        "off it (colour = colour jitter + colour drop); alignment under the "
+                        "full recipe's views compares every encoder on the same positives."),
+        Section("Every augmentation trial", table=augment_table(rows, layer=layer)),
+    ]
 
 
 def build_sweep_report(out_dir: str | Path, *, layer: str = "embedding",
@@ -163,6 +188,8 @@ def build_sweep_report(out_dir: str | Path, *, layer: str = "embedding",
         Section(f"Top {top} trials by linear accuracy of the embedding",
                 table=_top_table(rows, varying, top)),
     ]
+    if AUGMENT_KEY in varying:
+        sections += _augment_sections(rows, out_dir, layer)
     failed = [r for r in rows if r.get("status") != "ok"]
     if failed:
         sections.append(Section(
