@@ -111,6 +111,20 @@ def test_cifar10_zip_dataset_splits(tiny_zip, tmp_path):
         build_dataset("cifar10", str(tiny_zip), "test", **kw)
 
 
+def test_progress_reaches_the_zip_decoder_and_is_ignored_by_generated_sets(tiny_zip, tmp_path,
+                                                                          capsys):
+    from alignuniform.data import build_run_splits
+
+    build_dataset("cifar10", str(tiny_zip), "train", cache_dir=tmp_path / "a", progress=False)
+    assert "decoding" not in capsys.readouterr().err
+    build_dataset("cifar10", str(tiny_zip), "train", cache_dir=tmp_path / "b")  # default: shown
+    assert "decoding tiny.zip" in capsys.readouterr().err
+    build_run_splits({"name": "cifar10", "root": str(tiny_zip),
+                      "kwargs": {"cache_dir": str(tmp_path / "c")}}, progress=False)
+    assert "decoding" not in capsys.readouterr().err
+    assert len(build_dataset("mnist1d", None, "test", progress=False, n_test=10)) == 10
+
+
 def _write_zip(path: Path, top: str, classes, per_class: int, seed: int) -> dict:
     """A zip of ``top/<class>/NNNN.jpg``; returns {member: (class, decoded RGB array)}."""
     rng = np.random.default_rng(seed)

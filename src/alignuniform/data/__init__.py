@@ -58,7 +58,8 @@ RECIPES: dict[str, str] = {
 }
 
 
-def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
+def build_dataset(name: str, root: str | None, split: str, *, progress: bool = True,
+                  **kwargs) -> Dataset:
     """The ``split`` ("train", "val" or "test") of the data set registered as ``name``.
 
     Args:
@@ -67,6 +68,8 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
             generated data sets ("synthetic", "mnist1d").
         split: "train", "val" or "test" (some data sets add more, e.g. STL-10's
             "train+unlabeled").
+        progress: Show a progress bar where the data set takes long to load (decoding a
+            zip); ignored by the others.
         **kwargs: Data-set options, e.g. ``transform``, ``val_fraction``, ``seed``,
             ``download``, ``skip_corrupt``.
 
@@ -76,6 +79,8 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
     """
     builder = resolve(DATASETS, name, "dataset")
     signature = inspect.signature(builder)
+    if "progress" in signature.parameters:
+        kwargs["progress"] = progress
     try:  # options come from configs and command lines: a wrong one is an input error
         signature.bind(root, split, **kwargs)
     except TypeError as err:
@@ -84,7 +89,8 @@ def build_dataset(name: str, root: str | None, split: str, **kwargs) -> Dataset:
     return builder(root, split, **kwargs)
 
 
-def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, Dataset, str]:
+def build_run_splits(data_cfg: dict, root: str | None = None, *,
+                     progress: bool = True) -> tuple[Dataset, Dataset, str]:
     """``(train, held_out, held_out_split)`` of a training run's data config.
 
     The held-out split is "test" where the data on disk have one (CIFAR-10's torchvision
@@ -97,11 +103,13 @@ def build_run_splits(data_cfg: dict, root: str | None = None) -> tuple[Dataset, 
     Args:
         data_cfg: The ``data`` section of a run's config (``TrainConfig.to_dict()["data"]``).
         root: Overrides ``data_cfg["root"]``.
+        progress: Progress bars while loading (see ``build_dataset``).
     """
     kwargs = dict(data_cfg.get("kwargs") or {})
     kwargs.update({k: data_cfg[k] for k in ("val_fraction", "split_seed")
                    if data_cfg.get(k) is not None})
     name, root = data_cfg["name"], root if root is not None else data_cfg.get("root")
+    kwargs["progress"] = progress
     train = build_dataset(name, root, "train", **kwargs)
     try:
         return train, build_dataset(name, root, "test", **kwargs), "test"

@@ -248,7 +248,8 @@ def evaluate_checkpoint(
         model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
                             **spec.get("kwargs", {})).eval()
     train_set, test_set, test_split = build_run_splits(
-        {**(data_cfg if same_data else {}), "name": name}, root
+        {**(data_cfg if same_data else {}), "name": name}, root,
+        progress=kwargs.get("progress", True),
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)

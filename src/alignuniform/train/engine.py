@@ -112,14 +112,15 @@ def _set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def build_train_set(data: DataConfig, seed: int) -> Dataset:
-    """The training images (untransformed) of a data config, subset applied."""
+def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Dataset:
+    """The training images (untransformed) of a data config, subset applied (``progress``:
+    a bar while a zip is decoded)."""
     kwargs = dict(data.kwargs)
     if data.val_fraction is not None:
         kwargs["val_fraction"] = data.val_fraction
     if data.split_seed is not None:
         kwargs["split_seed"] = data.split_seed
-    dataset = build_dataset(data.name, data.root, data.split, **kwargs)
+    dataset = build_dataset(data.name, data.root, data.split, progress=progress, **kwargs)
     if data.subset is not None:
         if not 0 < data.subset <= len(dataset):  # type: ignore[arg-type]
             raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")  # type: ignore[arg-type]
@@ -198,7 +199,8 @@ def _resume_state(path: Path, config: TrainConfig) -> dict:
 class _Run:
     """The state of one training process (model, optimiser, data, logs)."""
 
-    def __init__(self, config: TrainConfig, out_dir: Path, ctx: DistributedContext) -> None:
+    def __init__(self, config: TrainConfig, out_dir: Path, ctx: DistributedContext,
+                 progress: bool = True) -> None:
         self.config, self.out_dir, self.ctx = config, out_dir, ctx
         self.main = ctx.rank == 0
         data = config.data
@@ -208,7 +210,7 @@ class _Run:
                 f"processes ({ctx.world_size})"
             )
         _seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
-        images = build_train_set(data, config.seed)
+        images = build_train_set(data, config.seed, progress=progress and self.main)
         self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
                           else None)
         # dense terms (train/dense_step.py): per-sample views with their crop geometry
@@ -475,7 +477,7 @@ def train(
         if ctx.rank == 0:
             _trim_jsonl(out_dir / "log.jsonl", "step", int(state["step"]) if state else 0)
             _trim_jsonl(out_dir / "epochs.jsonl", "epoch", int(state["epoch"]) if state else 0)
-        run = _Run(config, out_dir, ctx)
+        run = _Run(config, out_dir, ctx, progress)
         if state is not None:
             run.restore(state)
         writer = None
