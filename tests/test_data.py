@@ -64,6 +64,12 @@ def test_stratified_split_is_seeded_disjoint_and_per_class():
 
 def test_zip_decodes_in_place_and_caches(tiny_zip, tmp_path, monkeypatch):
     cache = tmp_path / "cache"
+    # what a kill -9 mid-write left an hour ago goes; a write in progress elsewhere stays
+    cache.mkdir()
+    killed, live = cache / ".old.npz.1.ab.tmp", cache / ".other.npz.2.cd.tmp"
+    killed.write_bytes(b"x")
+    live.write_bytes(b"y")
+    os.utime(killed, (1, 1))
     images, labels, classes, skipped = zip_images.load_zip_cached(
         tiny_zip, cache_dir=cache, progress=False
     )
@@ -75,6 +81,7 @@ def test_zip_decodes_in_place_and_caches(tiny_zip, tmp_path, monkeypatch):
         ref = np.asarray(Image.open(io.BytesIO(zf.read("train/bee/0002.jpg"))).convert("RGB"))
     assert np.array_equal(images[4 + 2], ref)
     assert len(list(cache.glob("*.npz"))) == 1
+    assert live.exists() and not killed.exists()
 
     def no_decode(*args, **kwargs):
         raise AssertionError("the cache should have been used")

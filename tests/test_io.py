@@ -2,6 +2,7 @@ import json
 import math
 import os
 import stat
+import time
 
 import pytest
 
@@ -38,6 +39,15 @@ def test_remove_stale_temps(tmp_path):
     removed = io.remove_stale_temps(tmp_path)
     assert [p.name for p in removed] == [".checkpoint.pt.123.abcd.tmp"]
     assert [p.name for p in tmp_path.iterdir()] == ["checkpoint.pt"]
+
+
+def test_remove_stale_temps_older_than_spares_live_writes(tmp_path):
+    old, live = tmp_path / ".a.npz.1.ab.tmp", tmp_path / ".b.npz.2.cd.tmp"
+    old.write_bytes(b"x")
+    live.write_bytes(b"y")
+    os.utime(old, (time.time() - 7200, time.time() - 7200))
+    assert io.remove_stale_temps(tmp_path, older_than=3600) == [old]
+    assert live.exists() and not old.exists()
 
 
 def test_write_json_is_strict(tmp_path):

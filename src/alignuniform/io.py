@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import secrets
 import socket
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
@@ -174,16 +176,20 @@ def append_jsonl(path: str | Path, row: Any) -> None:
         f.write(to_json(row, indent=None) + "\n")
 
 
-def remove_stale_temps(folder: str | Path) -> list[Path]:
+def remove_stale_temps(folder: str | Path, *, older_than: float | None = None) -> list[Path]:
     """Delete the temporary files that :func:`atomic_write` left in ``folder`` when its
     process was killed; return what was removed.
 
-    Call it only while no other process writes there (under a :class:`RunLock`).
+    Call it only while no other process writes there (under a :class:`RunLock`), or, in a
+    folder shared without a lock (a data cache), with ``older_than``: only files last
+    modified more than that many seconds ago go, which no live write can be.
     """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    stale = [p for p in folder.glob(f".*{_TMP_SUFFIX}") if p.is_file()]
+    cutoff = time.time() - older_than if older_than is not None else math.inf
+    stale = [p for p in folder.glob(f".*{_TMP_SUFFIX}")
+             if p.is_file() and p.stat().st_mtime < cutoff]
     for p in stale:
         p.unlink(missing_ok=True)
     return stale

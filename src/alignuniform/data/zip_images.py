@@ -17,7 +17,10 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from alignuniform.io import atomic_write
+from alignuniform.io import atomic_write, remove_stale_temps
+
+# a cache write takes seconds; a temporary file this old was left by a killed process
+_STALE_S = 3600.0
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 
@@ -150,6 +153,7 @@ def load_zip_cached(
     images, labels, classes, skipped = decode_zip(
         zip_path, skip_corrupt=skip_corrupt, progress=progress
     )
+    remove_stale_temps(cache_dir, older_than=_STALE_S)  # other runs may be writing: only old ones
     atomic_write(cache, lambda f: np.savez(
         f, images=images, labels=labels, classes=np.array(classes, dtype=str),
         skipped=np.array(skipped, dtype=str)))
