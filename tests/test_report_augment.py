@@ -72,10 +72,14 @@ def test_grid_puts_each_trial_in_its_cell_and_ignores_failures():
     np.testing.assert_allclose(g.values, expect, equal_nan=True)
     assert g.references == pytest.approx({"none": 0.90, "full recipe": 0.50,
                                           "crop + sobel + cutout": 0.65})
+    assert g.counts.tolist() == [[1, 1, 0], [1, 1, 0], [0, 0, 1]]
     missing = augment_grid([{**rows[2], "embedding.alignment": None}], "embedding.alignment")
-    assert math.isnan(missing.values[0, 0])
-    with pytest.raises(ValueError, match="t2 and t9 both train on crop"):
-        augment_grid(rows + [_row(9, {"base": "none", "crop": {}}, 0.1)], "embedding.alignment")
+    assert math.isnan(missing.values[0, 0]) and missing.counts[0, 0] == 0
+    # trials sharing a cell (other seeds) are averaged, references too
+    more = rows + [_row(9, {"base": "none", "crop": {}}, 0.30), _row(10, {}, 0.60)]
+    g = augment_grid(more, "embedding.alignment")
+    assert g.values[0, 0] == pytest.approx(0.65) and g.counts[0, 0] == 2
+    assert g.references["full recipe"] == pytest.approx(0.45)
     with pytest.raises(ValueError, match="no finished trial has a data.augment override"):
         augment_grid([r for r in rows if r["status"] == "failed"], "embedding.alignment")
 

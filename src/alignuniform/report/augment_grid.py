@@ -89,12 +89,16 @@ class AugmentGrid:
     Attributes:
         labels: The single transformations, in the order the sweep first uses them.
         values: ``len(labels)`` square, symmetric: the single transformation on the
-            diagonal, the pair off it; NaN where no finished trial has that cell.
-        references: Trials outside the grid, label -> value (e.g. "none", "full recipe").
+            diagonal, the pair off it; the mean over the cell's finished trials (several
+            when a sweep also varies the seed), NaN where it has none.
+        counts: How many trials each cell averages.
+        references: Trials outside the grid, label -> mean value (e.g. "none",
+            "full recipe").
     """
 
     labels: list[str]
     values: np.ndarray
+    counts: np.ndarray
     references: dict[str, float]
 
 
@@ -112,7 +116,7 @@ def augment_grid(rows: Sequence[Mapping], column: str) -> AugmentGrid:
     """``column`` of the finished trials of a ``data.augment`` sweep as a grid.
 
     Raises:
-        ValueError: No finished trial varies ``data.augment``, or two trials claim one cell.
+        ValueError: No finished trial varies ``data.augment``.
     """
     rows = _augmented(rows)
     if not rows:
@@ -124,22 +128,24 @@ def augment_grid(rows: Sequence[Mapping], column: str) -> AugmentGrid:
         if parts is not None and len(parts) in (1, 2):
             labels += [p for p in parts if p not in labels]
     index = {name: i for i, name in enumerate(labels)}
-    values = np.full((len(labels), len(labels)), np.nan)
-    seen: dict[tuple[int, int], str] = {}
-    references: dict[str, float] = {}
+    cells: dict[tuple[int, int], list[float]] = {}
+    outside: dict[str, list[float]] = {}
     for r in rows:
-        parts = augment_parts(r[AUGMENT_KEY])
+        parts, value = augment_parts(r[AUGMENT_KEY]), _number(r, column)
         if parts is None or len(parts) not in (1, 2):
-            references[augment_label(r[AUGMENT_KEY])] = _number(r, column)
+            outside.setdefault(augment_label(r[AUGMENT_KEY]), []).append(value)
             continue
-        i, j = index[parts[0]], index[parts[-1]]
-        cell = (min(i, j), max(i, j))
-        if cell in seen:
-            raise ValueError(f"trials {seen[cell]} and {r.get('id')} both train on "
-                             f"{' + '.join(parts)}; the grid holds one trial per cell")
-        seen[cell] = str(r.get("id"))
-        values[i, j] = values[j, i] = _number(r, column)
-    return AugmentGrid(labels, values, references)
+        i, j = sorted((index[parts[0]], index[parts[-1]]))
+        cells.setdefault((i, j), []).append(value)
+    values = np.full((len(labels), len(labels)), np.nan)
+    counts = np.zeros((len(labels), len(labels)), dtype=int)
+    for (i, j), vals in cells.items():
+        finite = [v for v in vals if math.isfinite(v)]
+        values[i, j] = values[j, i] = float(np.mean(finite)) if finite else math.nan
+        counts[i, j] = counts[j, i] = len(finite)
+    references = {k: float(np.mean(f)) if (f := [v for v in vals if math.isfinite(v)])
+                  else math.nan for k, vals in outside.items()}
+    return AugmentGrid(labels, values, counts, references)
 
 
 def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
@@ -147,7 +153,8 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
     """Four heat maps of an augmentation sweep: accuracy, alignment under the encoder's own
     views and under the full recipe's, and uniformity, each cell annotated; the lower
     triangle and diagonal only, as the pairs are unordered. Reference trials' values are
-    in each panel's title. Bright is better in every panel."""
+    in each panel's title. Bright is better in every panel. Cells of several trials (seeds)
+    show their mean, and the figure says how many."""
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.6 * len(PANELS), 4.9),
                              layout="constrained")
     for ax, (col, title, fmt, cmap) in zip(axes, PANELS, strict=True):
@@ -172,8 +179,11 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
                          for k, v in grid.references.items())
         ax.set_title(f"{title} ({layer})" + (f"\n{refs}" if refs else ""), fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.75)
+        n_max = int(grid.counts.max(initial=0))
+    seeds = f"; cells average up to {n_max} trials" if n_max > 1 else ""
     fig.suptitle("Which augmentations make good positives: one transformation on the "
-                 "diagonal, a pair off it (cf. SimCLR Fig. 5); bright is better", fontsize=10)
+                 f"diagonal, a pair off it (cf. SimCLR Fig. 5); bright is better{seeds}",
+                 fontsize=10)
     return _save(fig, path)
 
 
