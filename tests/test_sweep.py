@@ -17,7 +17,13 @@ from scipy import stats
 from alignuniform.cli import main
 from alignuniform.io import read_json, read_jsonl
 from alignuniform.sweep import SweepError, load_sweep, run_sweep
-from alignuniform.sweep.analysis import analyze_rows, fit_combination, kendall_rows, spearman_rows
+from alignuniform.sweep.analysis import (
+    analyze_rows,
+    fit_combination,
+    format_table,
+    kendall_rows,
+    spearman_rows,
+)
 from tests._sweep_fakes import instant_trial
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -410,3 +416,22 @@ def test_kill_9_of_the_sweep_loses_only_unfinished_epochs(tmp_path):
     assert [e["epoch"] for e in resumed] == list(range(1, n_epochs + 1))
     assert resumed[:len(done)] == done  # the finished epochs were kept, not retrained
     assert read_jsonl(out / "results.jsonl")[0]["status"] == "ok"
+
+
+def test_augment_sweeps_are_also_analysed_on_the_full_recipes_positives():
+    rows = _rows(20)
+    rng = np.random.default_rng(5)
+    for r in rows[:20]:  # own-view alignment unrelated to accuracy, full-view alignment tied
+        for layer in ("embedding", "penultimate"):
+            r[f"{layer}.alignment_full"] = 1.0 - r[f"{layer}.linear_acc"]
+            r[f"{layer}.alignment"] = float(rng.uniform())
+    analysis = analyze_rows(rows, bootstrap=0)
+    by = {(r["subset"], r["layer"], r["accuracy"], r["views"]): r for r in analysis["results"]}
+    assert len(by) == len(analysis["results"]) == 2 * len(analyze_rows(_rows(20))["results"])
+    full = by[("all", "embedding", "linear_acc", "full")]["alignment"]["spearman"]["value"]
+    own = by[("all", "embedding", "linear_acc", "own")]["alignment"]["spearman"]["value"]
+    assert full == pytest.approx(-1.0) and abs(own) < 0.6
+    table = format_table(analysis)
+    assert " full " in table and " own " in table
+    # a sweep whose positives never differ has no views column and one block per key
+    assert "views" not in format_table(analyze_rows(_rows(20), bootstrap=0))

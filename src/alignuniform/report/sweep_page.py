@@ -61,16 +61,32 @@ def _num(value: object, fmt: str = ".3f") -> str:
     return "n/a"
 
 
+def _varies_views(analysis: dict) -> bool:
+    """Whether the analysis has blocks on the full recipe's positives (an augment sweep);
+    only then do the tables carry a positives column."""
+    return any(e.get("views", "own") != "own" for e in analysis["results"])
+
+
+def _key(analysis: dict, r: dict) -> list[str]:
+    views = [r.get("views", "own")] if _varies_views(analysis) else []
+    return [r["subset"], r["layer"], r["accuracy"], *views, str(r["n"])]
+
+
+def _key_columns(analysis: dict) -> list[str]:
+    return ["subset", "layer", "accuracy", *(["positives"] if _varies_views(analysis) else []),
+            "n"]
+
+
 def _correlation_table(analysis: dict, stat: str) -> Table:
     rows = []
     for r in analysis["results"]:
         if r["n"] < 4:
             continue
-        rows.append([r["subset"], r["layer"], r["accuracy"], str(r["n"]),
+        rows.append([*_key(analysis, r),
                      _ci((r.get("alignment") or {}).get(stat)),
                      _ci((r.get("uniformity") or {}).get(stat)),
                      _ci((r.get("combined") or {}).get(stat))])
-    return Table(["subset", "layer", "accuracy", "n", "vs alignment", "vs uniformity",
+    return Table([*_key_columns(analysis), "vs alignment", "vs uniformity",
                   "vs fitted a·align+b·unif (LOO)"], rows)
 
 
@@ -80,11 +96,11 @@ def _fit_table(analysis: dict) -> Table:
         comb = r.get("combined") or {}
         if r["n"] < 4 or comb.get("a") is None:
             continue
-        rows.append([r["subset"], r["layer"], r["accuracy"], str(r["n"]), _num(comb["a"]),
+        rows.append([*_key(analysis, r), _num(comb["a"]),
                      _num(comb["b"]), _num(comb["intercept"]), _num(comb.get("r2"), ".2f"),
                      _num(comb.get("loo_r2"), ".2f")])
-    return Table(["subset", "layer", "accuracy", "n", "a (align)", "b (unif)", "intercept",
-                  "R²", "LOO R²"], rows)
+    return Table([*_key_columns(analysis), "a (align)", "b (unif)", "intercept", "R²",
+                  "LOO R²"], rows)
 
 
 def _setting(value: object, key: str) -> str:
@@ -170,7 +186,11 @@ def build_sweep_report(out_dir: str | Path, *, layer: str = "embedding",
                 f"({analysis['bootstrap']} resamples). Lower alignment and uniformity are "
                 "better, so a predictive metric has a negative rho; the fitted combination "
                 "predicts accuracy, so its rho is positive. The fit's column uses its "
-                "leave-one-out predictions.", table=_correlation_table(analysis, "spearman")),
+                "leave-one-out predictions." + (
+                    " Positives `own`: alignment on each encoder's own training views; "
+                    "`full`: on the full recipe's views, the same positives for every "
+                    "encoder." if _varies_views(analysis) else ""),
+                table=_correlation_table(analysis, "spearman")),
         Section("Kendall correlation", "Kendall's tau-b, same layout.",
                 table=_correlation_table(analysis, "kendall")),
         Section("Fitted combination accuracy ≈ a·align + b·unif + c",

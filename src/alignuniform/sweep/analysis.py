@@ -14,6 +14,12 @@ held-out alignment and uniformity:
 over all finished trials, over the non-collapsed ones (see ``is_collapsed``), and, when the
 sweep varies the output dimension (uniformity's scale depends on it), per dimension.
 Numbers that cannot be computed (fewer than 4 rows, a constant column) are ``None``.
+
+Alignment is measured on positive pairs from each encoder's own training recipe
+(``views: "own"``). When a sweep varies the augmentation, those positives differ from trial
+to trial (with no augmentation alignment is 0 whatever the encoder), so every block is also
+computed with the alignment of positives from the full recipe, one yardstick for all
+(``alignment_full``; ``views: "full"``).
 """
 
 from __future__ import annotations
@@ -29,6 +35,8 @@ from alignuniform.sweep.trial import is_collapsed
 
 ACCURACIES = ("linear_acc", "knn5_acc")
 PREDICTORS = ("alignment", "uniformity", "combined")
+# the alignment column each kind of positive pairs reads
+VIEWS = {"own": "alignment", "full": "alignment_full"}
 MIN_ROWS = 4
 MIN_FIT_ROWS = 6  # three coefficients: fewer rows leave no degrees of freedom to judge
 _CHUNK = 64
@@ -108,8 +116,8 @@ def fit_combination(align: np.ndarray, unif: np.ndarray, acc: np.ndarray) -> dic
 
 
 def _block(rows: list[dict], layer: str, acc_name: str, bootstrap: int,
-           rng: np.random.Generator) -> dict:
-    cols = [f"{layer}.alignment", f"{layer}.uniformity", f"{layer}.{acc_name}"]
+           rng: np.random.Generator, views: str = "own") -> dict:
+    cols = [f"{layer}.{VIEWS[views]}", f"{layer}.uniformity", f"{layer}.{acc_name}"]
     usable = [r for r in rows if all(isinstance(r.get(c), (int, float)) for c in cols)]
     n = len(usable)
     out: dict = {"n": n}
@@ -145,26 +153,36 @@ def _subsets(rows: list[dict], fraction: float) -> dict[str, list[dict]]:
     return subsets
 
 
+def _views(rows: list[dict], layers: tuple[str, ...]) -> list[str]:
+    """``["own", "full"]`` when some trial's positives differ from the full recipe's."""
+    differs = any(isinstance(r.get(f"{layer}.alignment_full"), (int, float))
+                  and r.get(f"{layer}.alignment_full") != r.get(f"{layer}.alignment")
+                  for r in rows for layer in layers)
+    return ["own", "full"] if differs else ["own"]
+
+
 def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap: int = 1000,
                  seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:
     """The correlations of a sweep's table (rows as in ``results.jsonl``).
 
     Returns:
         ``{"n_trials", "n_ok", "n_failed", "n_collapsed", "collapse_fraction",
-        "bootstrap", "seed", "results": [{"layer", "accuracy", "subset", "n",
-        "alignment", "uniformity", "combined"}, ...]}``; each predictor holds
+        "bootstrap", "seed", "results": [{"layer", "accuracy", "subset", "views", "n",
+        "alignment", "uniformity", "combined"}, ...]}``; ``views`` is "own", plus "full"
+        blocks when a trial's positives differ from the full recipe's; each predictor holds
         ``spearman`` and ``kendall`` as ``{"value", "low", "high"}``, and ``combined``
         also ``a``, ``b``, ``intercept``, ``r2``, ``loo_r2``.
     """
     rng = np.random.default_rng(seed)
     ok = [r for r in rows if r.get("status") == "ok"]
     results = []
-    for subset, members in _subsets(rows, collapse_fraction).items():
-        for layer in layers:
-            for acc_name in ACCURACIES:
-                block = _block(members, layer, acc_name, bootstrap, rng)
-                results.append({"layer": layer, "accuracy": acc_name, "subset": subset,
-                                **block})
+    for views in _views(ok, layers):
+        for subset, members in _subsets(rows, collapse_fraction).items():
+            for layer in layers:
+                for acc_name in ACCURACIES:
+                    block = _block(members, layer, acc_name, bootstrap, rng, views)
+                    results.append({"layer": layer, "accuracy": acc_name, "subset": subset,
+                                    "views": views, **block})
     return {
         "n_trials": len(rows), "n_ok": len(ok),
         "n_failed": len(rows) - len(ok),
@@ -225,7 +243,10 @@ def format_table(analysis: dict, subsets: tuple[str, ...] | None = None) -> str:
             return f"{e['value']:+.2f}"
         return f"{e['value']:+.2f} [{e['low']:+.2f},{e['high']:+.2f}]"
 
-    head = (f"{'subset':<14} {'layer':<11} {'accuracy':<10} {'n':>4}  "
+    # the positives' column only where a sweep varies them (an augmentation sweep)
+    views = any(r.get("views", "own") != "own" for r in analysis["results"])
+    head = (f"{'subset':<14} {'layer':<11} {'accuracy':<10} " + ("views " if views else "")
+            + f"{'n':>4}  "
             f"{'rho(align)':<20} {'rho(unif)':<20} {'rho(fit)':<20} "
             f"{'tau(align)':<20} {'tau(unif)':<20} {'tau(fit)':<20} {'LOO R2':>7}")
     lines = [head, "-" * len(head)]
@@ -235,7 +256,8 @@ def format_table(analysis: dict, subsets: tuple[str, ...] | None = None) -> str:
         comb = r.get("combined") or {}
         loo = comb.get("loo_r2")
         lines.append(
-            f"{r['subset']:<14} {r['layer']:<11} {r['accuracy']:<10} {r['n']:>4}  "
+            f"{r['subset']:<14} {r['layer']:<11} {r['accuracy']:<10} "
+            + (f"{r.get('views', 'own'):<5} " if views else "") + f"{r['n']:>4}  "
             + " ".join(f"{cell(r.get(p), s):<20}" for s in ("spearman", "kendall")
                        for p in PREDICTORS)
             + f" {('n/a' if loo is None else f'{loo:.2f}'):>7}")
