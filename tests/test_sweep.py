@@ -435,3 +435,16 @@ def test_augment_sweeps_are_also_analysed_on_the_full_recipes_positives():
     assert " full " in table and " own " in table
     # a sweep whose positives never differ has no views column and one block per key
     assert "views" not in format_table(analyze_rows(_rows(20), bootstrap=0))
+
+
+def test_the_mean_classifier_is_analysed_where_the_rows_have_it():
+    rows = _rows(12)
+    assert {r["accuracy"] for r in analyze_rows(rows, bootstrap=0)["results"]} == {
+        "linear_acc", "knn5_acc"}  # a table from before the mean classifier: no empty blocks
+    for r in rows[:12]:
+        r["embedding.mean_acc"] = 1.0 - r["embedding.alignment"]
+    blocks = [r for r in analyze_rows(rows, bootstrap=0)["results"]
+              if r["accuracy"] == "mean_acc" and r["subset"] == "all"]
+    assert [b["layer"] for b in blocks] == ["embedding", "penultimate"]
+    assert blocks[0]["alignment"]["spearman"]["value"] == pytest.approx(-1.0)
+    assert blocks[1]["n"] == 0  # the penultimate layer has no mean_acc in these rows

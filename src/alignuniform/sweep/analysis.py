@@ -1,7 +1,7 @@
 """How well do alignment and uniformity predict downstream accuracy across a sweep?
 
-For every accuracy column (linear probe and 5-NN, on each evaluated layer) and that layer's
-held-out alignment and uniformity:
+For every accuracy column (linear probe, 5-NN and the mean classifier, on each evaluated
+layer) and that layer's held-out alignment and uniformity:
 
 - Spearman's rho and Kendall's tau-b of accuracy against alignment, against uniformity,
   and against a fitted combination ``a·align + b·unif + c`` (least squares on accuracy);
@@ -33,7 +33,7 @@ from alignuniform.io import read_json, read_jsonl, write_json
 from alignuniform.sweep.spec import LAYERS
 from alignuniform.sweep.trial import is_collapsed
 
-ACCURACIES = ("linear_acc", "knn5_acc")
+ACCURACIES = ("linear_acc", "knn5_acc", "mean_acc")  # mean_acc where the rows have it
 PREDICTORS = ("alignment", "uniformity", "combined")
 # the alignment column each kind of positive pairs reads
 VIEWS = {"own": "alignment", "full": "alignment_full"}
@@ -161,6 +161,14 @@ def _views(rows: list[dict], layers: tuple[str, ...]) -> list[str]:
     return ["own", "full"] if differs else ["own"]
 
 
+def _accuracies(rows: list[dict], layers: tuple[str, ...]) -> list[str]:
+    """The accuracy columns some finished trial has (tables written before the mean
+    classifier have no ``mean_acc``)."""
+    return [a for a in ACCURACIES
+            if any(isinstance(r.get(f"{layer}.{a}"), (int, float)) for r in rows
+                   for layer in layers)]
+
+
 def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap: int = 1000,
                  seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:
     """The correlations of a sweep's table (rows as in ``results.jsonl``).
@@ -179,7 +187,7 @@ def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap:
     for views in _views(ok, layers):
         for subset, members in _subsets(rows, collapse_fraction).items():
             for layer in layers:
-                for acc_name in ACCURACIES:
+                for acc_name in _accuracies(ok, layers):
                     block = _block(members, layer, acc_name, bootstrap, rng, views)
                     results.append({"layer": layer, "accuracy": acc_name, "subset": subset,
                                     "views": views, **block})
