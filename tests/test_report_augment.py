@@ -84,13 +84,17 @@ def test_grid_puts_each_trial_in_its_cell_and_ignores_failures():
         augment_grid([r for r in rows if r["status"] == "failed"], "embedding.alignment")
 
 
-def test_table_is_best_first_with_every_metric():
+def test_table_is_one_line_per_recipe_best_first_with_seed_spread():
     rows = [_row(0, {"base": "none"}, 0.10), _row(1, {}, 0.50),
-            _row(2, {"base": "none", "crop": CROP}, 0.40)]
+            _row(2, {"base": "none", "crop": CROP}, 0.40),
+            _row(3, {"base": "none", "crop": CROP}, 0.44),  # another seed of crop
+            _row(4, {"base": "none", "crop": CROP}, 0.99, status="failed")]
     table = augment_table(rows)
     assert [r[0] for r in table.rows] == ["full recipe", "crop", "none"]
-    assert table.rows[1] == ["crop", "40.0%", "35.0%", "30.0%", "0.600", "1.100", "-0.800", "no"]
-    assert table.rows[2][-1] == "yes"
+    # crop: mean of 40% and 44%, sample sd 2.83 points; alignment 1 - acc, full 1.5 - acc
+    assert table.rows[1] == ["crop", "2", "42.0% ± 2.8", "37.0% ± 2.8", "32.0% ± 2.8",
+                             "0.580 ± 0.028", "1.080 ± 0.028", "-0.840 ± 0.057", "0"]
+    assert table.rows[0][1:3] == ["1", "50.0%"] and table.rows[2][-1] == "1"  # collapsed
 
 
 def test_heat_map_figure_and_the_sweep_page_section(tmp_path):

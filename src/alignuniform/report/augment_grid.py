@@ -187,14 +187,35 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
     return _save(fig, path)
 
 
+def _mean_sd(values: list[float], fmt: str) -> str:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return "n/a"
+    scale = 100.0 if fmt.endswith("%") else 1.0  # "± sd" in the mean's own unit
+    mean = format(float(np.mean(finite)), fmt)
+    if len(finite) < 2:
+        return mean
+    sd = float(np.std(finite, ddof=1)) * scale
+    return f"{mean} ± {sd:.{1 if scale == 100 else 3}f}"
+
+
 def augment_table(rows: Sequence[Mapping], *, layer: str = "embedding") -> Table:
-    """Every finished trial of an augmentation sweep, best linear accuracy first."""
+    """One line per recipe of an augmentation sweep, best mean linear accuracy first: the
+    mean over the recipe's finished trials (seeds), ± their standard deviation where there
+    are several, and how many collapsed."""
     cols = [("linear_acc", ".1%"), ("knn5_acc", ".1%"), ("mean_acc", ".1%"),
             ("alignment", ".3f"), ("alignment_full", ".3f"), ("uniformity", ".3f")]
-    ordered = sorted(_augmented(rows), key=lambda r: -np.nan_to_num(
-        _number(r, f"{layer}.linear_acc"), nan=-1.0))
-    body = [[augment_label(r[AUGMENT_KEY]),
-             *[format(v, fmt) if math.isfinite(v := _number(r, f"{layer}.{c}")) else "n/a"
-               for c, fmt in cols], "yes" if r.get("collapsed") else "no"] for r in ordered]
-    return Table(["augmentation", "linear", "5-NN", "mean clf", "align (own)", "align (full)",
-                  "uniform", "collapsed"], body)
+    groups: dict[str, list[Mapping]] = {}
+    for r in _augmented(rows):
+        groups.setdefault(augment_label(r[AUGMENT_KEY]), []).append(r)
+
+    def linear(label: str) -> float:
+        values = [v for r in groups[label] if math.isfinite(v := _number(r, f"{layer}.linear_acc"))]
+        return float(np.mean(values)) if values else -1.0
+
+    body = [[label, str(len(trials)),
+             *[_mean_sd([_number(r, f"{layer}.{c}") for r in trials], fmt) for c, fmt in cols],
+             str(sum(bool(r.get("collapsed")) for r in trials))]
+            for label, trials in sorted(groups.items(), key=lambda kv: -linear(kv[0]))]
+    return Table(["augmentation", "trials", "linear", "5-NN", "mean clf", "align (own)",
+                  "align (full)", "uniform", "collapsed"], body)
