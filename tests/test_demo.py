@@ -133,9 +133,19 @@ def test_demo_writes_report_results_and_runs(demo_run):
 
 @pytest.mark.slow
 def test_demo_is_reproducible_with_the_same_seed(demo_run, tmp_path):
-    _, first = demo_run
+    out, first = demo_run
     second = run_demo(tmp_path, seed=1, **TINY)
     assert _numbers(second) == _numbers(first)
+    # rerun in its folder, the demo reuses its runs and reports the time they took to train
+    again = run_demo(out, seed=1, **TINY)
+    for name, rec in again["encoders"].items():
+        if ENCODERS[name] is not None:
+            epochs = [json.loads(line) for line in
+                      (out / "runs" / rec["run_dir"].split("/")[-1] / "epochs.jsonl")
+                      .read_text().splitlines()]
+            took = sum(e["wall_s"] for e in epochs)
+            assert took > 0 and rec["train_seconds"] == pytest.approx(took)
+            assert rec["train_seconds"] == first["encoders"][name]["train_seconds"]
 
 
 def test_demo_rejects_bad_arguments(tmp_path):

@@ -222,7 +222,9 @@ def run_demo(
             train(config, run_dir, resume=True, monitor=monitor, progress=progress)
             model, _ = load_encoder(run_dir / "checkpoint.pt")
             epochs_rows = read_jsonl(run_dir / "epochs.jsonl")
-        train_s = time.perf_counter() - tic
+        # a reused run took no time now: its own epoch clocks say what training cost
+        train_s = (sum(r["wall_s"] for r in epochs_rows) if epochs_rows
+                   else time.perf_counter() - tic)
         if progress:
             print(f"== evaluating {name}", flush=True)
         model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
