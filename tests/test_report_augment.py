@@ -116,7 +116,7 @@ def test_heat_map_figure_and_the_sweep_page_section(tmp_path):
     write_json(tmp_path / "analysis.json", analyze_rows(rows, bootstrap=20))
     md = build_sweep_report(tmp_path)["markdown"].read_text()
     assert (tmp_path / "augment_grid.png").is_file() and "](augment_grid.png)" in md
-    assert "Every augmentation trial" in md and "| positives |" in md  # own and full blocks
+    assert "Every augmentation recipe" in md and "| positives |" in md  # own and full blocks
     best = max(rows, key=lambda r: r["embedding.linear_acc"])
     # the top table names each trial's augmentation rather than printing n/a for a mapping
     assert f"| 1 | {best['id']} | {augment_label(best['data.augment'])} |" in md

@@ -155,10 +155,10 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
     triangle and diagonal only, as the pairs are unordered. Reference trials' values are
     in each panel's title. Bright is better in every panel. Cells of several trials (seeds)
     show their mean, and the figure says how many."""
+    grids = [augment_grid(rows, f"{layer}.{col}") for col, *_ in PANELS]
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.6 * len(PANELS), 4.9),
                              layout="constrained")
-    for ax, (col, title, fmt, cmap) in zip(axes, PANELS, strict=True):
-        grid = augment_grid(rows, f"{layer}.{col}")
+    for ax, grid, (_, title, fmt, cmap) in zip(axes, grids, PANELS, strict=True):
         n = len(grid.labels)
         shown = np.where(np.tril(np.ones((n, n), dtype=bool)), grid.values, np.nan)
         image = ax.imshow(np.ma.masked_invalid(shown), cmap=cmap)
@@ -179,7 +179,7 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
                          for k, v in grid.references.items())
         ax.set_title(f"{title} ({layer})" + (f"\n{refs}" if refs else ""), fontsize=9)
         fig.colorbar(image, ax=ax, shrink=0.75)
-        n_max = int(grid.counts.max(initial=0))
+    n_max = int(grids[0].counts.max(initial=0))
     seeds = f"; cells average up to {n_max} trials" if n_max > 1 else ""
     fig.suptitle("Which augmentations make good positives: one transformation on the "
                  f"diagonal, a pair off it (cf. SimCLR Fig. 5); bright is better{seeds}",

@@ -133,10 +133,13 @@ def _augment_sections(rows: list[dict], out_dir: Path, layer: str) -> list[Secti
     figure = augment_grid_figure(rows, out_dir / "augment_grid.png", layer=layer)
     return [
         Section("Which augmentations make good positives", figure=figure,
-                caption="One trial per cell: a single transformation on the diagonal, a pair "
-                        "off it (colour = colour jitter + colour drop); alignment under the "
-                        "full recipe's views compares every encoder on the same positives."),
-        Section("Every augmentation trial", table=augment_table(rows, layer=layer)),
+                caption="A single transformation on the diagonal, a pair off it (colour = "
+                        "colour jitter + colour drop), each cell the mean of its trials "
+                        "(seeds); alignment under the full recipe's views compares every "
+                        "encoder on the same positives."),
+        Section("Every augmentation recipe",
+                "Mean over each recipe's finished trials, ± their standard deviation.",
+                table=augment_table(rows, layer=layer)),
     ]
 
 
