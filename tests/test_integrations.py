@@ -103,7 +103,7 @@ def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
 # ---------------------------------------------------------------- Lightning
 
 
-def _lightning_module(pl):
+def lightning_module(pl):
     class Tiny(pl.LightningModule):
         def __init__(self):
             super().__init__()
@@ -126,6 +126,12 @@ def _lightning_module(pl):
             return torch.optim.SGD(self.parameters(), lr=0.1)
 
     return Tiny()
+
+
+def held_out_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    hx = torch.randn(n, 8, generator=g)
+    return hx, hx + 0.2 * torch.randn(n, 8, generator=g)
 
 
 def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
@@ -156,11 +162,10 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
     torch.manual_seed(0)
     train = torch.utils.data.TensorDataset(torch.randn(64, 8))
     loader = torch.utils.data.DataLoader(train, batch_size=16)  # 4 steps per epoch
-    hx = torch.randn(40, 8)
-    hy = hx + 0.2 * torch.randn(40, 8)
+    hx, hy = held_out_pairs(40)
     cb = AlignUniformCallback((hx, hy), every_n_steps=4, t=2.0, alpha=2.0, batch_size=16)
     logger = Memory()
-    module = _lightning_module(pl)
+    module = lightning_module(pl)
     trainer = pl.Trainer(
         max_epochs=2, accelerator="cpu", devices=1, logger=logger, callbacks=[cb],
         log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
@@ -180,6 +185,38 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
     assert logged[4]["uniform"] != final["uniform"]  # the module trained in between
     assert float(trainer.callback_metrics["uniform"]) == pytest.approx(final["uniform"])
     assert [h["step"] for h in cb.history] == [4, 8]
+
+
+@pytest.mark.slow
+def test_lightning_callback_under_two_process_ddp(tmp_path):
+    """A real 2-process DDP fit (gloo): each rank embeds its shard of the held-out pairs,
+    and both log the metrics of all of them, equal to the direct computation."""
+    pl = pytest.importorskip("lightning.pytorch")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    root = Path(__file__).resolve().parents[1]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
+    proc = subprocess.run([sys.executable, str(root / "tests" / "_lightning_ddp_worker.py"),
+                           str(tmp_path)], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    # two evaluations (steps 4 and 8), x and y each: rank 0 embeds 21 rows, rank 1 20
+    assert [r["rows"] for r in ranks] == [2 * 2 * 21, 2 * 2 * 20]
+    assert ranks[0]["history"] == ranks[1]["history"]
+    assert [h["step"] for h in ranks[0]["history"]] == [4, 8]
+    for name, value in ranks[0]["state"].items():  # DDP kept the replicas equal
+        torch.testing.assert_close(ranks[1]["state"][name], value)
+    module = lightning_module(pl)
+    module.load_state_dict(ranks[0]["state"])
+    hx, hy = held_out_pairs(41)
+    with torch.no_grad():
+        zx, zy = module(hx), module(hy)
+    final = ranks[0]["history"][-1]
+    assert final["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-6)
+    assert final["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-6)
 
 
 # ---------------------------------------------------------------- Hugging Face
