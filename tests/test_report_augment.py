@@ -80,6 +80,10 @@ def test_grid_puts_each_trial_in_its_cell_and_ignores_failures():
     g = augment_grid(more, "embedding.alignment")
     assert g.values[0, 0] == pytest.approx(0.65) and g.counts[0, 0] == 2
     assert g.references["full recipe"] == pytest.approx(0.45)
+    recipe_variants = [_row(0, {}, 0.4), _row(1, {"flip": False}, 0.3)]
+    assert augment_grid(recipe_variants, "embedding.alignment").labels == []
+    with pytest.raises(ValueError, match="the grid is empty"):
+        augment_grid_figure(recipe_variants, "unused.png")
     with pytest.raises(ValueError, match="no finished trial has a data.augment override"):
         augment_grid([r for r in rows if r["status"] == "failed"], "embedding.alignment")
 
@@ -120,3 +124,22 @@ def test_heat_map_figure_and_the_sweep_page_section(tmp_path):
     best = max(rows, key=lambda r: r["embedding.linear_acc"])
     # the top table names each trial's augmentation rather than printing n/a for a mapping
     assert f"| 1 | {best['id']} | {augment_label(best['data.augment'])} |" in md
+
+
+def test_a_sweep_of_recipe_variants_gets_the_table_without_a_grid(tmp_path):
+    from alignuniform.io import write_json
+    from alignuniform.report.sweep_page import build_sweep_report
+    from alignuniform.sweep.analysis import analyze_rows
+
+    variants = [{}, {"flip": False}, {"rotation": {}}, {"crop": {"scale": [0.5, 1.0]}}]
+    rows = [_row(i, a, 0.3 + 0.02 * i + 0.01 * s) for s in range(2)
+            for i, a in enumerate(variants)]
+    for i, r in enumerate(rows):
+        r["index"], r["id"] = i, f"t{i}"
+    (tmp_path / "results.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    write_json(tmp_path / "sweep.json", {"path": "v.yaml", "base": "b.yaml", "seed": 0,
+                                         "grid": {"data.augment": variants}, "trial_list": []})
+    write_json(tmp_path / "analysis.json", analyze_rows(rows, bootstrap=0))
+    md = build_sweep_report(tmp_path)["markdown"].read_text()
+    assert not (tmp_path / "augment_grid.png").exists()
+    assert "| recipe with crop | 2 | 36.5% ± 0.7 |" in md

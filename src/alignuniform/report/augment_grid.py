@@ -154,8 +154,16 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
     views and under the full recipe's, and uniformity, each cell annotated; the lower
     triangle and diagonal only, as the pairs are unordered. Reference trials' values are
     in each panel's title. Bright is better in every panel. Cells of several trials (seeds)
-    show their mean, and the figure says how many."""
+    show their mean, and the figure says how many.
+
+    Raises:
+        ValueError: No finished trial trains on one or two components alone
+            (``base: none``), so the grid has no cell.
+    """
     grids = [augment_grid(rows, f"{layer}.{col}") for col, *_ in PANELS]
+    if not grids[0].labels:
+        raise ValueError(f"no finished trial trains on one or two components alone "
+                         f"({AUGMENT_KEY}: {{base: none, <component>: ...}}): the grid is empty")
     fig, axes = plt.subplots(1, len(PANELS), figsize=(4.6 * len(PANELS), 4.9),
                              layout="constrained")
     for ax, grid, (_, title, fmt, cmap) in zip(axes, grids, PANELS, strict=True):

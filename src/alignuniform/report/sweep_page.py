@@ -13,6 +13,7 @@ from pathlib import Path
 from alignuniform.io import read_json, read_jsonl
 from alignuniform.report.augment_grid import (
     AUGMENT_KEY,
+    augment_grid,
     augment_grid_figure,
     augment_label,
     augment_table,
@@ -130,13 +131,17 @@ def _top_table(rows: list[dict], varying: list[str], n: int) -> Table:
 
 
 def _augment_sections(rows: list[dict], out_dir: Path, layer: str) -> list[Section]:
-    figure = augment_grid_figure(rows, out_dir / "augment_grid.png", layer=layer)
+    sections = []
+    if augment_grid(rows, f"{layer}.linear_acc").labels:  # else only recipe variants: no grid
+        figure = augment_grid_figure(rows, out_dir / "augment_grid.png", layer=layer)
+        sections.append(Section(
+            "Which augmentations make good positives", figure=figure,
+            caption="A single transformation on the diagonal, a pair off it (colour = colour "
+                    "jitter + colour drop), each cell the mean of its trials (seeds); "
+                    "alignment under the full recipe's views compares every encoder on the "
+                    "same positives."))
     return [
-        Section("Which augmentations make good positives", figure=figure,
-                caption="A single transformation on the diagonal, a pair off it (colour = "
-                        "colour jitter + colour drop), each cell the mean of its trials "
-                        "(seeds); alignment under the full recipe's views compares every "
-                        "encoder on the same positives."),
+        *sections,
         Section("Every augmentation recipe",
                 "Mean over each recipe's finished trials, ± their standard deviation.",
                 table=augment_table(rows, layer=layer)),
