@@ -143,3 +143,11 @@ def test_a_sweep_of_recipe_variants_gets_the_table_without_a_grid(tmp_path):
     md = build_sweep_report(tmp_path)["markdown"].read_text()
     assert not (tmp_path / "augment_grid.png").exists()
     assert "| recipe with crop | 2 | 36.5% ± 0.7 |" in md
+
+
+def test_top_table_cells_name_structured_settings():
+    from alignuniform.report.sweep_page import _setting
+
+    assert _setting({}, "data.augment") == "full recipe"
+    assert _setting({"width": [8, 16]}, "model.kwargs") == '{"width":[8,16]}'  # was n/a
+    assert (_setting(0.5, "loss.t"), _setting("sgd", "optim.name")) == ("0.5", "sgd")

@@ -7,6 +7,7 @@ failures.
 
 from __future__ import annotations
 
+import json
 import math
 from pathlib import Path
 
@@ -109,6 +110,8 @@ def _setting(value: object, key: str) -> str:
         return value
     if key == AUGMENT_KEY and isinstance(value, dict):
         return augment_label(value)
+    if isinstance(value, (dict, list)):  # any other structured setting, as the sweep file has it
+        return json.dumps(value, separators=(",", ":"))
     return _num(value, "g")
 
 
