@@ -336,3 +336,68 @@ def test_dense_loss_combination():
         crit(f1, f2, pairs)
     with pytest.raises(ValueError, match="at least one"):
         dense.DenseLossCombination()
+
+
+# ------------------------------------------------------------- DenseCL's loss with a queue
+
+
+def densecl_dense_loss(q_b, k_b, q_grid, k_grid, queue2, tau):
+    """DenseCL's ``densecl.py`` forward, dense half, transcribed (float64, its shapes:
+    maps ``(N, C, S^2)``, queue2 ``(C, K)``): match each query location to the key location of
+    most similar backbone feature, positive logit = query . matched key, negatives =
+    query . queue2, cross-entropy with label 0 over all N S^2 query locations."""
+    q_b, k_b = F.normalize(q_b, dim=1), F.normalize(k_b, dim=1)
+    backbone_sim_matrix = torch.matmul(q_b.permute(0, 2, 1), k_b)
+    densecl_sim_ind = backbone_sim_matrix.max(dim=2)[1]
+    indexed_k_grid = torch.gather(
+        k_grid, 2, densecl_sim_ind.unsqueeze(1).expand(-1, k_grid.size(1), -1))
+    densecl_sim_q = (q_grid * indexed_k_grid).sum(1)
+    l_pos_dense = densecl_sim_q.view(-1).unsqueeze(-1)
+    q_grid = q_grid.permute(0, 2, 1).reshape(-1, q_grid.size(1))
+    l_neg_dense = torch.einsum("nc,ck->nk", [q_grid, queue2])
+    logits = torch.cat([l_pos_dense, l_neg_dense], dim=1) / tau
+    labels = torch.zeros(logits.shape[0], dtype=torch.long)
+    return F.cross_entropy(logits, labels)
+
+
+def test_dense_loss_with_a_queue_is_denscls_in_value_and_gradient():
+    n, c, s, k = 3, 6, 3, 11
+    q_grid, k_grid = unit_map(n, c, s, s, seed=30), unit_map(n, c, s, s, seed=31)
+    q_b, k_b = unit_map(n, 5, s, s, seed=32), unit_map(n, 5, s, s, seed=33)
+    queue = unit_map(k, c, 1, 1, seed=34).flatten(1)
+    pairs = dense.feature_argmax_pairs(q_b, k_b)
+    criterion = dense.DenseLossCombination(w_contrastive=1.0, tau=0.2)
+    a = q_grid.clone().requires_grad_()
+    ours = criterion(a, k_grid, pairs, negatives=queue)
+    ours["loss"].backward()
+    ref_q = q_grid.double().flatten(2).requires_grad_()
+    ref = densecl_dense_loss(q_b.double().flatten(2), k_b.double().flatten(2), ref_q,
+                             k_grid.double().flatten(2), queue.double().T, 0.2)
+    ref.backward()
+    assert ours["loss"].item() == pytest.approx(ref.item(), rel=1e-6)
+    assert ours["dense_pairs"].item() == n * s * s  # every query location has its positive
+    torch.testing.assert_close(a.grad.double().flatten(2), ref_q.grad, atol=1e-7, rtol=1e-5)
+
+
+@pytest.mark.parametrize("intra_batch", [True, False])
+def test_dense_uniformity_with_a_queue_is_queries_against_the_bank(intra_batch):
+    f, f2 = unit_map(2, 4, 3, 2, seed=35), unit_map(2, 4, 3, 2, seed=36)
+    queue = unit_map(9, 4, 1, 1, seed=37).flatten(1)
+    criterion = dense.DenseLossCombination(w_uniform=1.0, t=3.0, intra_batch=intra_batch)
+    a = f.clone().requires_grad_()
+    ours = criterion(a, f2, dense.feature_argmax_pairs(f, f2), negatives=queue)
+    ours["loss"].backward()
+    x = f.double().permute(0, 2, 3, 1).reshape(12, 4).requires_grad_()
+    # the fork's query-queue distance, 2 - 2 q.k (equal on the sphere; its gradient has
+    # no radial part), as queue_uniform_loss
+    d2 = [2 - 2 * x[i] @ queue[j].double() for i in range(12) for j in range(9)]
+    if intra_batch:  # every pair of query locations, same image or not
+        d2 += [(x[i] - x[j]).pow(2).sum() for i in range(12) for j in range(i + 1, 12)]
+    ref = torch.stack(d2).mul(-3.0).exp().mean().log()
+    ref.backward()
+    assert ours["loss"].item() == pytest.approx(ref.item(), rel=1e-6)
+    torch.testing.assert_close(a.grad.double().permute(0, 2, 3, 1).reshape(12, 4), x.grad,
+                               atol=1e-7, rtol=1e-5)
+    with pytest.raises(ValueError, match="exclude_same_image does not apply with a queue"):
+        dense.DenseLossCombination(w_uniform=1.0, exclude_same_image=True)(
+            f, f2, dense.feature_argmax_pairs(f, f2), negatives=queue)

@@ -182,3 +182,37 @@ def test_queue_loss_is_the_weighted_sum_of_its_terms():
     assert set(out) == {"loss", "contrastive", "align", "uniform"}
     with pytest.raises(ValueError, match="loss.w_contrastive .*; loss.w_uniform"):
         QueueLoss(w_align=1.0)
+
+
+def test_the_dense_queue_is_written_with_the_global_one_and_wraps_with_it():
+    from torch import nn
+
+    from alignuniform.train import MomentumQueue
+
+    mq = MomentumQueue(nn.Linear(3, 4), size=6, dim=4, seed=1, dense_dim=5)
+    plain = MomentumQueue(nn.Linear(3, 4), size=6, dim=4, seed=1)
+    torch.testing.assert_close(mq.queue, plain.queue)  # drawn after the global queue
+    torch.testing.assert_close(mq.dense_queue.norm(dim=1), torch.ones(6))  # as DenseCL's
+    batches = [(torch.full((2, 4), float(i)), torch.full((2, 5), -float(i))) for i in range(4)]
+    for keys, dense_keys in batches:
+        mq.enqueue(keys, dense_keys)
+    assert int(mq.ptr) == 2
+    torch.testing.assert_close(mq.queue, torch.cat([batches[i][0] for i in (3, 1, 2)]))
+    torch.testing.assert_close(mq.dense_queue, torch.cat([batches[i][1] for i in (3, 1, 2)]))
+    assert "dense_queue" in mq.state_dict()  # checkpointed with the key encoder and queue
+    with pytest.raises(ValueError, match="dense_keys must be given exactly"):
+        mq.enqueue(torch.zeros(2, 4))
+    with pytest.raises(ValueError, match="dense_keys must be given exactly"):
+        plain.enqueue(torch.zeros(2, 4), torch.zeros(2, 5))
+    with pytest.raises(ValueError, match="3 dense keys for a batch of 2"):
+        mq.enqueue(torch.zeros(2, 4), torch.zeros(3, 5))
+
+
+def test_a_dense_key_is_the_renormalised_spatial_mean_of_the_dense_map():
+    from alignuniform.train.queue import dense_queue_keys
+
+    maps = F.normalize(torch.randn(3, 4, 2, 5, generator=torch.Generator().manual_seed(2),
+                                   dtype=torch.float64), dim=1)
+    for b in range(3):
+        mean = sum(maps[b, :, r, c] for r in range(2) for c in range(5)) / 10
+        torch.testing.assert_close(dense_queue_keys(maps)[b], mean / mean.norm())

@@ -163,7 +163,10 @@ def test_a_config_without_dense_terms_trains_as_before():
      "crop, resize, horizontal flip"),
     ({"dense": {"w_align": 1.0}, "data": {"recipe": "cifar10_eval"}},
      "need an image training recipe"),
-    ({"dense": {"w_align": 1.0}, "queue": {"size": 16}}, "with a MoCo queue are not supported"),
+    ({"dense": {"w_align": 1.0, "exclude_same_image": True}, "queue": {"size": 16}},
+     "dense.exclude_same_image does not apply with a MoCo queue"),
+    ({"dense": {"w_align": 1.0}, "queue": {"size": 16}, "loss": {"w_uniform": 0.0}},
+     "no loss term uses negatives"),
 ])
 def test_bad_dense_configs_are_refused_naming_the_key(tmp_path, change, message):
     raw = _config()
@@ -197,3 +200,57 @@ def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
     with pytest.raises(ValueError, match="differs from the run's in dense.lam, dense.t"):
         train(config_from_dict({**_config(), "epochs": 3}), run, resume=True, progress=False)
+
+
+# ------------------------------------------------------------------- DenseCL's dense queue
+
+
+def _queue_config(scheme: str = "feature_argmax", epochs: int = 1) -> dict:
+    """DenseCL's step: MoCo's global InfoNCE and the dense terms against a queue of 8 keys
+    (two batches: it wraps every 2 steps)."""
+    raw = _config(scheme=scheme)
+    raw["loss"] = {"w_contrastive": 1.0, "tau": 0.2, "w_align": 0.5, "w_uniform": 0.5}
+    raw["queue"] = {"size": 8, "momentum": 0.9}
+    return {**raw, "epochs": epochs}
+
+
+def test_a_dense_queue_step_enqueues_each_images_mean_key_map(tmp_path):
+    from alignuniform.train import engine
+
+    run = engine._Run(config_from_dict(_queue_config()), tmp_path / "run",
+                      engine.init_from_env("cpu"), progress=False)
+    batch = next(iter(run.loader))
+    before = run.mq.dense_queue.clone()
+    terms = run.train_step(batch)
+    assert math.isfinite(terms["loss"]) and terms["dense_pairs"] == 4 * 16  # one per location
+    assert {"global_contrastive", "dense_contrastive", "dense_align",
+            "dense_uniform"} <= set(terms)
+    assert int(run.mq.ptr) == 4
+    with torch.no_grad():  # the key encoder the step used (its EMA step came first)
+        maps = run.mq.key_encoder.forward_dense(batch["view2"])["dense"].double()
+    mean = maps.sum(dim=(2, 3)) / (maps.shape[2] * maps.shape[3])
+    expected = mean / mean.norm(dim=1, keepdim=True)
+    torch.testing.assert_close(run.mq.dense_queue[:4].double(), expected, atol=1e-6, rtol=1e-5)
+    assert torch.equal(run.mq.dense_queue[4:], before[4:])  # not yet reached
+
+
+def test_dense_queue_training_runs_and_resumes_bit_identically(tmp_path):
+    straight = train(config_from_dict(_queue_config(epochs=2)), tmp_path / "a", progress=False)
+    first = train(config_from_dict(_queue_config()), tmp_path / "b", progress=False)
+    resumed = train(config_from_dict(_queue_config(epochs=2)), first, resume=True,
+                    progress=False)
+    logged = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
+    assert len(logged) == 8 and all(math.isfinite(row["loss"]) for row in logged)
+    a, b = (load_checkpoint(p / "checkpoint.pt") for p in (straight, resumed))
+    g = torch.Generator().manual_seed(0)  # the initial queues, as MomentumQueue draws them
+    mq = a["momentum_queue"]
+    for name in ("queue", "dense_queue"):  # both filled with keys: none of the initial rows
+        initial = torch.nn.functional.normalize(torch.randn(8, 8, generator=g), dim=1)
+        assert not (mq[name] == initial).all(1).any(), name
+    assert int(mq["ptr"]) == 0 and mq["dense_queue"].shape == (8, 8)
+    torch.testing.assert_close(mq["dense_queue"].norm(dim=1), torch.ones(8))
+    for part in ("model", "momentum_queue"):  # weights; key encoder and both queues
+        assert set(a[part]) == set(b[part])
+        for name, value in a[part].items():
+            assert torch.equal(b[part][name], value), (part, name)
+    assert (resumed / "log.jsonl").read_text() == (straight / "log.jsonl").read_text()

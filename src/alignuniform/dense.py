@@ -44,14 +44,15 @@ Metrics (no gradient, Python numbers, L2-normalised by default)
     (computed in float64).
 
 Losses (differentiable tensors)
-    ``dense_align_loss``, ``dense_uniform_loss`` (both as the metrics, on maps as given) and
-    ``dense_contrastive_loss`` (DenseCL's dense InfoNCE, temperature 0.2: anchor ``q_i``,
-    positive ``k_j``, negatives a queue ``(M, C)`` or, without one, every view-2 location of
-    the other images of the batch). A batch with no positive pair gives a loss of exactly 0
-    that is still connected to the graph (``on_empty="zero"``, the default) or raises
-    (``on_empty="raise"``): never NaN. :class:`DenseLossCombination` weights the dense terms
-    and, optionally, a global ``LossCombination`` as DenseCL does (``(1 - lam) L_global +
-    lam L_dense``, lam = 0.5).
+    ``dense_align_loss``, ``dense_uniform_loss`` (both as the metrics, on maps as given),
+    ``dense_queue_uniform_loss`` (query locations against a queue of keys, as
+    ``queue_uniform_loss``) and ``dense_contrastive_loss`` (DenseCL's dense InfoNCE,
+    temperature 0.2: anchor ``q_i``, positive ``k_j``, negatives a queue ``(M, C)`` or,
+    without one, every view-2 location of the other images of the batch). A batch with no
+    positive pair gives a loss of exactly 0 that is still connected to the graph
+    (``on_empty="zero"``, the default) or raises (``on_empty="raise"``): never NaN.
+    :class:`DenseLossCombination` weights the dense terms and, optionally, a global
+    ``LossCombination`` as DenseCL does (``(1 - lam) L_global + lam L_dense``, lam = 0.5).
 
 The AU-correlation scalar (ours; the BMVC 2022 paper's own is not public)
     Over a set of encoders with alignment ``a_k``, uniformity ``u_k`` and downstream
@@ -87,7 +88,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from alignuniform import _checks
-from alignuniform.losses import LossCombination, uniform_loss
+from alignuniform.losses import LossCombination, queue_uniform_loss, uniform_loss
 from alignuniform.metrics import uniformity
 
 __all__ = [
@@ -649,6 +650,24 @@ def dense_uniform_loss(
     return _cross_from_total(log_mean, within, x.shape[0], n_within).to(x.dtype)
 
 
+def dense_queue_uniform_loss(
+    f: torch.Tensor, queue: torch.Tensor, t: float = 2.0, *, intra_batch: bool = True
+) -> torch.Tensor:
+    """Dense uniformity against a queue: :func:`alignuniform.queue_uniform_loss` with the
+    ``B H W`` locations of ``f`` (as given) as the queries and ``queue`` (e.g. DenseCL's
+    dense keys, detached) as the bank; ``intra_batch`` also counts the location-location
+    pairs.
+
+    Args:
+        f: ``(B, C, H, W)`` query maps.
+        queue: ``(K, C)`` keys.
+        t: kernel scale, > 0.
+        intra_batch: include the pairs of locations of ``f`` (of any images).
+    """
+    x, _ = flatten_locations(_check_map(f, "f"))
+    return queue_uniform_loss(x, queue, t, intra_batch=intra_batch)
+
+
 def dense_contrastive_loss(
     q: torch.Tensor,
     k: torch.Tensor,
@@ -707,8 +726,12 @@ class DenseLossCombination(nn.Module):
 
     ``dense = w_align L_dense_align(alpha) + w_uniform L_dense_uniform(t) +
     w_contrastive L_dense_contrastive(tau)`` (uniformity averaged over the two views'
-    maps); with ``global_loss`` the total is ``(1 - lam) * global + lam * dense`` (DenseCL's
-    lam = 0.5), else ``dense``. ``forward`` returns ``{"loss", "dense_<term>"...,
+    maps). With a queue of dense keys (``negatives`` in ``forward``, DenseCL's), ``f2``
+    holds the key maps: the contrastive term takes the queue as its negatives and
+    uniformity is ``dense_queue_uniform_loss(f1, queue)`` (``intra_batch``: with the pairs
+    of query locations), the queries only, as MoCo's ``queue_uniform_loss``. With
+    ``global_loss`` the total is ``(1 - lam) * global + lam * dense`` (DenseCL's lam = 0.5),
+    else ``dense``. ``forward`` returns ``{"loss", "dense_<term>"...,
     "global_<term>"...}`` with every term detached except ``"loss"``, and ``"dense_pairs"``
     (the number of positive pairs).
     """
@@ -725,6 +748,7 @@ class DenseLossCombination(nn.Module):
         exclude_same_image: bool = False,
         global_loss: LossCombination | None = None,
         lam: float = 0.5,
+        intra_batch: bool = True,
     ) -> None:
         super().__init__()
         weights = {"w_align": w_align, "w_uniform": w_uniform, "w_contrastive": w_contrastive}
@@ -740,7 +764,7 @@ class DenseLossCombination(nn.Module):
         self.alpha, self.t = _checks.positive(alpha, "alpha"), _checks.positive(t, "t")
         self.tau = _checks.positive(tau, "tau")
         self.exclude_same_image, self.lam = exclude_same_image, float(lam)
-        self.global_loss = global_loss
+        self.global_loss, self.intra_batch = global_loss, intra_batch
 
     def forward(
         self,
@@ -755,9 +779,7 @@ class DenseLossCombination(nn.Module):
         if self.w_align:
             terms.append(("align", self.w_align, dense_align_loss(f1, f2, pairs, self.alpha)))
         if self.w_uniform:
-            u = (dense_uniform_loss(f1, self.t, exclude_same_image=self.exclude_same_image)
-                 + dense_uniform_loss(f2, self.t, exclude_same_image=self.exclude_same_image))
-            terms.append(("uniform", self.w_uniform, u / 2))
+            terms.append(("uniform", self.w_uniform, self._uniform(f1, f2, negatives)))
         if self.w_contrastive:
             c = dense_contrastive_loss(f1, f2, pairs, self.tau, negatives)
             terms.append(("contrastive", self.w_contrastive, c))
@@ -773,6 +795,20 @@ class DenseLossCombination(nn.Module):
         out.update({f"global_{k}": v for k, v in glob.items() if k != "loss"})
         out["loss"] = (1.0 - self.lam) * glob["loss"] + self.lam * dense
         return out
+
+    def _uniform(self, f1: torch.Tensor, f2: torch.Tensor,
+                 queue: torch.Tensor | None) -> torch.Tensor:
+        """In-batch: the mean of both views' dense uniformity; with a queue: the query
+        maps' against it (the key maps ``f2`` carry no gradient)."""
+        if queue is None:
+            return (dense_uniform_loss(f1, self.t, exclude_same_image=self.exclude_same_image)
+                    + dense_uniform_loss(f2, self.t,
+                                         exclude_same_image=self.exclude_same_image)) / 2
+        if self.exclude_same_image:
+            raise ValueError("exclude_same_image does not apply with a queue (its keys are "
+                             "past batches'); intra_batch=False keeps the query-queue pairs "
+                             "only")
+        return dense_queue_uniform_loss(f1, queue, self.t, intra_batch=self.intra_batch)
 
 
 # ---------------------------------------------------------------------------- the scalar

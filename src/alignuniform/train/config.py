@@ -145,7 +145,10 @@ class DenseConfig:
         w_align, alpha: Dense alignment weight and exponent.
         w_uniform, t: Dense uniformity weight and scale.
         w_contrastive, tau: Dense InfoNCE weight and temperature (DenseCL: 0.2); its
-            negatives are the other images' view-2 locations of the batch.
+            negatives are the other images' view-2 locations of the batch, or with a queue
+            (``queue.size > 0``, DenseCL) the queue of dense keys (one per past image: the
+            key encoder's dense map averaged over locations), which dense uniformity then
+            also uses as its bank (with the query-location pairs if ``queue.intra_batch``).
         lam: Weight of the dense loss against the global one, in [0, 1].
         scheme: How positive location pairs are found (``alignuniform.dense.PAIR_SCHEMES``):
             "geometric" (PixPro: crop geometry, bin distance below ``threshold``),
@@ -154,7 +157,7 @@ class DenseConfig:
         threshold: The scheme's threshold (``None``: its default, PixPro's 0.7 or 0.5 for
             "mutual_nn"); "geometric_nearest" and "feature_argmax" take none.
         exclude_same_image: Dense uniformity over pairs of locations from different images
-            only.
+            only (without a queue).
     """
 
     w_align: float = 0.0
@@ -400,9 +403,11 @@ def _check_dense(config: TrainConfig) -> None:
             raise ValueError(f"dense.{name} must be > 0, got {getattr(d, name)}")
     if not 0 <= d.lam <= 1:
         raise ValueError(f"dense.lam must be in [0, 1] (the dense share of the loss), got {d.lam}")
-    if config.queue.size:
-        raise ValueError("dense loss terms with a MoCo queue are not supported yet: set "
-                         "queue.size=0, or turn the dense terms off (dense.w_*=0)")
+    if config.queue.size and d.exclude_same_image:
+        raise ValueError("dense.exclude_same_image does not apply with a MoCo queue (dense "
+                         "uniformity is then the query locations against the dense queue of "
+                         "past batches' keys); set dense.exclude_same_image: false, and "
+                         "queue.intra_batch: false to count the query-queue pairs only")
     if d.scheme not in PAIR_SCHEMES:
         raise ValueError(f"dense.scheme must be one of {', '.join(PAIR_SCHEMES)}, "
                          f"got {d.scheme!r}")

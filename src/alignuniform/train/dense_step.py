@@ -13,6 +13,13 @@ the dense head; the maps are detached, the argmax carries no gradient anyway). T
 Under DDP the global terms see the gathered batch (``loss.global_batch``), the dense terms
 each rank's own images: location pairs never cross images, and in-batch dense negatives are
 the rank's other images.
+
+With a MoCo queue (``queue.size > 0``) the step is DenseCL's (``DenseQueueStep``): view 1
+through the model (queries), view 2 through the momentum key encoder (keys, backbone maps
+for the pairs, dense key maps; no gradient); the global terms are ``QueueLoss``'s against the
+global queue, the dense terms ``DenseLossCombination``'s with the dense queue as negatives
+and uniformity bank; the step returns the global batch of keys and of dense keys
+(``queue.dense_queue_keys``) for the engine to enqueue after the optimiser step.
 """
 
 from __future__ import annotations
@@ -31,6 +38,12 @@ from alignuniform.distributed import all_gather
 from alignuniform.losses import LossCombination
 from alignuniform.models.dense_head import DenseEncoder
 from alignuniform.train.config import DataConfig, TrainConfig
+from alignuniform.train.queue import (
+    MomentumQueue,
+    QueueLoss,
+    dense_queue_keys,
+    gather_in_sample_order,
+)
 
 
 def dense_views(images: Dataset, data: DataConfig) -> DenseTwoViews:
@@ -38,15 +51,17 @@ def dense_views(images: Dataset, data: DataConfig) -> DenseTwoViews:
     return DenseTwoViews(images, build_recipe(data.recipe, data.augment))
 
 
-def dense_criterion(config: TrainConfig) -> dense.DenseLossCombination:
-    """The ``DenseLossCombination`` of a config: its dense terms and its global loss."""
+def dense_criterion(config: TrainConfig, *,
+                    with_global: bool = True) -> dense.DenseLossCombination:
+    """The ``DenseLossCombination`` of a config: its dense terms and (``with_global``) its
+    global loss."""
     d = config.dense
-    glob = LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
-                              if k != "global_batch"})
+    glob = (LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
+                               if k != "global_batch"}) if with_global else None)
     return dense.DenseLossCombination(
         w_align=d.w_align, alpha=d.alpha, w_uniform=d.w_uniform, t=d.t,
         w_contrastive=d.w_contrastive, tau=d.tau, exclude_same_image=d.exclude_same_image,
-        global_loss=glob, lam=d.lam,
+        global_loss=glob, lam=d.lam, intra_batch=config.queue.intra_batch,
     )
 
 
@@ -101,6 +116,57 @@ class DenseStep:
             x, y = all_gather(x), all_gather(y)
         pairs = batch_pairs(self.config, batch, out1, out2)
         return self.criterion(out1["dense"], out2["dense"], pairs, x, y)
+
+
+class DenseQueueStep:
+    """DenseCL's step: queries, momentum keys, and the global and dense queues.
+
+    Args:
+        config: The run's config (dense section active, ``queue.size > 0``).
+        mq: The key encoder and both queues (``MomentumQueue`` with ``dense_dim``).
+        global_loss: The global terms against the global queue.
+    """
+
+    def __init__(self, config: TrainConfig, mq: MomentumQueue, global_loss: QueueLoss) -> None:
+        self.config, self.mq, self.global_loss = config, mq, global_loss
+        # the dense terms alone: they are mixed with QueueLoss's terms, not a LossCombination
+        self.criterion = dense_criterion(config, with_global=False)
+
+    def __call__(self, net: nn.Module, model: nn.Module, batch: dict, device: torch.device,
+                 amp_dtype: torch.dtype | None,
+                 shuffle: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The loss dict, as ``DenseStep``'s, plus ``"keys"`` and ``"dense_keys"``: the
+        global batch's keys to enqueue once the optimiser has stepped.
+
+        Args:
+            net, model, batch, device, amp_dtype: As for ``DenseStep``.
+            shuffle: The permutation generator of MoCo's shuffling BN (same on all ranks).
+        """
+        mq = self.mq
+        mq.update_key_encoder(model)
+        mq.key_encoder.train(net.training)
+        v1 = batch["view1"].to(device, non_blocking=True)
+        v2 = batch["view2"].to(device, non_blocking=True)
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float32,
+                            enabled=amp_dtype is not None):
+            out1 = _forward_dense(net, model, v1)
+            out2 = mq.dense_keys(v2, shuffle_bn=self.config.queue.shuffle_bn,
+                                 generator=shuffle)
+        out1 = {k: v.float() for k, v in out1.items()}  # the losses run in float32
+        out2 = {k: v.float() for k, v in out2.items()}
+        keys = gather_in_sample_order(out2["global"])
+        q, k = out1["global"], out2["global"]
+        if self.config.loss.global_batch:
+            q, k = gather_in_sample_order(q), keys
+        glob = self.global_loss(q, k, mq.queue)
+        pairs = batch_pairs(self.config, batch, out1, out2)
+        out = self.criterion(out1["dense"], out2["dense"], pairs, negatives=mq.dense_queue)
+        lam = self.config.dense.lam
+        out.update({f"global_{name}": v for name, v in glob.items() if name != "loss"})
+        out["loss"] = (1.0 - lam) * glob["loss"] + lam * out["loss"]
+        out["keys"] = keys
+        out["dense_keys"] = gather_in_sample_order(dense_queue_keys(out2["dense"]))
+        return out
 
 
 def _forward_dense(net: nn.Module, model: nn.Module, x: torch.Tensor) -> dict[str, torch.Tensor]:

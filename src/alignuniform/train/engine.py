@@ -6,7 +6,8 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
 
 - ``config.yaml``: the full config;
 - ``checkpoint.pt``: the latest state (model, optimizer, scheduler, RNG, config, epoch,
-  step, and with a queue the key encoder and the queue with its pointer), written
+  step, and with a queue the key encoder and the queue with its pointer, with dense terms
+  also the dense queue), written
   atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
@@ -31,7 +32,9 @@ seeded at the start of each epoch), so continuing from the last epoch checkpoint
 With ``queue.size > 0`` each step is MoCo's: an EMA step of the key encoder, queries
 ``q = model(view1)`` and keys ``k = key_encoder(view2)`` (no gradient), the loss of
 ``train.queue.QueueLoss`` against the queue as it was before the step, an optimizer step, and
-then the global batch of keys enqueued (``train.queue.MomentumQueue``).
+then the global batch of keys enqueued (``train.queue.MomentumQueue``). With dense terms
+too, the step is DenseCL's (``train.dense_step.DenseQueueStep``): the key encoder also gives
+view 2's dense maps, and one dense key per image goes into a second queue of the same length.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ import random
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -70,13 +73,14 @@ from alignuniform.io import (
 )
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
+from alignuniform.models.dense_head import DenseEncoder
 from alignuniform.train.config import (
     AMP_DTYPES,
     DataConfig,
     TrainConfig,
     save_config,
 )
-from alignuniform.train.dense_step import DenseStep, dense_views
+from alignuniform.train.dense_step import DenseQueueStep, DenseStep, dense_views
 from alignuniform.train.queue import MomentumQueue, QueueLoss, gather_in_sample_order
 
 
@@ -214,8 +218,7 @@ class _Run:
         self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
                           else None)
         # dense terms (train/dense_step.py): per-sample views with their crop geometry
-        self.dense = DenseStep(config) if config.dense.active else None
-        dataset = (dense_views(images, data) if self.dense is not None
+        dataset = (dense_views(images, data) if config.dense.active
                    else images if self.batch_aug
                    else TwoViews(images, build_recipe(data.recipe, data.augment)))
         # a DistributedSampler also with one process: global batch b of a K-process run is
@@ -251,19 +254,29 @@ class _Run:
             device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
             self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         self.mq: MomentumQueue | None = None
+        self.dense: DenseStep | DenseQueueStep | None = None
         if config.queue.size:
             loss = config.loss
+            # with dense terms, also DenseCL's queue of dense keys
+            dense_dim = (cast(DenseEncoder, model).dense_dim if config.dense.active
+                         else None)
             self.mq = MomentumQueue(model, config.queue.size, config.model.feat_dim,
-                                    config.queue.momentum, seed=config.seed)
-            self.criterion: nn.Module = QueueLoss(
+                                    config.queue.momentum, seed=config.seed,
+                                    dense_dim=dense_dim)
+            queue_loss = QueueLoss(
                 w_contrastive=loss.w_contrastive, tau=loss.tau, w_align=loss.w_align,
                 alpha=loss.alpha, w_uniform=loss.w_uniform, t=loss.t,
                 intra_batch=config.queue.intra_batch)
+            self.criterion: nn.Module = queue_loss
+            if config.dense.active:
+                self.dense = DenseQueueStep(config, self.mq, queue_loss)
         else:
             self.criterion = LossCombination(
                 **{k: v for k, v in dataclasses.asdict(config.loss).items()
                    if k != "global_batch"}
             )
+            if config.dense.active:
+                self.dense = DenseStep(config)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
                                          momentum=config.optim.momentum,
                                          weight_decay=config.optim.weight_decay)
@@ -316,6 +329,11 @@ class _Run:
         return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
                               enabled=self.amp_dtype is not None)
 
+    def _shuffle_generator(self) -> torch.Generator:
+        """MoCo's shuffling-BN permutation generator: the same on every rank, a function of
+        (seed, step), so resume is exact."""
+        return torch.Generator().manual_seed(_epoch_seed(self.config.seed, self.step, 0))
+
     def _queue_forward(self, v1: torch.Tensor, v2: torch.Tensor) -> dict[str, torch.Tensor]:
         """MoCo's step up to the loss; returns the loss dict and (under "keys") the global
         batch of keys to enqueue once the optimizer has stepped."""
@@ -323,11 +341,10 @@ class _Run:
         assert mq is not None  # only called when the config has a queue
         mq.update_key_encoder(self.model)
         mq.key_encoder.train(self.net.training)
-        # the same permutation on every rank, a function of (seed, step): exact resume
-        shuffle = torch.Generator().manual_seed(_epoch_seed(self.config.seed, self.step, 0))
         with self._autocast():
             q = self.net(v1)
-            k = mq.keys(v2, shuffle_bn=self.config.queue.shuffle_bn, generator=shuffle)
+            k = mq.keys(v2, shuffle_bn=self.config.queue.shuffle_bn,
+                        generator=self._shuffle_generator())
         q, k = q.float(), k.float()
         keys = gather_in_sample_order(k)
         if self.config.loss.global_batch:
@@ -339,11 +356,13 @@ class _Run:
     def train_step(self, batch: Any) -> dict[str, float]:
         """One optimiser step on a loader batch: ``[images, labels]``, or the dense recipe's
         dict of views and their geometry."""
-        if self.dense is not None:
+        if isinstance(self.dense, DenseQueueStep):
+            out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype,
+                             shuffle=self._shuffle_generator())
+        elif self.dense is not None:
             out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype)
         elif self.mq is not None:
             out = self._queue_forward(*self._views(batch))
-            keys = out.pop("keys")
         else:
             v1, v2 = self._views(batch)
             with self._autocast():
@@ -352,6 +371,7 @@ class _Run:
             if self.config.loss.global_batch:
                 x, y = all_gather(x), all_gather(y)
             out = self.criterion(x, y)
+        keys, dense_keys = out.pop("keys", None), out.pop("dense_keys", None)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -363,7 +383,8 @@ class _Run:
         self.scaler.step(self.optimizer)
         self.scaler.update()
         if self.mq is not None:  # after the backward pass, which reads the old queue
-            self.mq.enqueue(keys)
+            assert keys is not None  # every queue step returns its keys
+            self.mq.enqueue(keys, dense_keys)
         return {name: value.item() for name, value in out.items()}
 
     def run_epoch(self, writer, progress: bool) -> dict:

@@ -11,12 +11,17 @@ single-process batch, so a K-process run holds the same queue as one process.
 fork): ``w_c L_contrastive(q, k; queue) + w_a L_align(q, k) + w_u L_uniform(q; queue)``
 with MoCo's InfoNCE (``alignuniform.queue_contrastive_loss``) and the fork's uniformity over
 query-queue plus query-query pairs (``alignuniform.queue_uniform_loss``).
+
+With dense loss terms (``train.dense_step.DenseQueueStep``) the queue also holds DenseCL's
+dense keys: per image, the spatial mean of the key encoder's normalised dense map,
+re-normalised (:func:`dense_queue_keys`), enqueued with the global keys at the same pointer.
 """
 
 from __future__ import annotations
 
 import copy
-from typing import cast
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -24,6 +29,7 @@ from torch import nn
 
 from alignuniform.distributed import all_gather, get_rank, get_world_size
 from alignuniform.losses import align_loss, queue_contrastive_loss, queue_uniform_loss
+from alignuniform.models.dense_head import DenseEncoder
 
 #: the loss terms that can use a queue of negatives, and what they do with it
 QUEUE_TERMS = {
@@ -52,6 +58,18 @@ def gather_in_sample_order(x: torch.Tensor) -> torch.Tensor:
         world * x.shape[0], *x.shape[1:])
 
 
+def dense_queue_keys(maps: torch.Tensor) -> torch.Tensor:
+    """DenseCL's dense key of each image: the (B, C) re-normalised spatial mean of the key
+    encoder's normalised ``(B, C, H, W)`` dense maps (one queue entry per image)."""
+    return F.normalize(maps.mean(dim=(2, 3)), dim=1)
+
+
+def _unshuffle(x: torch.Tensor, perm: torch.Tensor, rank: int, n: int) -> torch.Tensor:
+    """This rank's rows of the key encoder's outputs on the shuffled global batch, in the
+    order of its own samples."""
+    return all_gather(x)[torch.argsort(perm)][rank * n : (rank + 1) * n]
+
+
 class MomentumQueue(nn.Module):
     """MoCo's key encoder and queue.
 
@@ -60,15 +78,19 @@ class MomentumQueue(nn.Module):
         size: K, the number of keys held.
         dim: Embedding dimension.
         momentum: m in ``k <- m k + (1 - m) q``, in [0, 1) (0.999 in MoCo and the fork).
-        seed: Seed of the initial queue (random unit vectors, as in MoCo).
+        seed: Seed of the initial queues (random unit vectors, as in MoCo and DenseCL).
+        dense_dim: Channels of the dense maps: also hold a queue of K dense keys (DenseCL);
+            ``None``: none.
 
     Attributes:
         key_encoder: Updated only by :meth:`update_key_encoder`, never by gradients.
         queue: (K, dim) keys; ``ptr`` is the row the next batch is written at.
+        dense_queue: (K, dense_dim) dense keys (only with ``dense_dim``), written at the
+            same rows as ``queue``.
     """
 
     def __init__(self, encoder: nn.Module, size: int, dim: int, momentum: float = 0.999,
-                 seed: int = 0) -> None:
+                 seed: int = 0, dense_dim: int | None = None) -> None:
         super().__init__()
         if not 0 <= momentum < 1:
             raise ValueError(f"momentum must be in [0, 1), got {momentum}")
@@ -83,6 +105,10 @@ class MomentumQueue(nn.Module):
         self.register_buffer("queue", F.normalize(torch.randn(size, dim, generator=g), dim=1)
                              .to(device))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long, device=device))
+        self.dense = dense_dim is not None
+        if dense_dim is not None:  # drawn after the global queue: its keys stay as before
+            self.register_buffer("dense_queue", F.normalize(
+                torch.randn(size, dense_dim, generator=g), dim=1).to(device))
 
     @torch.no_grad()
     def update_key_encoder(self, encoder: nn.Module) -> None:
@@ -102,26 +128,51 @@ class MomentumQueue(nn.Module):
         forward pass and the keys put back afterwards, so BatchNorm statistics on a rank
         mix samples whose queries lie on other ranks. One process: a no-op.
         """
+        return self._shuffled(self.key_encoder, images, shuffle_bn, generator)
+
+    @torch.no_grad()
+    def dense_keys(self, images: torch.Tensor, shuffle_bn: bool = False,
+                   generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """The key encoder's ``forward_dense`` of this rank's ``images`` (global keys,
+        backbone and dense maps), with MoCo's shuffling BN as in :meth:`keys`."""
+        forward = cast(DenseEncoder, self.key_encoder).forward_dense
+        return self._shuffled(forward, images, shuffle_bn, generator)
+
+    def _shuffled(self, forward: Callable[[torch.Tensor], Any], images: torch.Tensor,
+                  shuffle_bn: bool, generator: torch.Generator | None) -> Any:
+        """``forward(images)`` (a tensor or a dict of tensors, one row per image), through
+        MoCo's shuffled global batch when ``shuffle_bn`` and under DDP."""
         world = get_world_size()
         if not shuffle_bn or world == 1:
-            return self.key_encoder(images)
+            return forward(images)
         n, rank = images.shape[0], get_rank()
         everything = all_gather(images)
         perm = torch.randperm(world * n, generator=generator).to(images.device)
-        keys = all_gather(self.key_encoder(everything[perm.view(world, n)[rank]]))
-        return keys[torch.argsort(perm)][rank * n : (rank + 1) * n]
+        out = forward(everything[perm.view(world, n)[rank]])
+        if isinstance(out, dict):
+            return {k: _unshuffle(v, perm, rank, n) for k, v in out.items()}
+        return _unshuffle(out, perm, rank, n)
 
     @torch.no_grad()
-    def enqueue(self, keys: torch.Tensor) -> None:
-        """Write the global batch of ``keys`` at the pointer (overwriting the oldest) and
-        advance it, as MoCo's ``_dequeue_and_enqueue``."""
+    def enqueue(self, keys: torch.Tensor, dense_keys: torch.Tensor | None = None) -> None:
+        """Write the global batch of ``keys`` (and with a dense queue, of ``dense_keys``,
+        one per image) at the pointer, overwriting the oldest, and advance it, as MoCo's
+        ``_dequeue_and_enqueue`` (DenseCL's ``_dequeue_and_enqueue2`` for the dense keys)."""
         n = keys.shape[0]
         if self.size % n:
             raise ValueError(f"the queue size {self.size} is not a multiple of the global "
                              f"batch {n}")
+        if (dense_keys is not None) != self.dense:
+            raise ValueError("dense_keys must be given exactly when the queue holds dense "
+                             f"keys (dense_dim given: {self.dense})")
+        if dense_keys is not None and dense_keys.shape[0] != n:
+            raise ValueError(f"{dense_keys.shape[0]} dense keys for a batch of {n} keys")
         queue, pointer = cast(torch.Tensor, self.queue), cast(torch.Tensor, self.ptr)
         ptr = int(pointer)
         queue[ptr : ptr + n] = keys.detach().to(queue.dtype)
+        if dense_keys is not None:
+            dense_queue = cast(torch.Tensor, self.dense_queue)
+            dense_queue[ptr : ptr + n] = dense_keys.detach().to(dense_queue.dtype)
         pointer.fill_((ptr + n) % self.size)
 
 
