@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ import yaml
 
 from alignuniform.checkpoint import load_checkpoint, load_encoder
 from alignuniform.train import TrainConfig, load_config, train
+from tests._kill import kill_mid_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
@@ -236,24 +235,7 @@ def test_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_weights(tmp_path, 
     reference = train(config, tmp_path / "reference", progress=False)
 
     run = tmp_path / "killed"
-    cmd = [sys.executable, "-m", "alignuniform", "train", "--config", str(config_path),
-           "--out", str(run), "--no-progress"]
-    # same thread count as this process: float sums in the kernels depend on it
-    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            env=dict(os.environ, OMP_NUM_THREADS=str(torch.get_num_threads())))
-    log = run / "log.jsonl"
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if log.is_file() and any(s["epoch"] == 2 for s in _lines(log)):
-                break  # epoch 1 is checkpointed and epoch 2 has begun
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGSTOP)  # freeze it, check where it is, then kill -9
-        steps = _lines(log)
-        assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
-    finally:
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
+    steps = kill_mid_epoch(config_path, run)
     saved = load_checkpoint(run / "checkpoint.pt")
     assert saved["epoch"] == 1 and steps[-1]["step"] > saved["step"]  # killed mid-epoch 2
 

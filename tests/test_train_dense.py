@@ -254,3 +254,26 @@ def test_dense_queue_training_runs_and_resumes_bit_identically(tmp_path):
         for name, value in a[part].items():
             assert torch.equal(b[part][name], value), (part, name)
     assert (resumed / "log.jsonl").read_text() == (straight / "log.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_dense_queue_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_run(tmp_path):
+    from tests._kill import kill_mid_epoch, logged_steps
+
+    raw = _queue_config(epochs=3)
+    reference = train(config_from_dict(raw), tmp_path / "reference", progress=False)
+    config_path = tmp_path / "config.yaml"
+    config_path.write_text(yaml.safe_dump(raw))
+    run = tmp_path / "killed"
+    steps = kill_mid_epoch(config_path, run)
+    saved = load_checkpoint(run / "checkpoint.pt")
+    assert saved["epoch"] == 1 and steps[-1]["step"] > saved["step"]  # killed mid-epoch 2
+
+    train(config_from_dict(raw), run, resume=True, progress=False)
+    final, expected = (load_checkpoint(p / "checkpoint.pt") for p in (run, reference))
+    assert final["step"] == expected["step"] == 12
+    for part in ("model", "momentum_queue"):  # weights; key encoder and both queues
+        assert set(final[part]) == set(expected[part])
+        for name, value in expected[part].items():
+            assert torch.equal(final[part][name], value), (part, name)
+    assert logged_steps(run / "log.jsonl") == logged_steps(reference / "log.jsonl")
