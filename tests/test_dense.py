@@ -360,7 +360,7 @@ def densecl_dense_loss(q_b, k_b, q_grid, k_grid, queue2, tau):
     return F.cross_entropy(logits, labels)
 
 
-def test_dense_loss_with_a_queue_is_denscls_in_value_and_gradient():
+def test_dense_loss_with_a_queue_is_densecls_in_value_and_gradient():
     n, c, s, k = 3, 6, 3, 11
     q_grid, k_grid = unit_map(n, c, s, s, seed=30), unit_map(n, c, s, s, seed=31)
     q_b, k_b = unit_map(n, 5, s, s, seed=32), unit_map(n, 5, s, s, seed=33)
