@@ -63,6 +63,16 @@ def test_grid_random_product_and_stable_ids(tmp_path):
         assert t.overrides["seed"] == 0 and "feat_dim=" in t.name
     # random keys are drawn afresh per trial, not once for the sweep
     assert len({t.overrides["loss.w_align"] for t in spec.trial_list}) == 6
+    # the bounds above hold for any draw in range; the distributions are checked here: "int"
+    # includes both ends, evenly, and "loguniform" is uniform in log (half the draws below
+    # the geometric midpoint 1, where a plain uniform on [0.1, 10] puts 9%)
+    many = load_sweep(write_sweep(tmp_path, name="many.yaml", random={
+        "loss.t": {"int": [1, 8]}, "loss.w_align": {"loguniform": [0.1, 10]}}, trials=800))
+    ts = np.array([t.overrides["loss.t"] for t in many.trial_list])
+    ws = np.array([t.overrides["loss.w_align"] for t in many.trial_list])
+    assert (ts == ts.round()).all() and set(ts) == set(range(1, 9))
+    assert np.bincount(ts.astype(int), minlength=9)[1:].min() > 60  # 100 each, expected
+    assert 0.45 < (ws < 1).mean() < 0.55 and 0.1 <= ws.min() and ws.max() <= 10
     again = load_sweep(path)
     assert [t.id for t in again.trial_list] == [t.id for t in spec.trial_list]
     assert again.fingerprint() == spec.fingerprint()
