@@ -107,6 +107,18 @@ def pairs(x: object, y: object) -> tuple[torch.Tensor, torch.Tensor]:
     return x_, y_
 
 
+def loss_weights(weights: dict[str, float], what: str = "weight") -> dict[str, float]:
+    """Check a loss combination's term weights: each ``>= 0`` (NaN refused), at least one
+    positive; return them as floats. ``what`` names them in the message (e.g. "dense
+    weight")."""
+    for name, w in weights.items():
+        if not w >= 0:
+            raise ValueError(f"{name} must be >= 0, got {w!r}")
+    if not any(weights.values()):
+        raise ValueError(f"at least one {what} must be positive, got {weights}")
+    return {name: float(w) for name, w in weights.items()}
+
+
 def positive(value: float | torch.Tensor, name: str) -> float:
     """Check that ``value`` is a positive finite real number and return it as a float.
 

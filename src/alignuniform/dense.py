@@ -751,16 +751,13 @@ class DenseLossCombination(nn.Module):
         intra_batch: bool = True,
     ) -> None:
         super().__init__()
-        weights = {"w_align": w_align, "w_uniform": w_uniform, "w_contrastive": w_contrastive}
-        for name, w in weights.items():
-            if not w >= 0:
-                raise ValueError(f"{name} must be >= 0, got {w!r}")
-        if not any(weights.values()):
-            raise ValueError(f"at least one dense weight must be positive, got {weights}")
+        weights = _checks.loss_weights(
+            {"w_align": w_align, "w_uniform": w_uniform, "w_contrastive": w_contrastive},
+            "dense weight")
         if not 0.0 <= lam <= 1.0:
             raise ValueError(f"lam must be in [0, 1], got {lam!r}")
-        self.w_align, self.w_uniform = float(w_align), float(w_uniform)
-        self.w_contrastive = float(w_contrastive)
+        self.w_align, self.w_uniform = weights["w_align"], weights["w_uniform"]
+        self.w_contrastive = weights["w_contrastive"]
         self.alpha, self.t = _checks.positive(alpha, "alpha"), _checks.positive(t, "t")
         self.tau = _checks.positive(tau, "tau")
         self.exclude_same_image, self.lam = exclude_same_image, float(lam)

@@ -388,19 +388,10 @@ class LossCombination(nn.Module):
     ) -> None:
         super().__init__()
         self.gather_distributed = bool(gather_distributed)
-        weights = {
-            "w_contrastive": w_contrastive,
-            "w_align": w_align,
-            "w_uniform": w_uniform,
-            "w_nt_xent": w_nt_xent,
-        }
-        for name, w in weights.items():
-            if not w >= 0:
-                raise ValueError(f"{name} must be >= 0, got {w!r}")
-        if not any(weights.values()):
-            raise ValueError(f"at least one weight must be positive, got {weights}")
-        self.w_contrastive, self.w_align = float(w_contrastive), float(w_align)
-        self.w_uniform, self.w_nt_xent = float(w_uniform), float(w_nt_xent)
+        weights = _checks.loss_weights({"w_contrastive": w_contrastive, "w_align": w_align,
+                                        "w_uniform": w_uniform, "w_nt_xent": w_nt_xent})
+        self.w_contrastive, self.w_align = weights["w_contrastive"], weights["w_align"]
+        self.w_uniform, self.w_nt_xent = weights["w_uniform"], weights["w_nt_xent"]
         self.tau = _checks.positive(tau, "tau")
         self.alpha = _checks.positive(alpha, "alpha")
         self.t = _checks.positive(t, "t")

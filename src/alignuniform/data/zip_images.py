@@ -43,6 +43,16 @@ def _members(zf: zipfile.ZipFile) -> list[tuple[str, str]]:
     return sorted(found)
 
 
+def _checked_zip(zip_path: str | Path) -> Path:
+    """``zip_path`` as a Path, refused with a clear error unless it is a zip file."""
+    zip_path = Path(zip_path)
+    if not zip_path.is_file():
+        raise FileNotFoundError(f"no such zip file: {zip_path}")
+    if not zipfile.is_zipfile(zip_path):
+        raise ValueError(f"{zip_path} is not a zip file")
+    return zip_path
+
+
 def zip_classes(zip_path: str | Path) -> list[str]:
     """The sorted class folder names of a zip of images, read from its index (no decoding).
 
@@ -50,12 +60,7 @@ def zip_classes(zip_path: str | Path) -> list[str]:
         FileNotFoundError: The zip does not exist.
         ValueError: Not a zip.
     """
-    zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        raise FileNotFoundError(f"no such zip file: {zip_path}")
-    if not zipfile.is_zipfile(zip_path):
-        raise ValueError(f"{zip_path} is not a zip file")
-    with zipfile.ZipFile(zip_path) as zf:
+    with zipfile.ZipFile(_checked_zip(zip_path)) as zf:
         return sorted({cls for _, cls in _members(zf)})
 
 
@@ -77,11 +82,7 @@ def decode_zip(
         ValueError: Not a zip, no images, an undecodable image (named; unless
             ``skip_corrupt``), or images of different sizes.
     """
-    zip_path = Path(zip_path)
-    if not zip_path.is_file():
-        raise FileNotFoundError(f"no such zip file: {zip_path}")
-    if not zipfile.is_zipfile(zip_path):
-        raise ValueError(f"{zip_path} is not a zip file")
+    zip_path = _checked_zip(zip_path)
     with zipfile.ZipFile(zip_path) as zf:
         members = _members(zf)
         if not members:
