@@ -69,39 +69,38 @@ def _varies_views(analysis: dict) -> bool:
     return any(e.get("views", "own") != "own" for e in analysis["results"])
 
 
-def _key(analysis: dict, r: dict) -> list[str]:
-    views = [r.get("views", "own")] if _varies_views(analysis) else []
-    return [r["subset"], r["layer"], r["accuracy"], *views, str(r["n"])]
+def _key(r: dict, views: bool) -> list[str]:
+    return [r["subset"], r["layer"], r["accuracy"], *([r.get("views", "own")] if views else []),
+            str(r["n"])]
 
 
-def _key_columns(analysis: dict) -> list[str]:
-    return ["subset", "layer", "accuracy", *(["positives"] if _varies_views(analysis) else []),
-            "n"]
+def _key_columns(views: bool) -> list[str]:
+    return ["subset", "layer", "accuracy", *(["positives"] if views else []), "n"]
 
 
 def _correlation_table(analysis: dict, stat: str) -> Table:
-    rows = []
+    rows, views = [], _varies_views(analysis)
     for r in analysis["results"]:
         if r["n"] < 4:
             continue
-        rows.append([*_key(analysis, r),
+        rows.append([*_key(r, views),
                      _ci((r.get("alignment") or {}).get(stat)),
                      _ci((r.get("uniformity") or {}).get(stat)),
                      _ci((r.get("combined") or {}).get(stat))])
-    return Table([*_key_columns(analysis), "vs alignment", "vs uniformity",
+    return Table([*_key_columns(views), "vs alignment", "vs uniformity",
                   "vs fitted a·align+b·unif (LOO)"], rows)
 
 
 def _fit_table(analysis: dict) -> Table:
-    rows = []
+    rows, views = [], _varies_views(analysis)
     for r in analysis["results"]:
         comb = r.get("combined") or {}
         if r["n"] < 4 or comb.get("a") is None:
             continue
-        rows.append([*_key(analysis, r), _num(comb["a"]),
+        rows.append([*_key(r, views), _num(comb["a"]),
                      _num(comb["b"]), _num(comb["intercept"]), _num(comb.get("r2"), ".2f"),
                      _num(comb.get("loo_r2"), ".2f")])
-    return Table([*_key_columns(analysis), "a (align)", "b (unif)", "intercept", "R²",
+    return Table([*_key_columns(views), "a (align)", "b (unif)", "intercept", "R²",
                   "LOO R²"], rows)
 
 
