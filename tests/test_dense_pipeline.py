@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from alignuniform import dense
+from alignuniform import predictivity
 from alignuniform.evaluate.dense_pipeline import (
     au_correlation_table,
     dense_row,
@@ -92,7 +92,7 @@ def test_the_table_reads_each_cell_from_its_own_columns():
     assert cell["global", "linear acc", "single"]["value"] == pytest.approx(1.0)
     assert cell["dense (backbone)", "mIoU", "multi"]["value"] == pytest.approx(1.0)
     assert cell["dense (backbone)", "mIoU", "single"]["value"] < 0.9
-    expected = dense.au_correlation(
+    expected = predictivity.au_correlation(
         [r["dense.single.dense.dense_alignment"] for r in rows[:-1]],
         [r["dense.single.dense.dense_uniformity"] for r in rows[:-1]],
         [r["dense.single.backbone.miou"] for r in rows[:-1]], n_boot=50)

@@ -34,7 +34,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from alignuniform import dense
+from alignuniform import dense, predictivity
 from alignuniform.data.dense_views import DenseTwoViews
 from alignuniform.data.recipes import CIFAR10, CIFAR10_MEAN, CIFAR10_STD, RecipeSpec
 from alignuniform.data.scenes import VARIANTS, build_scenes
@@ -239,7 +239,7 @@ def au_correlation_table(
     rows: Sequence[dict], *, variants: Sequence[str] = ("single", "multi"),
     method: str = "pearson", n_boot: int = 1000, seed: int = 0,
 ) -> list[dict]:
-    """The AU-correlation (``dense.au_correlation``) of a set of encoders for {global,
+    """The AU-correlation (``predictivity.au_correlation``) of a set of encoders for {global,
     dense metrics} x {linear accuracy, mIoU} x scene variants.
 
     Args:
@@ -247,7 +247,7 @@ def au_correlation_table(
             columns and :func:`dense_row`'s); rows missing a column a cell needs (failed
             trials) are left out of that cell, and ``n_encoders`` says how many were used.
         variants: Scene variants.
-        method, n_boot, seed: See ``dense.au_correlation``.
+        method, n_boot, seed: See ``predictivity.au_correlation``.
 
     Returns:
         One dict per cell: ``metrics``, ``performance``, ``variant`` and
@@ -263,8 +263,8 @@ def au_correlation_table(
                 cell: dict[str, object] = {"metrics": metrics_name, "performance": perf_name,
                                            "variant": variant}
                 try:
-                    found = dense.au_correlation(*([r[c] for r in used] for c in cols),
-                                                 method=method, n_boot=n_boot, seed=seed)
+                    found = predictivity.au_correlation(*([r[c] for r in used] for c in cols),
+                                                        method=method, n_boot=n_boot, seed=seed)
                     cell.update(found.to_dict())
                 except ValueError as err:
                     cell.update(error=str(err), n_encoders=len(used))

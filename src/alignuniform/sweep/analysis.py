@@ -20,16 +20,20 @@ Alignment is measured on positive pairs from each encoder's own training recipe
 to trial (with no augmentation alignment is 0 whatever the encoder), so every block is also
 computed with the alignment of positives from the full recipe, one yardstick for all
 (``alignment_full``; ``views: "full"``).
+
+The statistics (rank correlations, the fit and its leave-one-out predictions) are
+:mod:`alignuniform.predictivity`'s; this module picks the columns and subsets of a sweep's
+table and writes them up.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 
 import numpy as np
 
 from alignuniform.io import read_json, read_jsonl, write_json
+from alignuniform.predictivity import finite_or_none, fit_combination, rank_correlations
 from alignuniform.sweep.spec import LAYERS
 from alignuniform.sweep.trial import is_collapsed
 
@@ -39,80 +43,6 @@ PREDICTORS = ("alignment", "uniformity", "combined")
 VIEWS = {"own": "alignment", "full": "alignment_full"}
 MIN_ROWS = 4
 MIN_FIT_ROWS = 6  # three coefficients: fewer rows leave no degrees of freedom to judge
-_CHUNK = 64
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Average ranks along the last axis (ties share their mean rank), as scipy's."""
-    from scipy.stats import rankdata
-
-    return rankdata(a, axis=-1)
-
-
-def _pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    x = x - x.mean(-1, keepdims=True)
-    y = y - y.mean(-1, keepdims=True)
-    den = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (x * y).sum(-1) / np.where(den > 0, den, 1), np.nan)
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
-    return _pearson_rows(_ranks(x), _ranks(y))
-
-
-def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair of ``(B, n)`` arrays (exact, ties handled)."""
-    out = []
-    for s in range(0, len(x), _CHUNK):
-        sx = np.sign(x[s:s + _CHUNK, :, None] - x[s:s + _CHUNK, None, :])
-        sy = np.sign(y[s:s + _CHUNK, :, None] - y[s:s + _CHUNK, None, :])
-        num = (sx * sy).sum((1, 2))
-        den = np.sqrt((sx * sx).sum((1, 2)) * (sy * sy).sum((1, 2)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan))
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def _number(value: float) -> float | None:
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
-def _correlations(x: np.ndarray, y: np.ndarray, idx: np.ndarray | None) -> dict:
-    """Both coefficients of ``y`` against ``x`` with bootstrap intervals over ``idx``."""
-    out = {}
-    for name, fn in (("spearman", spearman_rows), ("kendall", kendall_rows)):
-        value = fn(x[None], y[None])[0]
-        entry = {"value": _number(value), "low": None, "high": None}
-        if idx is not None and math.isfinite(value):
-            boot = fn(x[idx], y[idx])
-            boot = boot[np.isfinite(boot)]
-            if len(boot) >= 0.9 * len(idx):  # constant resamples are rare unless n is tiny
-                entry["low"], entry["high"] = (float(q) for q in np.quantile(boot,
-                                                                             [0.025, 0.975]))
-        out[name] = entry
-    return out
-
-
-def fit_combination(align: np.ndarray, unif: np.ndarray, acc: np.ndarray) -> dict:
-    """Least squares ``acc ≈ a·align + b·unif + c``, with leave-one-out predictions.
-
-    Returns:
-        ``{"a", "b", "intercept", "r2", "loo_r2", "loo_pred"}`` (``loo_pred`` an array).
-    """
-    x = np.column_stack([align, unif, np.ones_like(align)])
-    coef, *_ = np.linalg.lstsq(x, acc, rcond=None)
-    fitted = x @ coef
-    hat = np.einsum("ij,ji->i", x, np.linalg.pinv(x))  # diagonal of X (X^T X)^+ X^T
-    resid = acc - fitted
-    with np.errstate(divide="ignore", invalid="ignore"):
-        loo_resid = resid / (1.0 - hat)
-    ss_tot = float(((acc - acc.mean()) ** 2).sum())
-    r2 = 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    loo_r2 = 1.0 - float((loo_resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
-    return {"a": float(coef[0]), "b": float(coef[1]), "intercept": float(coef[2]),
-            "r2": r2, "loo_r2": loo_r2, "loo_pred": acc - loo_resid}
 
 
 def _block(rows: list[dict], layer: str, acc_name: str, bootstrap: int,
@@ -127,17 +57,17 @@ def _block(rows: list[dict], layer: str, acc_name: str, bootstrap: int,
         return out
     align, unif, acc = (np.array([r[c] for r in usable], dtype=np.float64) for c in cols)
     idx = rng.integers(0, n, size=(bootstrap, n)) if bootstrap else None
-    out["alignment"] = _correlations(align, acc, idx)
-    out["uniformity"] = _correlations(unif, acc, idx)
+    out["alignment"] = rank_correlations(align, acc, idx)
+    out["uniformity"] = rank_correlations(unif, acc, idx)
     if n < MIN_FIT_ROWS:
         out["combined"] = None
         out["note"] = f"fewer than {MIN_FIT_ROWS} rows for the fitted combination"
         return out
     fit = fit_combination(align, unif, acc)
     pred = fit.pop("loo_pred")
-    combined = _correlations(pred, acc, idx) if np.isfinite(pred).all() else {
+    combined = rank_correlations(pred, acc, idx) if np.isfinite(pred).all() else {
         "spearman": None, "kendall": None}
-    combined.update({k: _number(v) for k, v in fit.items()})
+    combined.update({k: finite_or_none(v) for k, v in fit.items()})
     out["combined"] = combined
     return out
 
@@ -229,7 +159,7 @@ def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: in
         seed=seed, layers=layers)
     analysis["n_planned"] = len(meta.get("trial_list") or [])
     analysis["sweep"] = meta.get("path")
-    if (meta.get("evaluate") or {}).get("dense") is not None:  # issue 11's table
+    if (meta.get("evaluate") or {}).get("dense") is not None:
         from alignuniform.evaluate.dense_pipeline import au_correlation_table
 
         fraction = settings.get("collapse_fraction", 0.2)

@@ -1,0 +1,380 @@
+"""Does a metric predict downstream performance across encoders? Arrays in, numbers out.
+
+One row per encoder (a sweep's trial, a checkpoint): a metric column (alignment,
+uniformity, ...) and a performance column (linear accuracy, mIoU, ...).
+
+Correlations
+    :func:`spearman_rows`, :func:`kendall_rows` and :func:`pearson_rows` take ``(B, n)``
+    arrays and give one coefficient per row pair, so ``B`` bootstrap resamples cost one
+    call (NaN where a row is constant). :func:`rank_correlations` gives Spearman's rho and
+    Kendall's tau-b of one pair of columns with 95% percentile bootstrap intervals over
+    resamples the caller draws. :func:`correlation` is one Pearson or Spearman coefficient
+    of two vectors, ``None`` when either is constant relative to its scale.
+
+Linear fits judged out of sample
+    :func:`fit_linear` is the one least-squares fit: coefficients, in-sample ``R^2``, and
+    each row predicted by a fit that did not see it (``loo="hat"``: exact leave-one-out
+    from one fit through the hat matrix; ``loo="refit"``: one fit per left-out group of
+    rows, which leaves out every copy of a bootstrap-duplicated encoder, or a whole fold
+    when the groups are folds), with ``Q^2 = 1 - PRESS / TSS``. Two uses:
+
+    - :func:`fit_combination`: ``acc ≈ a·align + b·unif + c`` (the sweep analysis);
+    - :func:`au_correlation` (and :func:`dense_au_correlation` over per-encoder dicts).
+
+The AU-correlation scalar (ours; the BMVC 2022 paper's own is not public)
+    Over a set of encoders with alignment ``a_k``, uniformity ``u_k`` and downstream
+    performance ``p_k`` (e.g. dense mIoU): fit ``p = b0 + b1 a + b2 u`` by least squares
+    leaving each encoder out in turn and predict it; the scalar is the Pearson (or Spearman)
+    correlation between these leave-one-out predictions and ``p``. It is 1 when the two
+    metrics predict performance perfectly and near 0 (or negative) when they carry no
+    information out of sample; with only 3 fitted numbers it does not reward overfitting the
+    way the in-sample multiple R does (reported too, with the cross-validated
+    ``Q^2 = 1 - PRESS / TSS``). A 95% percentile bootstrap interval resamples encoders with
+    replacement and repeats the whole leave-one-out fit on each resample (leaving out every
+    copy of an encoder).
+
+Examples:
+    >>> import numpy as np
+    >>> from alignuniform import predictivity
+    >>> align = np.array([0.2, 0.5, 0.9, 0.4, 0.7, 0.3])
+    >>> unif = np.array([-3.0, -2.1, -1.5, -2.8, -1.9, -2.5])
+    >>> acc = 0.9 - 0.3 * align - 0.1 * unif
+    >>> round(predictivity.au_correlation(align, unif, acc, n_boot=0).value, 6)
+    1.0
+    >>> round(predictivity.fit_combination(align, unif, acc)["loo_r2"], 6)
+    1.0
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = [
+    "pearson_rows",
+    "spearman_rows",
+    "kendall_rows",
+    "correlation",
+    "rank_correlations",
+    "finite_or_none",
+    "LinearFit",
+    "fit_linear",
+    "fit_combination",
+    "AUCorrelation",
+    "au_correlation",
+    "dense_au_correlation",
+]
+
+_CHUNK = 64  # rows of kendall_rows' (rows, n, n) sign tensors held at once
+
+
+# ---------------------------------------------------------------------------- correlations
+
+
+def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson's r of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
+    x = x - x.mean(-1, keepdims=True)
+    y = y - y.mean(-1, keepdims=True)
+    den = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, (x * y).sum(-1) / np.where(den > 0, den, 1), np.nan)
+
+
+def _ranks(a: np.ndarray) -> np.ndarray:
+    """Average ranks along the last axis (ties share their mean rank), as scipy's."""
+    from scipy.stats import rankdata
+
+    return rankdata(a, axis=-1)
+
+
+def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Spearman's rho of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
+    return pearson_rows(_ranks(x), _ranks(y))
+
+
+def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Kendall's tau-b of each row pair of ``(B, n)`` arrays (exact, ties handled)."""
+    out = []
+    for s in range(0, len(x), _CHUNK):
+        sx = np.sign(x[s:s + _CHUNK, :, None] - x[s:s + _CHUNK, None, :])
+        sy = np.sign(y[s:s + _CHUNK, :, None] - y[s:s + _CHUNK, None, :])
+        num = (sx * sy).sum((1, 2))
+        den = np.sqrt((sx * sx).sum((1, 2)) * (sy * sy).sum((1, 2)))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            out.append(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan))
+    return np.concatenate(out) if out else np.empty(0)
+
+
+def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson") -> float | None:
+    """One Pearson (or Spearman) coefficient of two vectors.
+
+    ``None`` when either vector is constant up to ``1e-12`` of its scale (a stricter test
+    than :func:`pearson_rows`' exact one: predictions that differ only by rounding count as
+    constant).
+    """
+    if method == "spearman":
+        from scipy.stats import rankdata
+
+        x, y = rankdata(x), rankdata(y)
+    sx, sy = x.std(), y.std()
+    if sx < 1e-12 * max(1.0, abs(x).max()) or sy < 1e-12 * max(1.0, abs(y).max()):
+        return None
+    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value`` as a float, or ``None`` when it is missing or not finite (how the
+    analyses write a number that cannot be computed)."""
+    return float(value) if value is not None and math.isfinite(value) else None
+
+
+def rank_correlations(x: np.ndarray, y: np.ndarray,
+                      resamples: np.ndarray | None = None) -> dict:
+    """Spearman's rho and Kendall's tau-b of ``y`` against ``x``, with bootstrap intervals.
+
+    Args:
+        x, y: One number per row.
+        resamples: ``(B, n)`` row indices, one bootstrap resample per row (``None``: no
+            interval).
+
+    Returns:
+        ``{"spearman": {"value", "low", "high"}, "kendall": {...}}``; ``None`` for a value
+        that is not defined, and no interval when more than 10% of the resamples are
+        constant.
+    """
+    out = {}
+    for name, fn in (("spearman", spearman_rows), ("kendall", kendall_rows)):
+        value = fn(x[None], y[None])[0]
+        entry = {"value": finite_or_none(value), "low": None, "high": None}
+        if resamples is not None and math.isfinite(value):
+            boot = fn(x[resamples], y[resamples])
+            boot = boot[np.isfinite(boot)]
+            if len(boot) >= 0.9 * len(resamples):  # constant resamples are rare unless n is tiny
+                entry["low"], entry["high"] = (float(q) for q in np.quantile(boot,
+                                                                             [0.025, 0.975]))
+        out[name] = entry
+    return out
+
+
+# ---------------------------------------------------------------------------- linear fits
+
+
+@dataclass(frozen=True)
+class LinearFit:
+    """A least-squares fit ``y ≈ design @ coef`` and its out-of-sample predictions.
+
+    Attributes:
+        coef: One coefficient per design column.
+        fitted: ``design @ coef``, in sample.
+        loo_pred: Each row predicted by a fit without it (without its group); all NaN when
+            a left-out fit is not defined (``loo="refit"``: fewer distinct groups left than
+            columns + 1); ``loo="hat"`` gives inf or NaN where a row has leverage 1.
+        loo_residuals: ``y - loo_pred``.
+        r2: In-sample ``1 - RSS / TSS`` (NaN when ``y`` is constant).
+        loo_r2: ``Q^2 = 1 - PRESS / TSS``, PRESS the sum of squared ``loo_residuals``.
+    """
+
+    coef: np.ndarray
+    fitted: np.ndarray
+    loo_pred: np.ndarray
+    loo_residuals: np.ndarray
+    r2: float
+    loo_r2: float
+
+
+def _refit_predictions(design: np.ndarray, y: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    pred = np.empty_like(y)
+    for g in np.unique(groups):
+        out = groups == g
+        train = ~out
+        if len(np.unique(groups[train])) < design.shape[1] + 1:
+            return np.full_like(y, np.nan)
+        coef, *_ = np.linalg.lstsq(design[train], y[train], rcond=None)
+        pred[out] = design[out] @ coef
+    return pred
+
+
+def fit_linear(design: np.ndarray, y: np.ndarray, *, loo: str = "hat",
+               groups: np.ndarray | None = None) -> LinearFit:
+    """Least squares of ``y`` on the columns of ``design``, with leave-one-out predictions.
+
+    Args:
+        design: ``(n, k)``; include a column of ones for an intercept (its position only
+            changes rounding).
+        y: ``(n,)`` targets.
+        loo: ``"hat"``: every leave-one-out residual from the one fit, ``e_i / (1 - h_ii)``
+            with ``h`` the diagonal of ``X X^+`` (exact for a full-rank design; no
+            ``groups``). ``"refit"``: one least-squares fit per left-out group (equal to
+            ``"hat"`` up to rounding when each row is its own group).
+        groups: ``(n,)`` labels for ``"refit"``: the rows of a group are left out together
+            (copies of one encoder in a bootstrap resample; folds for k-fold
+            cross-validation). Default: each row its own group.
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.column_stack([np.arange(6.0), np.ones(6)])
+        >>> fit = fit_linear(x, 2 * np.arange(6.0) + 1)
+        >>> [round(float(c), 6) for c in fit.coef], round(fit.loo_r2, 6)
+        ([2.0, 1.0], 1.0)
+    """
+    if loo not in ("hat", "refit"):
+        raise ValueError(f"loo must be 'hat' or 'refit', got {loo!r}")
+    if loo == "hat" and groups is not None:
+        raise ValueError("groups need loo='refit' (the hat matrix leaves out one row)")
+    coef, *_ = np.linalg.lstsq(design, y, rcond=None)
+    fitted = design @ coef
+    resid = y - fitted
+    if loo == "hat":
+        hat = np.einsum("ij,ji->i", design, np.linalg.pinv(design))  # diagonal of X X^+
+        with np.errstate(divide="ignore", invalid="ignore"):
+            loo_resid = resid / (1.0 - hat)
+        loo_pred = y - loo_resid
+    else:
+        loo_pred = _refit_predictions(design, y, np.arange(len(y)) if groups is None
+                                      else np.asarray(groups))
+        loo_resid = y - loo_pred
+    ss_tot = float(((y - y.mean()) ** 2).sum())
+    r2 = 1.0 - float((resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    loo_r2 = 1.0 - float((loo_resid ** 2).sum()) / ss_tot if ss_tot > 0 else math.nan
+    return LinearFit(coef, fitted, loo_pred, loo_resid, r2, loo_r2)
+
+
+def fit_combination(align: np.ndarray, unif: np.ndarray, acc: np.ndarray) -> dict:
+    """Least squares ``acc ≈ a·align + b·unif + c``, with leave-one-out predictions (hat
+    matrix).
+
+    Returns:
+        ``{"a", "b", "intercept", "r2", "loo_r2", "loo_pred"}`` (``loo_pred`` an array).
+    """
+    fit = fit_linear(np.column_stack([align, unif, np.ones_like(align)]), acc)
+    return {"a": float(fit.coef[0]), "b": float(fit.coef[1]),
+            "intercept": float(fit.coef[2]), "r2": fit.r2, "loo_r2": fit.loo_r2,
+            "loo_pred": fit.loo_pred}
+
+
+# ---------------------------------------------------------------------------- AU-correlation
+
+
+@dataclass(frozen=True)
+class AUCorrelation:
+    """The AU-correlation of a set of encoders (see the module docstring).
+
+    Attributes:
+        value: correlation between leave-one-out predictions and performance.
+        low, high: 95% percentile bootstrap interval of ``value``.
+        q2: cross-validated ``1 - PRESS / TSS``.
+        r_in_sample: multiple correlation of the fit on all encoders.
+        coef: ``(b0, b_align, b_uniform)`` of the fit on all encoders.
+        n_encoders: how many encoders.
+        n_boot: bootstrap resamples that gave a value (degenerate ones are skipped).
+        method: "pearson" or "spearman".
+    """
+
+    value: float
+    low: float
+    high: float
+    q2: float
+    r_in_sample: float
+    coef: tuple[float, float, float]
+    n_encoders: int
+    n_boot: int
+    method: str
+
+    def __float__(self) -> float:
+        return self.value
+
+    def to_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _as_vector(v: object, name: str) -> np.ndarray:
+    if isinstance(v, torch.Tensor):
+        v = v.detach().cpu().numpy()
+    arr = np.asarray(v, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be one number per encoder, got shape {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or Inf")
+    return arr
+
+
+def au_correlation(
+    align: Sequence[float] | np.ndarray | torch.Tensor,
+    uniform: Sequence[float] | np.ndarray | torch.Tensor,
+    performance: Sequence[float] | np.ndarray | torch.Tensor,
+    *,
+    method: str = "pearson",
+    n_boot: int = 1000,
+    seed: int = 0,
+) -> AUCorrelation:
+    """How well (alignment, uniformity) predict performance across encoders: the
+    leave-one-out correlation of a linear model, with a bootstrap interval.
+
+    Args:
+        align, uniform, performance: one number per encoder (at least 5 encoders).
+        method: correlation of predictions with performance, "pearson" or "spearman".
+        n_boot: bootstrap resamples (0 for none: the interval is then ``(nan, nan)``).
+        seed: seed of the resampling.
+
+    Raises:
+        ValueError: fewer than 5 encoders, lengths that differ, constant performance or
+            constant leave-one-out predictions (no correlation is defined).
+    """
+    if method not in ("pearson", "spearman"):
+        raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
+    a, u = _as_vector(align, "align"), _as_vector(uniform, "uniform")
+    p = _as_vector(performance, "performance")
+    if not len(a) == len(u) == len(p):
+        raise ValueError(f"align, uniform, performance have {len(a)}, {len(u)}, {len(p)} values")
+    n = len(p)
+    if n < 5:
+        raise ValueError(f"au_correlation needs at least 5 encoders (3 coefficients), got {n}")
+    design = np.stack([np.ones(n), a, u], 1)
+
+    def stat(idx: np.ndarray) -> tuple[float | None, LinearFit]:
+        fit = fit_linear(design[idx], p[idx], loo="refit", groups=idx)
+        if not np.isfinite(fit.loo_pred).all():
+            return None, fit
+        return correlation(fit.loo_pred, p[idx], method), fit
+
+    value, fit = stat(np.arange(n))
+    if value is None:
+        raise ValueError("performance (or its leave-one-out prediction) is constant across "
+                         "encoders: no correlation is defined")
+    r_in = correlation(fit.fitted, p, "pearson")
+    rng = np.random.default_rng(seed)
+    boots = []
+    for _ in range(int(n_boot)):
+        v, _ = stat(np.sort(rng.integers(0, n, n)))
+        if v is not None:
+            boots.append(v)
+    low, high = (np.percentile(boots, [2.5, 97.5]) if boots else (math.nan, math.nan))
+    return AUCorrelation(value, float(low), float(high), fit.loo_r2,
+                         math.nan if r_in is None else r_in,
+                         tuple(float(c) for c in fit.coef), n, len(boots), method)  # type: ignore[arg-type]
+
+
+def dense_au_correlation(
+    results: Sequence[Mapping[str, float]],
+    performance: str = "miou",
+    align: str = "dense_alignment",
+    uniform: str = "dense_uniformity",
+    **kwargs,
+) -> AUCorrelation:
+    """:func:`au_correlation` over a list of encoder results (one mapping per encoder),
+    by default their dense alignment, dense uniformity and mIoU.
+
+    Examples:
+        >>> dense_au_correlation([{"dense_alignment": 0.4, "dense_uniformity": -3.1,
+        ...                        "miou": 0.31}, ...], performance="miou")  # doctest: +SKIP
+    """
+    for k, r in enumerate(results):
+        missing = [key for key in (performance, align, uniform) if key not in r]
+        if missing:
+            raise KeyError(f"result {k} has no {missing}; it has {sorted(r)}")
+    return au_correlation([r[align] for r in results], [r[uniform] for r in results],
+                          [r[performance] for r in results], **kwargs)
