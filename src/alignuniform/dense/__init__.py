@@ -12,9 +12,10 @@ Tensors only, like ``losses`` and ``metrics``. The package:
 
 Every public name is importable from here (``from alignuniform.dense import X``). Whether
 dense alignment and uniformity predict performance across encoders (the AU-correlation) is
-:func:`alignuniform.predictivity.au_correlation`. The definitions below are ours (the paper this
-line of work follows, Moon, Kim & Choi, BMVC 2022, has no public body or code); each one
-names the public work it follows.
+:func:`alignuniform.predictivity.au_correlation`.
+
+The definitions below are ours (the paper this line of work follows, Moon, Kim & Choi,
+BMVC 2022, has no public body or code); each one names the public work it follows.
 
 Dense features
     A map ``(B, C, H, W)``; location ``(r, c)`` of image ``b`` is the vector ``f[b, :, r, c]``,

@@ -34,13 +34,15 @@ def within_image_sum(x: torch.Tensor, image: torch.Tensor, t: float) -> tuple[to
 
 
 def n_pairs(n: int) -> int:
+    """How many unordered pairs ``n`` locations make."""
     return n * (n - 1) // 2
-
 
 
 def cross_from_total(
     log_mean_all: torch.Tensor, within: torch.Tensor, n: int, n_within: int
 ) -> torch.Tensor:
+    """``log mean`` of the potential over cross-image pairs, from the all-pair ``log mean``
+    of ``n`` locations and the same-image sum ``within`` over ``n_within`` pairs."""
     n_all = n_pairs(n)
     total = torch.exp(log_mean_all.double() + math.log(n_all))
     cross = total - within

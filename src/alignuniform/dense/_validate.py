@@ -7,6 +7,7 @@ import torch
 
 
 def check_map(f: object, name: str) -> torch.Tensor:
+    """A finite, non-empty ``(B, C, H, W)`` floating-point map (half precision as float32)."""
     if not isinstance(f, torch.Tensor):
         raise TypeError(f"{name} must be a torch.Tensor, got {type(f).__name__}")
     if not f.is_floating_point():
