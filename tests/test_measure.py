@@ -91,7 +91,7 @@ def test_every_format_reads_the_same_rows(tmp_path, fmt):
     if fmt in NEEDS_KEY:  # several entries and no key: the message lists them
         with pytest.raises(ValueError, match="--key"):
             read_embeddings(path)
-        with pytest.raises(KeyError, match="emb"):
+        with pytest.raises(ValueError, match=r"no entry 'nope' \(--key\); its .* \['emb'"):
             read_embeddings(path, "nope")
 
 
@@ -313,6 +313,40 @@ def test_unsupported_and_unreadable_files(tmp_path):
         read_array(tmp_path / "words.csv")
     with pytest.raises(FileNotFoundError):
         read_array(tmp_path / "missing.npy")
+
+
+def test_truncated_npy_folder_and_empty_csv_get_one_clear_line(tmp_path, capsys, recwarn):
+    np.save(tmp_path / "x.npy", np.ones((50, 8), np.float32))
+    raw = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=r"cut.npy is truncated: its header says shape "
+                       r"\(50, 8\) of float32 \(1,728 bytes .*\), but the file holds 864"):
+        read_array(tmp_path / "cut.npy")
+    (tmp_path / "emb.npy").mkdir()
+    with pytest.raises(ValueError, match="emb.npy is a folder, not a file"):
+        read_array(tmp_path / "emb.npy")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty.csv is empty: no rows of numbers"):
+        read_array(tmp_path / "empty.csv")
+    assert not recwarn.list  # numpy's "input contained no data" warning is not printed
+    for name in ("cut.npy", "emb.npy", "empty.csv"):
+        assert main(["measure", str(tmp_path / name), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("alignuniform measure: error:") and "\n" not in err, err
+
+
+def test_a_wrong_parquet_column_lists_the_columns(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.ones((5, 3), np.float32)
+    pq.write_table(pa.table({"emb": list(x), "ids": np.arange(5)}), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match=r"no entry 'nope' \(--key\); its columns are "
+                       r"\['emb', 'ids'\]$"):
+        read_array(tmp_path / "x.parquet", "nope")
+    assert main(["measure", str(tmp_path / "x.parquet"), "--key", "nope",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
 
 
 @pytest.mark.parametrize("shape", [(10,), (4, 5, 6)])
