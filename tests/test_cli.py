@@ -100,7 +100,9 @@ def test_bugs_keep_their_traceback(monkeypatch, error):
 
 
 @pytest.mark.parametrize("argv", [["demo"], ["eval", "missing.pt"], ["report", "."],
-                                  ["text", "eval", "--stsb", "."]])
+                                  ["text", "eval", "--stsb", "."], ["theory", "--quick"],
+                                  ["configs", "show", "stl10_align_uniform"],
+                                  ["configs", "list"], ["measure", "missing.npy"]])
 def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, argv):
     not_a_folder = tmp_path / "taken"
     not_a_folder.write_text("a file")
