@@ -430,3 +430,17 @@ def test_blockwise_finite_check_finds_every_position(monkeypatch):
         assert not _checks.all_finite(y)
         with pytest.raises(ValueError, match="NaN or Inf"):
             metrics.uniformity(y)
+
+
+def test_a_second_measure_into_the_same_out_is_refused(tmp_path, capsys):
+    from alignuniform.io import RunLock
+
+    x, _, _ = _data(30, 4)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "o"
+    with RunLock(out):  # another measure (or train, or sweep) is writing there
+        assert main(["measure", str(tmp_path / "x.npy"), "--out", str(out)]) == 2
+        assert f"{out} is in use by pid" in capsys.readouterr().err
+        assert not (out / "measure.json").exists()
+    assert main(["measure", str(tmp_path / "x.npy"), "--out", str(out)]) == 0
+    assert (out / "measure.json").exists()
