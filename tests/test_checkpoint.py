@@ -114,3 +114,53 @@ def test_load_encoder_errors_for_misfit_weights_or_missing_config(tmp_path):
     del state["config"]
     with pytest.raises(ValueError, match="not written by alignuniform.train"):
         load_encoder(save_checkpoint(tmp_path / "b.pt", state))
+
+
+def _flip_inside(path, marker: bytes, n: int = 2000) -> None:
+    """Flip ``n`` bytes of ``path`` starting where ``marker`` (a tensor's raw bytes) lies:
+    the damage lands in tensor data, which torch's zip reader does not check."""
+    raw = bytearray(path.read_bytes())
+    at = raw.index(marker)
+    for i in range(at, at + n):
+        raw[i] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused_naming_the_file(tmp_path):
+    model, state = _encoder_state()
+    momentum = torch.arange(4000, dtype=torch.float32)  # stands for an optimizer buffer
+    path = save_checkpoint(tmp_path / "checkpoint.pt", {**state, "optimizer": {"m": momentum}})
+    assert set(load_checkpoint(path)) == {"model", "config", "epoch", "optimizer"}
+    _flip_inside(path, momentum[1000:1010].numpy().tobytes())
+    # the damaged file still unpickles: only the checksum tells
+    assert "checksum" in torch.load(path, weights_only=True)
+    with pytest.raises(ValueError, match=rf"{path} is corrupt: .*checksum"):
+        load_checkpoint(path)
+    with pytest.raises(ValueError, match="is corrupt"):
+        load_encoder(path)
+
+
+@pytest.mark.parametrize("change", [
+    lambda s: s["w"].__setitem__(0, 1.0),           # one value
+    lambda s: s.__setitem__("w", s["w"].double()),  # same values, other dtype
+    lambda s: s.__setitem__("w", s["w"].view(2, 3)),  # same bytes, other shape
+    lambda s: s.__setitem__("epoch", 4.0),          # int -> float of equal value
+    lambda s: s.__setitem__("extra", None),         # an added entry
+    lambda s: s["opt"].__setitem__(0, (1,)),        # a list entry becomes a tuple
+])
+def test_the_checksum_covers_values_types_and_structure(tmp_path, change):
+    state = {"w": torch.zeros(6), "epoch": 4, "opt": [[1]]}
+    path = save_checkpoint(tmp_path / "ck.pt", state)
+    stamped = torch.load(path, weights_only=True)
+    change(stamped)
+    torch.save(stamped, path)  # rewritten with the old checksum: as if damaged
+    with pytest.raises(ValueError, match="is corrupt"):
+        load_checkpoint(path)
+
+
+def test_a_checkpoint_without_a_checksum_loads_and_the_key_is_reserved(tmp_path):
+    foreign = tmp_path / "foreign.pt"
+    torch.save({"v": torch.tensor(1)}, foreign)  # another tool's checkpoint: nothing to check
+    assert load_checkpoint(foreign)["v"].item() == 1
+    with pytest.raises(ValueError, match="'checksum' is reserved"):
+        save_checkpoint(tmp_path / "x.pt", {"checksum": "mine"})

@@ -100,10 +100,32 @@ def test_bugs_keep_their_traceback(monkeypatch, error):
 
 
 @pytest.mark.parametrize("argv", [["demo"], ["eval", "missing.pt"], ["report", "."],
-                                  ["text", "eval", "--stsb", "."]])
+                                  ["text", "eval", "--stsb", "."], ["theory", "--quick"],
+                                  ["configs", "show", "stl10_align_uniform"],
+                                  ["configs", "list"], ["measure", "missing.npy"]])
 def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, argv):
     not_a_folder = tmp_path / "taken"
     not_a_folder.write_text("a file")
     assert main([*argv, "--out", str(not_a_folder), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"output folder {not_a_folder} exists and is not a folder" in err
+
+
+def test_overrides_may_follow_options_in_any_order(tmp_path, monkeypatch, capsys):
+    import alignuniform.train as train_module
+
+    seen = []
+    monkeypatch.setattr(train_module, "train", lambda config, out, **kw: seen.append(config) or out)
+    argv = ["train", "epochs=2", "--config", "stl10_align_uniform", "--out", str(tmp_path / "r"),
+            "loss.t=3", "--no-progress", "loss.t=4", "optim.lr=0.5"]
+    assert main(argv) == 0
+    assert (seen[0].epochs, seen[0].loss.t, seen[0].optim.lr) == (2, 4.0, 0.5)  # in order
+    assert main(["train", "--config", "stl10_align_uniform", "--out", str(tmp_path / "r"),
+                 "loss.nope=1"]) == 2
+    assert "loss.nope" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an unknown option stays an error
+        main(["train", "--out", str(tmp_path / "r"), "epochs=1", "--stray"])
+    assert "unrecognized arguments: --stray" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # and commands without overrides take none
+        main(["theory", "--out", str(tmp_path / "t"), "a=1"])
+    assert "unrecognized arguments: a=1" in capsys.readouterr().err

@@ -91,7 +91,7 @@ def test_every_format_reads_the_same_rows(tmp_path, fmt):
     if fmt in NEEDS_KEY:  # several entries and no key: the message lists them
         with pytest.raises(ValueError, match="--key"):
             read_embeddings(path)
-        with pytest.raises(KeyError, match="emb"):
+        with pytest.raises(ValueError, match=r"no entry 'nope' \(--key\); its .* \['emb'"):
             read_embeddings(path, "nope")
 
 
@@ -315,6 +315,40 @@ def test_unsupported_and_unreadable_files(tmp_path):
         read_array(tmp_path / "missing.npy")
 
 
+def test_truncated_npy_folder_and_empty_csv_get_one_clear_line(tmp_path, capsys, recwarn):
+    np.save(tmp_path / "x.npy", np.ones((50, 8), np.float32))
+    raw = (tmp_path / "x.npy").read_bytes()
+    (tmp_path / "cut.npy").write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(ValueError, match=r"cut.npy is truncated: its header says shape "
+                       r"\(50, 8\) of float32 \(1,728 bytes .*\), but the file holds 864"):
+        read_array(tmp_path / "cut.npy")
+    (tmp_path / "emb.npy").mkdir()
+    with pytest.raises(ValueError, match="emb.npy is a folder, not a file"):
+        read_array(tmp_path / "emb.npy")
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(ValueError, match="empty.csv is empty: no rows of numbers"):
+        read_array(tmp_path / "empty.csv")
+    assert not recwarn.list  # numpy's "input contained no data" warning is not printed
+    for name in ("cut.npy", "emb.npy", "empty.csv"):
+        assert main(["measure", str(tmp_path / name), "--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("alignuniform measure: error:") and "\n" not in err, err
+
+
+def test_a_wrong_parquet_column_lists_the_columns(tmp_path, capsys):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    x = np.ones((5, 3), np.float32)
+    pq.write_table(pa.table({"emb": list(x), "ids": np.arange(5)}), tmp_path / "x.parquet")
+    with pytest.raises(ValueError, match=r"no entry 'nope' \(--key\); its columns are "
+                       r"\['emb', 'ids'\]$"):
+        read_array(tmp_path / "x.parquet", "nope")
+    assert main(["measure", str(tmp_path / "x.parquet"), "--key", "nope",
+                 "--out", str(tmp_path / "o")]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
 @pytest.mark.parametrize("shape", [(10,), (4, 5, 6)])
 def test_1d_and_3d_arrays(tmp_path, shape):
     np.save(tmp_path / "x.npy", np.ones(shape, np.float32))
@@ -396,3 +430,17 @@ def test_blockwise_finite_check_finds_every_position(monkeypatch):
         assert not _checks.all_finite(y)
         with pytest.raises(ValueError, match="NaN or Inf"):
             metrics.uniformity(y)
+
+
+def test_a_second_measure_into_the_same_out_is_refused(tmp_path, capsys):
+    from alignuniform.io import RunLock
+
+    x, _, _ = _data(30, 4)
+    np.save(tmp_path / "x.npy", x)
+    out = tmp_path / "o"
+    with RunLock(out):  # another measure (or train, or sweep) is writing there
+        assert main(["measure", str(tmp_path / "x.npy"), "--out", str(out)]) == 2
+        assert f"{out} is in use by pid" in capsys.readouterr().err
+        assert not (out / "measure.json").exists()
+    assert main(["measure", str(tmp_path / "x.npy"), "--out", str(out)]) == 0
+    assert (out / "measure.json").exists()

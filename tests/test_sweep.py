@@ -425,3 +425,24 @@ def test_the_mean_classifier_is_analysed_where_the_rows_have_it():
     assert [b["layer"] for b in blocks] == ["embedding", "penultimate"]
     assert blocks[0]["alignment"]["spearman"]["value"] == pytest.approx(-1.0)
     assert blocks[1]["n"] == 0  # the penultimate layer has no mean_acc in these rows
+
+
+def test_a_sweep_of_more_than_a_thousand_trials_needs_yes(tmp_path, capsys, monkeypatch):
+    import alignuniform.sweep as sweep_module
+    from alignuniform.cli import main
+
+    class Started(Exception):
+        pass
+
+    def run_sweep(spec, out, **kwargs):
+        raise Started(len(spec.trial_list))
+
+    monkeypatch.setattr(sweep_module, "run_sweep", run_sweep)
+    path = write_sweep(tmp_path, grid={"loss.t": list(range(1, 41)),
+                                       "optim.lr": [0.1 * i for i in range(1, 27)]})
+    assert main(["sweep", str(path), "--out", str(tmp_path / "s")]) == 2
+    err = capsys.readouterr().err
+    assert "makes 1,040 trials" in err and "loss.t, optim.lr" in err and "--yes" in err
+    assert not (tmp_path / "s").exists()  # refused before any trial folder was made
+    with pytest.raises(Started, match="1040"):  # confirmed: the sweep starts
+        main(["sweep", str(path), "--out", str(tmp_path / "s"), "--yes"])

@@ -537,3 +537,19 @@ def test_bf16_autocast_with_a_queue_keeps_the_losses_finite(tmp_path):
     losses = [s["loss"] for s in _lines(out / "log.jsonl")]
     assert len(losses) == 3 and all(torch.isfinite(torch.tensor(losses)))
     assert load_checkpoint(out / "checkpoint.pt")["momentum_queue"]["queue"].dtype == torch.float32
+
+
+def test_resume_refuses_a_checkpoint_whose_bytes_were_damaged(tmp_path):
+    """2,000 bytes flipped inside an optimizer buffer unpickle fine; the checksum refuses them
+    (before it, the resumed run trained on from corrupted momentum)."""
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    ckpt = out / "checkpoint.pt"
+    buffers = [v for s in torch.load(ckpt, weights_only=True)["optimizer"]["state"].values()
+               for v in s.values() if isinstance(v, torch.Tensor) and v.numel() >= 500]
+    raw = bytearray(ckpt.read_bytes())
+    at = raw.index(buffers[0].numpy().tobytes()[:64])
+    raw[at:at + 2000] = bytes(b ^ 0xFF for b in raw[at:at + 2000])
+    ckpt.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=rf"{ckpt} is corrupt"):
+        train(load_config(out / "config.yaml", ["epochs=2"]), out, resume=True, progress=False)

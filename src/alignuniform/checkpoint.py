@@ -3,17 +3,66 @@
 A checkpoint is a dict with (at least) ``"model"`` (a state dict) and ``"config"`` (the
 training config as a plain dict, whose ``"model"`` entry names the architecture), plus
 ``"optimizer"``, ``"scheduler"``, ``"rng"``, ``"epoch"`` and ``"step"`` for resuming.
+
+Every saved checkpoint also holds ``"checksum"``: the SHA-256 of its contents (every tensor's
+dtype, shape and bytes and every other value, in the dict's order). ``load_checkpoint``
+recomputes it and refuses a file whose bytes changed after it was written (a flipped bit in an
+optimizer buffer would otherwise load and silently degrade a resumed run), then returns the
+dict without that key. A checkpoint saved without one (by another tool, or an older
+alignuniform) loads unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 from alignuniform.io import atomic_write
 from alignuniform.models import build_model
+
+
+CHECKSUM_KEY = "checksum"
+"""The key under which ``save_checkpoint`` stores the payload's SHA-256."""
+
+
+def _feed(h: Any, obj: object) -> None:
+    """Add ``obj`` to the hash ``h``, tagging each value with its type so that, say, the
+    list ``[1]`` and the tuple ``(1,)`` or the int ``1`` and the float ``1.0`` differ."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        h.update(f"T{t.dtype}{tuple(t.shape)}:".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy())
+    elif isinstance(obj, dict):
+        h.update(f"D{len(obj)}:".encode())
+        for key, value in obj.items():
+            _feed(h, key)
+            _feed(h, value)
+    elif isinstance(obj, (list, tuple)):
+        h.update(f"{type(obj).__name__}{len(obj)}:".encode())
+        for value in obj:
+            _feed(h, value)
+    else:
+        text = repr(obj).encode()
+        h.update(f"{type(obj).__name__}{len(text)}:".encode() + text)
+
+
+def payload_digest(state: dict) -> str:
+    """The SHA-256 (hex) of a checkpoint dict's contents, its ``"checksum"`` entry left out.
+
+    Examples:
+        >>> a = payload_digest({"w": torch.zeros(2), "epoch": 1})
+        >>> a == payload_digest({"w": torch.zeros(2), "epoch": 1})
+        True
+        >>> a == payload_digest({"w": torch.tensor([0.0, 1e-30]), "epoch": 1})
+        False
+    """
+    h = hashlib.sha256()
+    _feed(h, {k: v for k, v in state.items() if k != CHECKSUM_KEY})
+    return h.hexdigest()
 
 
 def save_checkpoint(path: str | Path, state: dict) -> Path:
@@ -26,14 +75,19 @@ def save_checkpoint(path: str | Path, state: dict) -> Path:
     Args:
         path: Destination file; its folder is created if needed.
         state: Tensors, numbers, strings, lists, tuples and dicts of them (what
-            ``torch.load(weights_only=True)`` accepts back).
+            ``torch.load(weights_only=True)`` accepts back); the key ``"checksum"`` is
+            reserved for the SHA-256 of the rest, which this adds.
 
     Returns:
         ``path`` as a Path.
     """
     if not isinstance(state, dict):
         raise TypeError(f"state must be a dict, got {type(state).__name__}")
-    return atomic_write(path, lambda f: torch.save(state, f))
+    if CHECKSUM_KEY in state:
+        raise ValueError(f"the key {CHECKSUM_KEY!r} is reserved for the checkpoint's checksum; "
+                         "rename that entry of the state")
+    stamped = {**state, CHECKSUM_KEY: payload_digest(state)}
+    return atomic_write(path, lambda f: torch.save(stamped, f))
 
 
 def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") -> dict:
@@ -42,7 +96,8 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     Raises:
         FileNotFoundError: No file at ``path``.
         ValueError: The file is empty, truncated, not a torch file, holds disallowed objects,
-            or is not a dict; the message names the file.
+            is not a dict, or its contents no longer match its checksum; the message names
+            the file.
     """
     path = Path(path)
     if not path.is_file():
@@ -63,6 +118,13 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
         ) from err
     if not isinstance(state, dict):
         raise ValueError(f"{path} holds a {type(state).__name__}, not a checkpoint dict")
+    stored = state.pop(CHECKSUM_KEY, None)
+    if stored is not None and stored != payload_digest(state):
+        raise ValueError(
+            f"{path} is corrupt: its contents no longer match the checksum stored when it was "
+            "written (the file was damaged on disk or in a copy); restore a copy of it, or "
+            "delete it and train again"
+        )
     return state
 
 

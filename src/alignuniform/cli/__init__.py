@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import pkgutil
+import re
 import sys
 
 from alignuniform.io import RunLockedError
@@ -36,6 +37,26 @@ INPUT_ERRORS: tuple[type[BaseException], ...] = (
 )
 
 
+_OVERRIDE = re.compile(r"^[A-Za-z_][\w.]*=")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """``parser.parse_args``, except that ``KEY=VALUE`` overrides may also follow options.
+
+    argparse fills a ``nargs="*"`` positional from one run of arguments only, so in
+    ``train epochs=1 --out DIR loss.t=3`` the last override would be "unrecognized";
+    subparsers rule out ``parse_intermixed_args``. Leftovers shaped like overrides join the
+    command's ``overrides`` in order; any other leftover is the usual error.
+    """
+    args, extra = parser.parse_known_args(argv)
+    if extra and isinstance(getattr(args, "overrides", None), list):
+        args.overrides += [a for a in extra if _OVERRIDE.match(a)]
+        extra = [a for a in extra if not _OVERRIDE.match(a)]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run ``alignuniform`` with ``argv`` (default: the process's arguments).
 
@@ -43,7 +64,8 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: the command's (0 on success), 2 for an input error, printed as
         ``alignuniform COMMAND: error: MESSAGE`` (``--debug`` raises it instead).
     """
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = _parse(parser, argv)
     try:
         return int(args.func(args) or 0)
     except INPUT_ERRORS as err:

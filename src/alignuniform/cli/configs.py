@@ -30,8 +30,9 @@ def add_parser(subparsers) -> None:
 
 
 def _copy(recipe, out) -> None:
-    from alignuniform.io import atomic_write_text
+    from alignuniform.io import atomic_write_text, check_writable_dir
 
+    check_writable_dir(out)
     dest = out / recipe.name if recipe.kind == "configs" else out / "sweeps" / recipe.name
     dest = dest.with_suffix(".yaml")
     if dest.exists():

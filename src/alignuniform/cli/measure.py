@@ -101,20 +101,22 @@ def _return_large_frees_to_the_os() -> None:
 
 def run(args: argparse.Namespace) -> int:
     from alignuniform.evaluate.measurement import measure_files
-    from alignuniform.io import check_writable_dir, write_json
+    from alignuniform.io import RunLock, write_json
     from alignuniform.report.measure_figure import measure_figure
 
-    out = check_writable_dir(args.out)
-    _return_large_frees_to_the_os()
-    m = measure_files(
-        args.emb, second=args.second, pairs=args.pairs, labels=args.labels, key=args.key,
-        pairs_key=args.pairs_key, labels_key=args.labels_key, t=args.t, alpha=args.alpha,
-        sample=args.sample, normalize=not args.no_normalize, seed=args.seed,
-    )
-    json_path = write_json(out / "measure.json", m.summary)
-    png_path = measure_figure(out / "measure.png", angles=m.angles, pos_dist=m.pos_dist,
-                              labels=m.angle_labels, title=args.emb.name,
-                              n_rows=m.summary["n"])
+    # locked like a run folder: two measures into one --out would overwrite each other's files
+    with RunLock(args.out) as lock:
+        out = lock.folder
+        _return_large_frees_to_the_os()
+        m = measure_files(
+            args.emb, second=args.second, pairs=args.pairs, labels=args.labels, key=args.key,
+            pairs_key=args.pairs_key, labels_key=args.labels_key, t=args.t, alpha=args.alpha,
+            sample=args.sample, normalize=not args.no_normalize, seed=args.seed,
+        )
+        json_path = write_json(out / "measure.json", m.summary)
+        png_path = measure_figure(out / "measure.png", angles=m.angles, pos_dist=m.pos_dist,
+                                  labels=m.angle_labels, title=args.emb.name,
+                                  n_rows=m.summary["n"])
     print("\n".join(format_lines(m, str(args.emb))))
     print(f"wrote {json_path} and {png_path}")
     return 0

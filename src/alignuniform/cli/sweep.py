@@ -14,6 +14,10 @@ from alignuniform.cli._options import add_common_options
 
 MAX_EXIT = 100
 
+#: Sweeps with more trials than this need ``--yes``: a grid typo (one more axis of 10
+#: values) should not start days of training and thousands of trial folders.
+CONFIRM_ABOVE = 1000
+
 
 def add_parser(subparsers) -> None:
     p = subparsers.add_parser(
@@ -53,6 +57,8 @@ def add_parser(subparsers) -> None:
                    help="bootstrap resamples of the analysis (default: the sweep file's)")
     p.add_argument("--no-analysis", action="store_true",
                    help="skip the analysis and report at the end of the sweep")
+    p.add_argument("--yes", action="store_true",
+                   help=f"run a sweep of more than {CONFIRM_ABOVE:,} trials (refused without it)")
     p.add_argument("--encoders", type=int, default=5,
                    help="with 'probes': how many encoders (spread over accuracy)")
     p.add_argument("--epochs", type=int, default=100,
@@ -122,6 +128,12 @@ def run(args: argparse.Namespace) -> int:
     from alignuniform.sweep import load_sweep, run_sweep
 
     spec = load_sweep(args.sweep, seed=args.seed)
+    if len(spec.trial_list) > CONFIRM_ABOVE and not args.yes:
+        raise ValueError(
+            f"{args.sweep} makes {len(spec.trial_list):,} trials (one trained encoder each, "
+            f"varying {', '.join(spec.varying) or 'nothing'}); more than {CONFIRM_ABOVE:,} is "
+            "refused unless you confirm with --yes (or shrink the grid / random 'n')"
+        )
     print(f"{len(spec.trial_list)} trials from {args.sweep} (seed {spec.seed}) -> {args.out}")
     try:
         outcome = run_sweep(spec, args.out, workers=args.workers, backend=args.backend,

@@ -36,8 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from alignuniform import io, theory
     from alignuniform.report import theory_figures
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = io.check_writable_dir(args.out)
     with tqdm(total=len(theory.SECTIONS), desc="theory", unit="claim",
               disable=args.no_progress) as bar:
 

@@ -35,7 +35,7 @@ def _choose(path: Path, names: list[str], key: str | None, kind: str) -> str:
     """The entry ``key`` of a multi-array file, or its only entry."""
     if key is not None:
         if key not in names:
-            raise KeyError(f"{path}: no entry {key!r}; its {kind} are {names}")
+            raise ValueError(f"{path}: no entry {key!r} (--key); its {kind} are {names}")
         return key
     if len(names) == 1:
         return names[0]
@@ -51,9 +51,27 @@ def _read_npy(path: Path) -> np.ndarray:
                 f"{path}: not a .npy file (no NumPy header); supported: {_SUPPORTED_TEXT}"
             )
     try:
-        return np.load(path, mmap_mode="r", allow_pickle=False)
+        a = np.load(path, mmap_mode="r", allow_pickle=False)
     except ValueError as err:  # object arrays cannot be memory-mapped, nor read without pickle
-        raise ValueError(f"{path}: not a numeric .npy array ({err})") from err
+        if "mmap length" not in str(err):
+            raise ValueError(f"{path}: not a numeric .npy array ({err})") from err
+        a = None
+    if a is None or a.offset + a.nbytes > path.stat().st_size:
+        raise ValueError(f"{path} is truncated: {_npy_header(path)}, but the file holds "
+                         f"{path.stat().st_size:,} bytes; write it again (np.save)")
+    return a
+
+
+def _npy_header(path: Path) -> str:
+    """What a .npy header promises: its shape, dtype and total size."""
+    fmt = np.lib.format
+    with open(path, "rb") as f:
+        version = fmt.read_magic(f)
+        read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+        shape, _, dtype = read(f)
+        start = f.tell()
+    size = start + int(np.prod(shape)) * dtype.itemsize
+    return f"its header says shape {shape} of {dtype} ({size:,} bytes with the header)"
 
 
 def _read_npz(path: Path, key: str | None) -> np.ndarray:
@@ -125,6 +143,8 @@ def _read_parquet(path: Path, key: str | None) -> np.ndarray:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    if key is not None:
+        _choose(path, pq.read_schema(path).names, key, "columns")
     table = pq.read_table(path, columns=[key] if key is not None else None)
     if key is not None:
         return _arrow_column(path, key, table.column(key))
@@ -148,6 +168,8 @@ def _read_parquet(path: Path, key: str | None) -> np.ndarray:
 def _read_text(path: Path, delimiter: str) -> np.ndarray:
     with open(path, encoding="utf-8") as f:
         first = f.readline()
+        if not first.strip() and not f.read().strip():
+            raise ValueError(f"{path} is empty: no rows of numbers")
     try:  # a header line is skipped
         [float(v) for v in first.strip().split(delimiter) if v.strip()]
         skip = 0
@@ -168,11 +190,13 @@ def read_array(path: str | Path, key: str | None = None) -> np.ndarray:
 
     Raises:
         FileNotFoundError: no such file.
-        ValueError: an unsupported suffix (the message lists the supported ones), an
-            unreadable file, a ragged parquet list column, or several entries and no key.
-        KeyError: ``key`` is not in the file (the message lists what is).
+        ValueError: a folder, an unsupported suffix (the message lists the supported ones),
+            an unreadable or truncated file, a ragged parquet list column, several entries
+            and no key, or a ``key`` that is not in the file (the message lists what is).
     """
     path = Path(path)
+    if path.is_dir():
+        raise ValueError(f"{path} is a folder, not a file: give the embeddings file in it")
     if not path.is_file():
         raise FileNotFoundError(f"no file at {path}")
     suffix = path.suffix.lower()
@@ -199,7 +223,7 @@ def read_array(path: str | Path, key: str | None = None) -> np.ndarray:
             f"pip install 'alignuniform[files]'"
         ) from err
     except Exception as err:  # corrupt files raise whatever their reader raises
-        ours = isinstance(err, (ValueError, KeyError)) and str(err.args[0] if err.args else "")
+        ours = isinstance(err, ValueError) and str(err.args[0] if err.args else "")
         if ours and ours.startswith(str(path)):  # already names the file and the problem
             raise
         raise ValueError(
