@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from alignuniform.report.figures import _save, plt
+from alignuniform.report._plotting import plt, save_figure
 
 
 def _check_rows(rows: Sequence[Mapping], keys: set[str], what: str) -> None:
@@ -72,7 +72,7 @@ def theorem1_figure(
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -103,7 +103,7 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.set_title(r"$-2t + \log {}_0F_1(; m/2; t^2)$: three ways", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def circle_figure(panels: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -131,7 +131,7 @@ def circle_figure(panels: Mapping[str, np.ndarray], path: str | Path) -> Path:
         ax.set_ylim(-1.15, 1.15)
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def convergence_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -177,7 +177,7 @@ def convergence_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         bottom.legend(fontsize=7)
         bottom.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def estimator_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -214,7 +214,7 @@ def estimator_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax2.set_title("uniform_loss below the bound is common, not a bug", fontsize=10)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def antipodal_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -241,7 +241,7 @@ def antipodal_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         ax.set_xticks(x, labels, fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -273,7 +273,7 @@ def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.set_title("Alignment and uniformity inside the contrastive limit", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 _SIDES = (
@@ -317,7 +317,7 @@ def arora_training_figure(trajectories: Mapping[str, Sequence[Mapping]], path: s
             ax.grid(alpha=0.3)
             ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _tau_axis(ax, tau: np.ndarray, labels: list[str]) -> None:
@@ -363,7 +363,7 @@ def arora_tau_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def arora_link_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
@@ -395,7 +395,7 @@ def arora_link_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str |
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_figures(run, out: str | Path) -> dict[str, Path]:
