@@ -1,5 +1,5 @@
 """What every figure module shares: the Agg backend, the resolution, atomic saving, and
-the check that a plotted input is a finite number.
+the checks of plotted inputs (a finite number, rows with the keys a figure reads).
 
 Importing this module selects matplotlib's non-interactive Agg backend before pyplot is
 imported, so figures render the same on a headless machine as on a laptop.
@@ -7,6 +7,7 @@ imported, so figures render the same on a headless machine as on a laptop.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import matplotlib
@@ -17,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from alignuniform.io import atomic_write  # noqa: E402
 
-__all__ = ["DPI", "finite", "plt", "save_figure"]
+__all__ = ["DPI", "check_rows", "finite", "plt", "save_figure"]
 
 DPI = 110
 
@@ -41,3 +42,13 @@ def finite(value: object, what: str) -> float:
     if not np.isfinite(number):
         raise ValueError(f"{what} must be finite, got {number}")
     return number
+
+
+def check_rows(rows: Sequence[Mapping], keys: set[str], what: str) -> None:
+    """Raise ``ValueError`` if ``rows`` is empty, ``KeyError`` if a row lacks one of ``keys``."""
+    if not rows:
+        raise ValueError(f"{what} needs at least one row")
+    for i, row in enumerate(rows):
+        missing = keys - set(row)
+        if missing:
+            raise KeyError(f"{what}: row {i} lacks {sorted(missing)}")
