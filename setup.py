@@ -3,7 +3,7 @@
 Everything else about the build lives in pyproject.toml. The recipes stay where they are in
 the repository, the only source; building a wheel copies them into
 ``alignuniform/_recipes/{configs,sweeps}/`` of the build tree (never into src/), where
-``alignuniform.recipes`` finds them once installed. The sdist carries the folders
+``alignuniform.shipped`` finds them once installed. The sdist carries the folders
 themselves (MANIFEST.in), so a wheel built from the sdist gets them too. A missing folder
 (no sweeps yet) ships nothing.
 """

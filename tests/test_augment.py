@@ -16,7 +16,7 @@ from alignuniform.data import (
     build_recipe,
     recipes,
 )
-from alignuniform.data.augment import blur, make_component, parse_augment, sobel
+from alignuniform.data.augment import blur, grayscale, make_component, parse_augment, sobel
 from alignuniform.evaluate.probe import probe_augmentation
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +209,7 @@ def test_sobel_matches_a_loop_reference_in_both_executors():
     x = _smooth_images(3)
     a, b = _both(_only("sobel", p=1.0), x)
     assert torch.allclose(a, b, atol=1e-5)
-    g = recipes._gray(x / 255)[:, 0]
+    g = grayscale(x / 255)[:, 0]
     p = torch.nn.functional.pad(g[:, None], (1, 1, 1, 1), mode="replicate")[:, 0]
     ref = torch.zeros_like(g)
     for i in range(32):

@@ -25,6 +25,7 @@ from alignuniform.data import (
     stratified_split,
     zip_images,
 )
+from alignuniform.data.augment import ops
 from alignuniform.data.recipes import RecipeSpec
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -284,10 +285,10 @@ def test_two_views_are_independent_views_of_one_image():
 @pytest.mark.parametrize(
     ("ours", "theirs", "factors"),
     [
-        (recipes.adjust_brightness, TF.adjust_brightness, [0.6, 1.0, 1.4]),
-        (recipes.adjust_contrast, TF.adjust_contrast, [0.6, 1.0, 1.4]),
-        (recipes.adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.4]),
-        (recipes.adjust_hue, TF.adjust_hue, [-0.4, -0.1, 0.0, 0.25, 0.4]),
+        (ops.adjust_brightness, TF.adjust_brightness, [0.6, 1.0, 1.4]),
+        (ops.adjust_contrast, TF.adjust_contrast, [0.6, 1.0, 1.4]),
+        (ops.adjust_saturation, TF.adjust_saturation, [0.0, 0.6, 1.4]),
+        (ops.adjust_hue, TF.adjust_hue, [-0.4, -0.1, 0.0, 0.25, 0.4]),
     ],
 )
 def test_batched_color_ops_match_torchvision_per_image(ours, theirs, factors):

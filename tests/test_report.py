@@ -53,7 +53,7 @@ def test_plane_labels_do_not_overlap_for_near_coincident_points(tmp_path, monkey
         fig.canvas.draw()
         return path
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     points = [{"name": f"encoder number {i}", "align": 0.229 + 1e-4 * i,
                "uniform": -1.471 - 1e-4 * i, "accuracy": 0.4 + 0.01 * i}
               for i in range(n_close)]

@@ -467,7 +467,7 @@ def _only_failed(result, fragment: str) -> None:
 
 
 def test_sampling_check_fails_for_a_wrong_bessel_ratio_or_a_wrong_dot_law(quick_run, monkeypatch):
-    from alignuniform.theory import experiments
+    from alignuniform.theory import wang_isola_experiments as experiments
 
     result = quick_run.results["sampling"]
     rows = [{**r, "exact": r["exact"] + 0.01} for r in result.rows]
@@ -490,7 +490,7 @@ def test_theorem1_checks_fail_for_a_wrong_limit_or_a_slow_gap(quick_run):
 
 
 def test_closed_form_checks_fail_for_a_wrong_bound(monkeypatch):
-    from alignuniform.theory import experiments
+    from alignuniform.theory import wang_isola_experiments as experiments
 
     monkeypatch.setattr(experiments, "uniformity_bound", lambda dim, t: uniformity_bound(dim, t)
                         + 0.02)
@@ -525,7 +525,7 @@ def test_antipodal_checks_fail_when_the_two_laws_are_not_told_apart(quick_run):
 
 
 def test_estimator_checks_fail_for_a_perturbed_estimator(monkeypatch):
-    from alignuniform.theory import experiments
+    from alignuniform.theory import wang_isola_experiments as experiments
 
     monkeypatch.setattr(experiments, "without_self_pairs",
                         lambda l1, b: theory.without_self_pairs(l1, b) + 1e-9)
@@ -567,8 +567,8 @@ def _strict_json(path):
 @pytest.mark.slow
 def test_cli_writes_strict_json_figures_and_exit_status(tmp_path, monkeypatch, capsys):
     from alignuniform.cli import main
-    from alignuniform.theory import experiments as E
     from alignuniform.theory import suite
+    from alignuniform.theory import wang_isola_experiments as E
 
     tiny = replace(
         theory.QUICK,

@@ -43,7 +43,7 @@ def _copy(recipe, out) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from alignuniform.recipes import KINDS, find_recipe, list_recipes
+    from alignuniform.shipped import KINDS, find_recipe, list_recipes
 
     if args.action == "list":
         if args.name is not None:

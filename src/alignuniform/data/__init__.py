@@ -29,8 +29,8 @@ import torch
 from torch.utils.data import Dataset
 
 from alignuniform._registry import resolve
-from alignuniform.data.augment import COMPONENTS, AugmentRecipe, parse_augment
-from alignuniform.data.recipes import BatchAugment, RecipeSpec
+from alignuniform.data.augment import COMPONENTS, AugmentRecipe, BatchAugment, parse_augment
+from alignuniform.data.recipes import RecipeSpec
 from alignuniform.data.split import SplitNotAvailable, stratified_split
 from alignuniform.data.two_views import TwoViews
 

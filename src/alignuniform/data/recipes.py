@@ -8,8 +8,8 @@ mapping (``{name: {params}}``, see ``parse_augment``), as an ``AugmentRecipe``.
 ``per_sample`` turns a spec into a torchvision.transforms.v2 pipeline for DataLoader workers
 (one image at a time, uint8 (C, H, W) in, float out); ``BatchAugment`` runs the same recipe
 on a (B, C, H, W) batch on the training device with per-sample random parameters. See
-``benchmarks/bench_data.py`` for which is faster where. The presets give the same views for
-the same seed as before they were built from components (tests/test_augment.py).
+``benchmarks/bench_data.py`` for which is faster where. tests/test_augment.py pins the
+presets' seeded views.
 
 Differences of the batched executor, by design: the crop is resampled bilinearly with
 ``grid_sample`` (no antialiasing) and a crop that does not fit is clipped rather than
@@ -25,8 +25,7 @@ from dataclasses import dataclass
 import torch
 from torchvision.transforms import v2
 
-from alignuniform.data.augment import (  # noqa: F401  (the batched primitives live there)
-    _GRAY,
+from alignuniform.data.augment import (
     AugmentRecipe,
     BatchAugment,
     ColorDrop,
@@ -34,14 +33,7 @@ from alignuniform.data.augment import (  # noqa: F401  (the batched primitives l
     Component,
     Crop,
     Flip,
-    _gray,
-    adjust_brightness,
-    adjust_contrast,
-    adjust_hue,
-    adjust_saturation,
-    hsv_to_rgb,
     parse_augment,
-    rgb_to_hsv,
 )
 
 STL10_MEAN, STL10_STD = (0.4409, 0.4279, 0.3868), (0.2683, 0.2610, 0.2687)

@@ -27,7 +27,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from alignuniform.report.figures import _save  # noqa: E402
+from alignuniform.report._plotting import save_figure  # noqa: E402
 from alignuniform.report.page import Table  # noqa: E402
 
 AUGMENT_KEY = "data.augment"
@@ -192,7 +192,7 @@ def augment_grid_figure(rows: Sequence[Mapping], path: str | Path, *,
     fig.suptitle("Which augmentations make good positives: one transformation on the "
                  f"diagonal, a pair off it (cf. SimCLR Fig. 5); bright is better{seeds}",
                  fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def _mean_sd(values: list[float], fmt: str) -> str:

@@ -1,7 +1,9 @@
 """Matplotlib (Agg) figures that take plain arrays and a path and return the path.
 
 Every function here writes one PNG and closes its figure, so callers in any layer (the demo,
-the text experiments, user scripts) can reuse them without touching pyplot state.
+the text experiments, user scripts) can reuse them without touching pyplot state. Label
+placement lives in :mod:`alignuniform.report.labels`, the kernel density estimates in
+:mod:`alignuniform.report.kde`.
 """
 
 from __future__ import annotations
@@ -9,36 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402  (the backend must be chosen first)
-import numpy as np  # noqa: E402
-from matplotlib.text import Text  # noqa: E402
+from alignuniform.report._plotting import finite, plt, save_figure
+from alignuniform.report.kde import gaussian_kde_2d, vmf_kde
+from alignuniform.report.labels import place_labels
 
-from alignuniform.io import atomic_write  # noqa: E402
-
-DPI = 110
-
-
-def _save(fig: plt.Figure, path: str | Path) -> Path:
-    """Write ``fig`` atomically (the format from the suffix, PNG by default) and close it."""
-    path = Path(path)
-    try:
-        return atomic_write(path, lambda f: fig.savefig(
-            f, format=path.suffix[1:] or "png", dpi=DPI, bbox_inches="tight"))
-    finally:
-        plt.close(fig)
-
-
-def _finite(value: object, what: str) -> float:
-    try:
-        number = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError) as err:
-        raise TypeError(f"{what} must be a number, got {value!r}") from err
-    if not np.isfinite(number):
-        raise ValueError(f"{what} must be finite, got {number}")
-    return number
+__all__ = ["curves_figure", "gaussian_kde_2d", "place_labels", "plane_figure", "s1_figure",
+           "vmf_kde"]
 
 
 def plane_figure(
@@ -83,8 +63,8 @@ def plane_figure(
             raise KeyError(
                 f"point {i} lacks {sorted(missing)}; each point needs name, align and uniform"
             )
-    xs = np.array([_finite(p["align"], f"align of {p['name']!r}") for p in points])
-    ys = np.array([_finite(p["uniform"], f"uniform of {p['name']!r}") for p in points])
+    xs = np.array([finite(p["align"], f"align of {p['name']!r}") for p in points])
+    ys = np.array([finite(p["uniform"], f"uniform of {p['name']!r}") for p in points])
 
     fig, ax = plt.subplots(figsize=(6.0, 4.6))
     for traj in (paths or {}).values():
@@ -99,14 +79,14 @@ def plane_figure(
 
     colored = color_key is not None and all(color_key in p for p in points)
     if colored:
-        cs = np.array([_finite(p[color_key], f"{color_key} of {p['name']!r}") for p in points])
+        cs = np.array([finite(p[color_key], f"{color_key} of {p['name']!r}") for p in points])
         sc = ax.scatter(xs, ys, c=cs, cmap="viridis", s=70, edgecolors="k", zorder=3)
         fig.colorbar(sc, ax=ax, label=color_key)
     else:
         ax.scatter(xs, ys, s=70, color="tab:blue", edgecolors="k", zorder=3)
 
     if bound is not None:
-        b = _finite(bound, "bound")
+        b = finite(bound, "bound")
         ax.axhline(b, ls="--", color="tab:red", lw=1, label=f"uniformity bound ({b:.3f})")
         ax.legend(loc="best", fontsize=8)
     ax.set_xlabel(r"$\mathcal{L}_{align}$ (held-out positive pairs)")
@@ -116,180 +96,7 @@ def plane_figure(
     ax.margins(0.15)
     ax.locator_params(axis="x", nbins=6)  # long tick labels of small alignments collide
     place_labels(ax, xs, ys, [label_fmt.format(**p) for p in points])  # type: ignore[arg-type]
-    return _save(fig, path)
-
-
-# Directions (degrees) tried around a point, nearest ring first: up-right as before, then
-# the other diagonals, then straight up/down/right/left.
-_LABEL_DIRECTIONS = (30, -30, 150, -150, 90, -90, 0, 180)
-
-
-def place_labels(
-    ax: plt.Axes,
-    xs: Sequence[float],
-    ys: Sequence[float],
-    labels: Sequence[str],
-    *,
-    fontsize: float = 8,
-    marker_points: float = 5,
-    rings: int = 12,
-) -> list[plt.Annotation]:
-    """Annotate each point with its label so that no label overlaps another label, a
-    marker, a drawn line or the legend.
-
-    Points are labelled in order; each label takes the first position, nearest ring first,
-    whose box is clear of the labels already placed, every marker, the legend and the
-    axes' lines (the bound, trajectories), and lies inside the axes; failing that, the
-    position with the least overlap with labels, markers and legend, then with the least
-    area on lines or outside the axes. A label moved off its first ring gets a grey leader
-    line to its point, which must not cross other markers or labels either. The legend
-    stays where it is now. Call this after everything that changes the axes' limits or size
-    (colour bar, margins, legend): positions are measured in display space.
-
-    Args:
-        ax: The axes holding the points.
-        xs, ys: Data coordinates of the points.
-        labels: One label per point.
-        fontsize: Label font size.
-        marker_points: Half the width of the region around each point kept free, in points.
-        rings: How many rings of positions (10 points apart) to try.
-
-    Returns:
-        The annotations, in the order of the points.
-    """
-    fig = ax.figure
-    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
-    ax.autoscale_view()  # fix the limits before measuring in display space
-    to_px = fig.dpi / 72.0
-    half = marker_points * to_px
-    centres = ax.transData.transform(np.column_stack([xs, ys]))
-    taken = [np.column_stack([centres - half, centres + half])]
-    # lines (the bound, trajectories) as little boxes every few pixels along each segment:
-    # a label may cross one, or stick out of the axes, where nothing better exists
-    lines = np.concatenate([np.empty((0, 4))] + [
-        _line_boxes(line.get_transform().transform(line.get_xydata()), to_px)
-        for line in ax.lines])
-    legend = ax.get_legend()
-    if legend is not None:
-        # freeze a loc="best" legend where it is now: placed later, it would dodge the labels
-        # (and could land on one); the labels dodge it instead
-        box = legend.get_window_extent(renderer)
-        legend.set_loc(tuple(ax.transAxes.inverted().transform((box.x0, box.y0))))
-        taken.append(np.array([box.extents]))
-    obstacles = np.concatenate(taken)
-    inside = ax.get_window_extent(renderer).extents[None]  # type: ignore[call-overload]
-    offsets = [(radius * np.cos(np.radians(a)), radius * np.sin(np.radians(a)), ring)
-               for ring, radius in enumerate(8 + 10 * np.arange(rings))
-               for a in _LABEL_DIRECTIONS]
-    texts = []
-    for i, (x, y, label) in enumerate(zip(xs, ys, labels, strict=True)):
-        # what a leader line must not cross: everything but the point's own marker
-        others = np.delete(obstacles, i, axis=0)
-        best = None
-        for dx, dy, ring in offsets:
-            text = ax.annotate(
-                label, (x, y), xytext=(dx, dy), textcoords="offset points",
-                fontsize=fontsize, zorder=4,
-                ha="left" if dx > 1 else "right" if dx < -1 else "center",
-                va="bottom" if dy > 1 else "top" if dy < -1 else "center",
-                arrowprops=({"arrowstyle": "-", "color": "0.5", "lw": 0.6,
-                             "shrinkA": 1, "shrinkB": marker_points} if ring else None))
-            # the text alone: an annotation's own extent includes its leader line
-            text.update_positions(renderer)
-            box = np.array([Text.get_window_extent(text, renderer).padded(1.5 * to_px).extents])  # type: ignore[assignment]
-            area = float((box[0, 2] - box[0, 0]) * (box[0, 3] - box[0, 1]))  # type: ignore[index]
-            overlap = float(_overlaps(box, obstacles).sum())  # type: ignore[arg-type]
-            if ring:  # the leader runs from the point to the nearest corner of the label
-                corner = np.clip(centres[i], box[0, :2], box[0, 2:])  # type: ignore[index]
-                leader = _line_boxes(np.array([centres[i], corner]), to_px)[1:]
-                overlap += float(sum(_overlaps(b[None], others).sum() for b in leader))
-            cost = (overlap, float(_overlaps(box, lines).sum())  # type: ignore[arg-type]
-                    + area - float(_overlaps(box, inside)[0]))  # type: ignore[arg-type]
-            if best is None or cost < best[2]:
-                if best is not None:
-                    best[0].remove()
-                best = (text, box, cost)
-            else:
-                text.remove()
-            if best[2] == (0.0, 0.0):
-                break
-        texts.append(best[0])  # type: ignore[index]
-        obstacles = np.concatenate([obstacles, best[1]])  # type: ignore[index]  # after the markers: rows stay i
-    return texts
-
-
-def _line_boxes(points: np.ndarray, to_px: float) -> np.ndarray:
-    """Boxes of 3 points' width every 3 points along a polyline given in display units."""
-    step, half = 3 * to_px, 1.5 * to_px
-    points = points[np.isfinite(points).all(axis=1)]
-    samples = [points[:1]]
-    for a, b in zip(points[:-1], points[1:], strict=True):
-        n = max(int(np.ceil(np.hypot(*(b - a)) / step)), 1)
-        samples.append(a + (b - a) * (np.arange(1, n + 1)[:, None] / n))
-    centres = np.concatenate(samples)
-    return np.column_stack([centres - half, centres + half])
-
-
-def _overlaps(box: np.ndarray, others: np.ndarray) -> np.ndarray:
-    """Area each of ``others`` (K, 4: x0, y0, x1, y1) shares with ``box`` (1, 4)."""
-    width = np.minimum(box[:, 2], others[:, 2]) - np.maximum(box[:, 0], others[:, 0])
-    height = np.minimum(box[:, 3], others[:, 3]) - np.maximum(box[:, 1], others[:, 1])
-    return np.clip(width, 0, None) * np.clip(height, 0, None)
-
-
-def vmf_kde(angles: np.ndarray, grid: np.ndarray, kappa: float = 25.0) -> np.ndarray:
-    """von Mises-Fisher kernel density of angles on the circle.
-
-    Args:
-        angles: Sample angles in radians.
-        grid: Angles at which to evaluate the density.
-        kappa: Concentration of each kernel (larger is narrower); the paper uses 25.
-
-    Returns:
-        Density at ``grid`` (integrates to 1 over one turn).
-    """
-    kappa = _finite(kappa, "kappa")
-    if kappa <= 0:
-        raise ValueError(f"kappa must be positive, got {kappa}")
-    angles = np.asarray(angles, dtype=float).ravel()
-    if angles.size == 0:
-        raise ValueError("vmf_kde needs at least one angle")
-    from scipy.special import i0e
-
-    # exp(kappa (cos d - 1)) / i0e(kappa) = exp(kappa cos d) / I0(kappa) without overflow
-    diff = np.asarray(grid, dtype=float)[:, None] - angles[None, :]
-    kernel = np.exp(kappa * (np.cos(diff) - 1.0)) / (2 * np.pi * i0e(kappa))
-    return kernel.mean(axis=1)
-
-
-def gaussian_kde_2d(points: np.ndarray, *, sigma: float = 0.1, extent: float = 1.3,
-                    bins: int = 161) -> np.ndarray:
-    """Isotropic Gaussian kernel density of 2-d points on a square grid.
-
-    Points are binned on a fine grid and the histogram is smoothed with a Gaussian of
-    ``sigma`` (in data units), which equals the exact kernel sum up to binning error and
-    costs O(bins^2) rather than O(N bins^2).
-
-    Args:
-        points: ``(N, 2)`` array.
-        sigma: Kernel standard deviation.
-        extent: The grid covers ``[-extent, extent]^2``.
-        bins: Grid cells per side.
-
-    Returns:
-        ``(bins, bins)`` density, rows indexing y from bottom to top (``imshow`` with
-        ``origin="lower"``).
-    """
-    from scipy.ndimage import gaussian_filter
-
-    points = np.asarray(points, dtype=float)
-    if points.ndim != 2 or points.shape[1] != 2:
-        raise ValueError(f"gaussian_kde_2d expects (N, 2) points, got shape {points.shape}")
-    edges = np.linspace(-extent, extent, bins + 1)
-    hist, _, _ = np.histogram2d(points[:, 1], points[:, 0], bins=(edges, edges))
-    cell = edges[1] - edges[0]
-    density = gaussian_filter(hist, sigma / cell, mode="constant")
-    return density / (density.sum() * cell * cell)
+    return save_figure(fig, path)
 
 
 def _angles(points: np.ndarray, name: str) -> np.ndarray:
@@ -397,7 +204,7 @@ def s1_figure(
             if r != 1:
                 axes[r, col].tick_params(labelsize=7)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 # epochs.jsonl bookkeeping, not curves worth drawing
@@ -466,4 +273,4 @@ def curves_figure(
         fig.legend(handles, labels, loc="upper center", ncol=min(4, len(labels)), fontsize=8,  # type: ignore[call-overload]
                    bbox_to_anchor=(0.5, 1.02), frameon=False)
     fig.tight_layout(rect=(0, 0, 1, 0.95))
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from alignuniform.report.figures import _save, plt, vmf_kde
+from alignuniform.report._plotting import plt, save_figure
+from alignuniform.report.kde import vmf_kde
 
 __all__ = ["measure_figure"]
 
@@ -87,4 +88,4 @@ def measure_figure(
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -18,7 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
 
-from alignuniform.report.figures import _save  # noqa: E402
+from alignuniform.report._plotting import save_figure  # noqa: E402
 
 _DIM_COLOURS = ("tab:blue", "tab:orange", "tab:green", "tab:purple", "tab:brown")
 _ACC_NAMES = {"linear_acc": "linear probe accuracy", "knn5_acc": "5-NN accuracy"}
@@ -79,7 +79,7 @@ def plane_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding"
         fig.colorbar(scatter, ax=axes[0].tolist(), label=_ACC_NAMES.get(accuracy, accuracy))
     fig.suptitle("Alignment and uniformity of every encoder: lower-left is better "
                  "(cf. Wang & Isola, Fig. 5)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def metric_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding",
@@ -109,7 +109,7 @@ def metric_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding
     axes[0].set_ylabel(f"{_ACC_NAMES.get(accuracy, accuracy)} ({layer})")
     axes[1].legend(fontsize=8, loc="best")
     fig.suptitle("Accuracy against each metric (cf. Wang & Isola, Fig. 6)", fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def ratio_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding",
@@ -147,4 +147,4 @@ def ratio_figure(rows: list[dict], path: str | Path, *, layer: str = "embedding"
         ax.legend(fontsize=8, loc="best")
     ax.set_title("Accuracy against the loss weights' ratio (cf. Wang & Isola, Fig. 7)",
                  fontsize=10)
-    return _save(fig, path)
+    return save_figure(fig, path)

@@ -1,7 +1,8 @@
 """Figures for ``alignuniform.theory``: one PNG per claim.
 
 Each ``*_figure`` function takes the rows that a theory function produced and a path, writes
-one figure with the Agg backend and returns the path; :func:`write_figures` draws every
+one figure with the Agg backend and returns the path. The Wang & Isola figures are here,
+Arora et al.'s in :mod:`alignuniform.report.arora_figures`; :func:`write_figures` draws every
 figure of a :class:`~alignuniform.theory.suite.TheoryRun`.
 """
 
@@ -12,16 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from alignuniform.report.figures import _save, plt
-
-
-def _check_rows(rows: Sequence[Mapping], keys: set[str], what: str) -> None:
-    if not rows:
-        raise ValueError(f"{what} needs at least one row")
-    for i, row in enumerate(rows):
-        missing = keys - set(row)
-        if missing:
-            raise KeyError(f"{what}: row {i} lacks {sorted(missing)}")
+from alignuniform.report._plotting import check_rows, plt, save_figure
+from alignuniform.report.arora_figures import (
+    arora_link_figure,
+    arora_tau_figure,
+    arora_training_figure,
+)
 
 
 def theorem1_figure(
@@ -35,7 +32,7 @@ def theorem1_figure(
             None (no fit line).
         path: PNG path.
     """
-    _check_rows(rows, {"m", "loss_minus_log_m", "gap_cv", "limit"}, "theorem1_figure")
+    check_rows(rows, {"m", "loss_minus_log_m", "gap_cv", "limit"}, "theorem1_figure")
     m = np.array([r["m"] for r in rows], dtype=float)
     loss = np.array([r["loss_minus_log_m"]["mean"] for r in rows])
     loss_half = np.array([r["loss_minus_log_m"]["high"] - r["loss_minus_log_m"]["mean"]
@@ -72,7 +69,7 @@ def theorem1_figure(
     ax2.legend(fontsize=8)
     ax2.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -83,7 +80,7 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
             ``high``; ``low`` may be None).
         path: PNG path.
     """
-    _check_rows(rows, {"dim", "t", "bound", "quadrature", "mc"}, "closed_form_figure")
+    check_rows(rows, {"dim", "t", "bound", "quadrature", "mc"}, "closed_form_figure")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for i, dim in enumerate(sorted({r["dim"] for r in rows})):
         sub = sorted((r for r in rows if r["dim"] == dim), key=lambda r: r["t"])
@@ -103,7 +100,7 @@ def closed_form_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.set_title(r"$-2t + \log {}_0F_1(; m/2; t^2)$: three ways", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def circle_figure(panels: Mapping[str, np.ndarray], path: str | Path) -> Path:
@@ -131,7 +128,7 @@ def circle_figure(panels: Mapping[str, np.ndarray], path: str | Path) -> Path:
         ax.set_ylim(-1.15, 1.15)
         ax.axis("off")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def convergence_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -144,7 +141,7 @@ def convergence_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     """
     keys = {"dim", "objective", "n_points", "with_self", "without_self", "bound", "mmd",
             "mmd_iid_expected"}
-    _check_rows(rows, keys, "convergence_figure")
+    check_rows(rows, keys, "convergence_figure")
     dims = sorted({r["dim"] for r in rows})
     fig, axes = plt.subplots(2, len(dims), figsize=(4.6 * len(dims), 7), squeeze=False)
     for j, dim in enumerate(dims):
@@ -177,7 +174,7 @@ def convergence_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         bottom.legend(fontsize=7)
         bottom.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def estimator_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -187,7 +184,7 @@ def estimator_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         rows: output of :func:`alignuniform.theory.estimator_bias` (plus ``l2_floor``).
         path: PNG path.
     """
-    _check_rows(rows, {"batch_size", "with_self", "without_self", "bound", "frac_below_bound"},
+    check_rows(rows, {"batch_size", "with_self", "without_self", "bound", "frac_below_bound"},
                 "estimator_figure")
     b = np.array([r["batch_size"] for r in rows], dtype=float)
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.2))
@@ -214,7 +211,7 @@ def estimator_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax2.set_title("uniform_loss below the bound is common, not a bug", fontsize=10)
     ax2.grid(alpha=0.3)
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def antipodal_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -224,7 +221,7 @@ def antipodal_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         rows: dicts with ``dim``, ``distribution``, ``mean_dot``, ``uniform_loss``.
         path: PNG path.
     """
-    _check_rows(rows, {"dim", "distribution", "mean_dot", "uniform_loss"}, "antipodal_figure")
+    check_rows(rows, {"dim", "distribution", "mean_dot", "uniform_loss"}, "antipodal_figure")
     labels = [f"m={r['dim']}\n{r['distribution']}" for r in rows]
     x = np.arange(len(rows))
     colors = ["tab:blue" if r["distribution"] == "uniform" else "tab:orange" for r in rows]
@@ -241,7 +238,7 @@ def antipodal_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         ax.set_xticks(x, labels, fontsize=8)
         ax.grid(alpha=0.3, axis="y")
     fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
@@ -251,7 +248,7 @@ def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
         rows: dicts from :func:`alignuniform.theory.contrastive_limit_terms` plus ``name``.
         path: PNG path.
     """
-    _check_rows(rows, {"name", "align_term", "uniform_term", "align_from_l_align",
+    check_rows(rows, {"name", "align_term", "uniform_term", "align_from_l_align",
                        "uniform_jensen_bound"}, "limit_terms_figure")
     x = np.arange(len(rows))
     w = 0.2
@@ -273,129 +270,7 @@ def limit_terms_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
     ax.set_title("Alignment and uniformity inside the contrastive limit", fontsize=10)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3, axis="y")
-    return _save(fig, path)
-
-
-_SIDES = (
-    ("l_sup_mu", r"$L_{sup}^{\mu}$ (mean classifier)", "tab:blue", "o-"),
-    ("l_un_distinct", r"$L_{un}^{\neq}$ (Jensen bound)", "tab:orange", "s-"),
-    ("lemma43_bound", r"$(L_{un} - \tau)/(1 - \tau)$ (Lemma 4.3)", "tab:red", "^--"),
-)
-
-
-def _sides(ax, x: np.ndarray, estimates: Sequence[Mapping]) -> None:
-    for key, label, color, style in _SIDES:
-        mean = np.array([e[key]["mean"] for e in estimates])
-        half = np.array([e[key]["high"] - e[key]["mean"] for e in estimates])
-        ax.errorbar(x, mean, yerr=half, fmt=style, color=color, ms=4, capsize=2, label=label)
-
-
-def arora_training_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
-    """Both sides of Arora et al.'s bounds along training, per objective (columns) and loss
-    (rows).
-
-    Args:
-        trajectories: ``AroraResult.trajectories``: objective -> records with ``step`` and
-            ``estimates[loss]``.
-        path: PNG path.
-    """
-    if not trajectories:
-        raise ValueError("arora_training_figure needs at least one trajectory")
-    for name, recs in trajectories.items():
-        _check_rows(recs, {"step", "estimates"}, f"arora_training_figure ({name})")
-    losses = list(next(iter(trajectories.values()))[0]["estimates"])
-    fig, axes = plt.subplots(len(losses), len(trajectories), squeeze=False,
-                             figsize=(5.2 * len(trajectories), 3.6 * len(losses)))
-    for j, (objective, recs) in enumerate(trajectories.items()):
-        steps = np.array([r["step"] for r in recs])
-        for i, loss in enumerate(losses):
-            ax = axes[i][j]
-            _sides(ax, steps, [r["estimates"][loss] for r in recs])
-            ax.set_title(f"trained with {objective}; {loss} loss", fontsize=10)
-            ax.set_xlabel("training step")
-            ax.set_ylabel("loss (95% CI)")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def _tau_axis(ax, tau: np.ndarray, labels: list[str]) -> None:
-    ax.set_xscale("log")
-    ax.set_xticks(tau, labels)
-    ax.minorticks_off()
-    ax.set_xlabel(r"class collision $\tau$ = 1/K")
-
-
-def arora_tau_figure(rows: Sequence[Mapping], path: str | Path) -> Path:
-    """Both sides of the bounds against the collision probability tau = 1/K, one panel per
-    loss, and Lemma 4.3's slack next to its collision part ``tau/(1-tau) (L_un^= - l(0))``.
-
-    Args:
-        rows: ``AroraResult.by_tau``: ``n_classes``, ``tau`` and ``estimates[loss]``.
-        path: PNG path.
-    """
-    _check_rows(rows, {"n_classes", "tau", "estimates"}, "arora_tau_figure")
-    rows = sorted(rows, key=lambda r: r["tau"])
-    tau = np.array([r["tau"] for r in rows])
-    ticks = [f"1/{r['n_classes']}" for r in rows]
-    losses = list(rows[0]["estimates"])
-    fig, axes = plt.subplots(1, len(losses) + 1, figsize=(4.8 * (len(losses) + 1), 3.9))
-    for ax, loss in zip(axes, losses, strict=False):
-        _sides(ax, tau, [r["estimates"][loss] for r in rows])
-        ax.set_title(f"{loss} loss, f trained with L_un", fontsize=10)
-        _tau_axis(ax, tau, ticks)
-        ax.set_ylabel("loss (95% CI)")
-        ax.grid(alpha=0.3, which="both")
-        ax.legend(fontsize=7)
-    ax = axes[-1]
-    for k, loss in enumerate(losses):
-        est = [r["estimates"][loss] for r in rows]
-        slack = np.array([e["lemma43_slack"]["mean"] for e in est])
-        collision = np.array([e["tau"] / (1 - e["tau"]) * e["collision_excess"]["mean"]
-                              for e in est])
-        ax.plot(tau, slack, "o-", color=f"C{k}", label=f"{loss}: Lemma 4.3 slack")
-        ax.plot(tau, collision, "x:", color=f"C{k}",
-                label=rf"{loss}: collision part $\frac{{\tau}}{{1-\tau}}(L_{{un}}^= - 1)$")
-    _tau_axis(ax, tau, ticks)
-    ax.set_ylabel("slack")
-    ax.set_title("Lemma 4.3's slack and its collision part", fontsize=10)
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def arora_link_figure(trajectories: Mapping[str, Sequence[Mapping]], path: str | Path) -> Path:
-    """Wang & Isola's L_align and L_uniform next to the mean classifier's accuracy, along
-    training, one line per objective.
-
-    Args:
-        trajectories: objective -> records with ``step``, ``alignment``, ``uniformity``,
-            ``accuracy`` (a MeanCI dict).
-        path: PNG path.
-    """
-    if not trajectories:
-        raise ValueError("arora_link_figure needs at least one trajectory")
-    fig, axes = plt.subplots(1, 3, figsize=(14, 3.9))
-    for k, (objective, recs) in enumerate(trajectories.items()):
-        _check_rows(recs, {"step", "alignment", "uniformity", "accuracy"}, "arora_link_figure")
-        steps = np.array([r["step"] for r in recs])
-        axes[0].plot(steps, [r["alignment"] for r in recs], "o-", color=f"C{k}", label=objective)
-        axes[1].plot(steps, [r["uniformity"] for r in recs], "o-", color=f"C{k}", label=objective)
-        acc = np.array([r["accuracy"]["mean"] for r in recs])
-        half = np.array([r["accuracy"]["high"] - r["accuracy"]["mean"] for r in recs])
-        axes[2].errorbar(steps, acc, yerr=half, fmt="o-", color=f"C{k}", capsize=2,
-                         label=objective)
-    titles = (r"$\mathcal{L}_{align}$ (two draws of a class)", r"$\mathcal{L}_{uniform}$ (t=2)",
-              "mean classifier accuracy (95% CI)")
-    for ax, title in zip(axes, titles, strict=True):
-        ax.set_title(title, fontsize=10)
-        ax.set_xlabel("training step")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def write_figures(run, out: str | Path) -> dict[str, Path]:

@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from alignuniform.theory import arora_experiments as A
-from alignuniform.theory import experiments as E
+from alignuniform.theory import wang_isola_experiments as E
 from alignuniform.theory.checks import Check, Result
 
 __all__ = ["TheorySettings", "QUICK", "FULL", "SETTINGS", "SECTIONS", "TheoryRun", "run_suite"]

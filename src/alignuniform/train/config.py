@@ -26,7 +26,7 @@ from alignuniform.data.dense_views import DenseViewRecipe
 from alignuniform.dense import PAIR_SCHEMES
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
-from alignuniform.recipes import resolve_recipe
+from alignuniform.shipped import resolve_recipe
 from alignuniform.train.queue import QUEUE_TERMS, nearest_queue_sizes
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -481,7 +481,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
 
     Args:
         path: YAML file, or the name of a shipped recipe such as ``"stl10_align_uniform"``
-            (``alignuniform.recipes.resolve_recipe``; ``None``: the defaults). Read with
+            (``alignuniform.shipped.resolve_recipe``; ``None``: the defaults). Read with
             ``yaml.safe_load``.
         overrides: E.g. ``["loss.tau=0.2", "epochs=10"]``; values are parsed as YAML.
 
@@ -494,7 +494,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     """
     raw: dict = {}
     if path is not None:
-        # a file, or the name of a shipped recipe (alignuniform.recipes)
+        # a file, or the name of a shipped recipe (alignuniform.shipped)
         path = resolve_recipe(path, kind="configs")
         try:
             raw = yaml.safe_load(path.read_bytes().decode("utf-8")) or {}

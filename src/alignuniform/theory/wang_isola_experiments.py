@@ -3,7 +3,9 @@
 Each experiment is a settings dataclass, a ``run_*`` function that measures, and a result
 dataclass whose ``checks()`` turns the measurements into pass/fail verdicts with the
 thresholds stated next to them. :mod:`alignuniform.theory.suite` runs them in order at the
-``quick`` or ``full`` size. The maths lives in :mod:`alignuniform.theory.wang_isola`.
+``quick`` or ``full`` size. The maths lives in :mod:`~alignuniform.theory.sphere_sampling`,
+:mod:`~alignuniform.theory.closed_forms`, :mod:`~alignuniform.theory.theorem1`,
+:mod:`~alignuniform.theory.estimators` and :mod:`~alignuniform.theory.point_optimisation`.
 """
 
 from __future__ import annotations
@@ -19,33 +21,41 @@ from alignuniform.losses import uniform_loss
 from alignuniform.metrics import uniformity, uniformity_bound
 from alignuniform.theory._common import MeanCI
 from alignuniform.theory.checks import Check
-from alignuniform.theory.wang_isola import (
-    PointOptimisation,
+from alignuniform.theory.closed_forms import (
     antipodal_uniformity,
+    uniformity_by_quadrature,
+    uniformity_monte_carlo,
+    vmf_mean_cosine,
+)
+from alignuniform.theory.estimators import (
     batch_uniformity_estimators,
-    circle_gaps,
-    contrastive_limit_terms,
-    contrastive_objective,
-    contrastive_per_anchor,
     estimator_bias,
     estimator_floor,
-    fit_loglog_slope,
     mean_dot_product,
     mmd_to_uniform,
+    without_self_pairs,
+)
+from alignuniform.theory.point_optimisation import (
+    PointOptimisation,
+    circle_gaps,
+    contrastive_objective,
     optimise_points,
+    uniform_objective,
+)
+from alignuniform.theory.sphere_sampling import (
     sample_antipodal,
     sample_positive_pairs,
     sample_uniform,
     sample_uniform_dots,
     sample_vmf,
     sample_vmf_mixture,
+)
+from alignuniform.theory.theorem1 import (
+    contrastive_limit_terms,
+    contrastive_per_anchor,
+    fit_loglog_slope,
     theorem1_limit,
     theorem1_monte_carlo,
-    uniform_objective,
-    uniformity_by_quadrature,
-    uniformity_monte_carlo,
-    vmf_mean_cosine,
-    without_self_pairs,
 )
 
 __all__ = [
@@ -447,8 +457,8 @@ class EstimatorSettings:
 class EstimatorResult:
     """The two batch estimators of ``L_uniform``: bias per B, floors, and their exact relation.
 
-    ``rows`` are :func:`~alignuniform.theory.wang_isola.estimator_bias` rows merged with
-    :func:`~alignuniform.theory.wang_isola.estimator_floor`; ``relation_max_abs_error`` is the
+    ``rows`` are :func:`~alignuniform.theory.estimators.estimator_bias` rows merged with
+    :func:`~alignuniform.theory.estimators.estimator_floor`; ``relation_max_abs_error`` is the
     largest |L2 from L1 - uniform_loss| over vMF-mixture batches of each size.
     """
 
@@ -505,7 +515,7 @@ class LimitTermsSettings:
 class LimitTermsResult:
     """Theorem 1's two terms for four embedding laws, beside ``L_align`` and ``L_uniform``.
 
-    Each row: :func:`~alignuniform.theory.wang_isola.contrastive_limit_terms` plus ``name``,
+    Each row: :func:`~alignuniform.theory.theorem1.contrastive_limit_terms` plus ``name``,
     ``kappa_pairs`` and ``loss_minus_log_m`` (a :class:`MeanCI` dict, ``bank`` negatives).
     """
 

@@ -1,4 +1,4 @@
-"""Shipped recipes: found by name from a source checkout or an installed wheel's package data."""
+"""alignuniform.shipped: the shipped recipes, read from a checkout or a wheel's package data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from alignuniform import recipes
+from alignuniform import shipped
 from alignuniform.cli import main
 from alignuniform.train import load_config
 
@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def test_every_repository_config_is_listed_with_a_description():
-    listed = {r.name: r for r in recipes.list_recipes("configs")}
+    listed = {r.name: r for r in shipped.list_recipes("configs")}
     on_disk = {p.stem for p in (REPO / "configs").glob("*.yaml")}
     assert set(listed) == on_disk
     for r in listed.values():
@@ -24,29 +24,29 @@ def test_every_repository_config_is_listed_with_a_description():
 
 
 def test_sweeps_are_listed_when_the_folder_exists():
-    names = {r.name for r in recipes.list_recipes("sweeps")}
+    names = {r.name for r in shipped.list_recipes("sweeps")}
     assert names == {p.stem for p in (REPO / "sweeps").glob("*.yaml")}  # empty without sweeps/
 
 
 def test_description_is_the_first_sentence_of_the_header(tmp_path):
     f = tmp_path / "x.yaml"
     f.write_text("# One line. Two\n# continues here.\n#   alignuniform train ...\nepochs: 1\n")
-    assert recipes._description(f) == "One line."
+    assert shipped._description(f) == "One line."
     f.write_text("# Spread over\n# two lines\n#\n# more\nepochs: 1\n")
-    assert recipes._description(f) == "Spread over two lines"
+    assert shipped._description(f) == "Spread over two lines"
     f.write_text("# Which pairs? As in Chen et al. 2020, e.g. crops.\n")
-    assert recipes._description(f) == "Which pairs?"
+    assert shipped._description(f) == "Which pairs?"
     f.write_text("# As in Chen et al. 2020, e.g. crops. More\n")
-    assert recipes._description(f) == "As in Chen et al. 2020, e.g. crops."
+    assert shipped._description(f) == "As in Chen et al. 2020, e.g. crops."
     f.write_text("epochs: 1\n")
-    assert recipes._description(f) == ""
+    assert shipped._description(f) == ""
 
 
 @pytest.mark.parametrize("text", ["mnist1d_align_uniform", "mnist1d_align_uniform.yaml",
                                   "configs/mnist1d_align_uniform.yaml"])
 def test_resolve_by_name_from_any_folder(text, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    assert recipes.resolve_recipe(text) == REPO / "configs" / "mnist1d_align_uniform.yaml"
+    assert shipped.resolve_recipe(text) == REPO / "configs" / "mnist1d_align_uniform.yaml"
     config = load_config(text, ["epochs=1"])
     assert (config.data.name, config.epochs) == ("mnist1d", 1)
 
@@ -54,7 +54,7 @@ def test_resolve_by_name_from_any_folder(text, tmp_path, monkeypatch):
 def test_a_file_wins_over_a_shipped_name(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "mnist1d_align_uniform").write_text("epochs: 3\n")
-    assert recipes.resolve_recipe("mnist1d_align_uniform") == Path("mnist1d_align_uniform")
+    assert shipped.resolve_recipe("mnist1d_align_uniform") == Path("mnist1d_align_uniform")
     assert load_config("mnist1d_align_uniform").epochs == 3
 
 
@@ -62,9 +62,9 @@ def test_unknown_name_lists_the_shipped_ones(tmp_path):
     with pytest.raises(FileNotFoundError, match="no config file .*stl10_align_uniform"):
         load_config(tmp_path / "missing.yaml")
     with pytest.raises(FileNotFoundError, match="no shipped recipe"):
-        recipes.resolve_recipe("nope", kind=None)
+        shipped.resolve_recipe("nope", kind=None)
     with pytest.raises(ValueError, match="unknown recipe kind"):
-        recipes.recipe_dir("models")
+        shipped.recipe_dir("models")
 
 
 def test_packaged_copy_is_used_outside_a_checkout(tmp_path, monkeypatch):
@@ -72,12 +72,12 @@ def test_packaged_copy_is_used_outside_a_checkout(tmp_path, monkeypatch):
     pkg = tmp_path / "alignuniform" / "_recipes" / "configs"
     pkg.mkdir(parents=True)
     (pkg / "tiny.yaml").write_text("# A tiny recipe.\nepochs: 2\n")
-    monkeypatch.setattr(recipes, "_source_root", lambda: None)
-    monkeypatch.setattr(recipes.resources, "files", lambda _: tmp_path / "alignuniform")
-    assert [(r.name, r.description) for r in recipes.list_recipes()] == [
+    monkeypatch.setattr(shipped, "_source_root", lambda: None)
+    monkeypatch.setattr(shipped.resources, "files", lambda _: tmp_path / "alignuniform")
+    assert [(r.name, r.description) for r in shipped.list_recipes()] == [
         ("tiny", "A tiny recipe.")]
-    assert recipes.resolve_recipe("tiny") == pkg / "tiny.yaml"
-    assert recipes.recipe_dir("sweeps") is None
+    assert shipped.resolve_recipe("tiny") == pkg / "tiny.yaml"
+    assert shipped.recipe_dir("sweeps") is None
 
 
 def test_configs_cli(capsys):

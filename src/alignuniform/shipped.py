@@ -1,4 +1,4 @@
-"""Shipped recipes: the training configs and sweep specs that come with the package.
+"""The shipped recipes: the training configs and sweep specs that come with the package.
 
 The repository's ``configs/*.yaml`` (training configs) and ``sweeps/*.yaml`` (sweep specs)
 are the only source. A built wheel carries them as package data under
@@ -7,14 +7,15 @@ from a source checkout (an editable install, or ``PYTHONPATH=src``) they are rea
 repository itself, so there is never a second copy to drift.
 
 A recipe is named by its file name without ``.yaml``. ``resolve_recipe`` turns a path *or*
-a name into a file: an existing file always wins, so ``--config my.yaml`` behaves as it
-always did, and ``--config stl10_align_uniform`` (or ``configs/stl10_align_uniform.yaml``
+a name into a file: an existing file always wins, so ``--config my.yaml`` reads that file,
+and ``--config stl10_align_uniform`` (or ``configs/stl10_align_uniform.yaml``
 from any folder) finds the shipped one.
 
-(Not to be confused with the two-view *augmentation* recipes of ``alignuniform.data``.)
+(Not to be confused with the two-view *augmentation* recipes of ``alignuniform.data``, a
+config's ``data.recipe``.)
 
 Examples:
-    >>> from alignuniform.recipes import list_recipes, resolve_recipe
+    >>> from alignuniform.shipped import list_recipes, resolve_recipe
     >>> "stl10_align_uniform" in [r.name for r in list_recipes("configs")]
     True
     >>> resolve_recipe("stl10_align_uniform").name
