@@ -39,23 +39,24 @@ def _page(name: str) -> str:
 
 
 def _nav(names: list[str]) -> list:
-    """Nested navigation: a package's page first, then its modules."""
+    """Nested navigation at every depth: a package's page first, then its modules.
+
+    ``names`` come parents first (:func:`public_modules`); a module whose parent has no page
+    (it is private) goes at the top level.
+    """
     tree: list = []
+    entries: dict[str, dict] = {}  # name -> its entry {name: page or [children]}
     for name in names:
-        depth = name.count(".")
-        if depth <= 1:
-            tree.append({name: _page(name)})
+        entry = {name: _page(name)}
+        parent = entries.get(name.rsplit(".", 1)[0]) if name.count(".") > 1 else None
+        if parent is None:
+            tree.append(entry)
         else:
-            parent = name.rsplit(".", 1)[0]
-            for i, entry in enumerate(tree):
-                key = next(iter(entry))
-                if key == parent:
-                    if isinstance(entry[key], str):
-                        tree[i] = {key: [{key: entry[key]}]}
-                    tree[i][key].append({name: _page(name)})
-                    break
-            else:
-                tree.append({name: _page(name)})
+            key = next(iter(parent))
+            if isinstance(parent[key], str):
+                parent[key] = [{key: parent[key]}]
+            parent[key].append(entry)
+        entries[name] = entry
     return tree
 
 
