@@ -197,7 +197,7 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
     assert {"model", "optimizer", "scheduler", "rng", "config", "epoch", "step"} <= set(state)
     assert (state["epoch"], state["step"]) == (2, 6)
     model, stored = load_encoder(out / "checkpoint.pt")
-    assert stored == config.to_dict() and model.feat_dim == 8
+    assert stored == config and model.feat_dim == 8
     with pytest.raises(ValueError, match="--resume"):
         train(config, out, progress=False)
     with pytest.raises(ValueError, match="differs from the run's in loss.t"):

@@ -3,6 +3,7 @@ monitor."""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -28,7 +29,6 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
-from alignuniform.models import build_model
 
 
 def _layer_numbers(
@@ -205,18 +205,17 @@ def evaluate_checkpoint(
         data: Data set name; defaults to the checkpoint's.
         root: Data location; defaults to the checkpoint's.
         random_init: Evaluate the checkpoint's architecture as training starts it instead
-            of the trained weights: rebuilt through ``build_model(..., seed=seed)``, so with
-            its own initialisation (SmallAlexNet's N(0, 0.02), not PyTorch's layer
-            defaults); with the run's seed these are the run's initial weights.
+            of the trained weights (``checkpoint.load_encoder``'s seeded build); with the
+            run's seed these are the run's initial weights.
         n_train, n_test: Evaluate on seeded random subsets of these sizes (``None``: all).
         seed: Seed of the subsets, the random init and everything in ``evaluate_encoder``.
-        device: Where to run; default CUDA when available.
+        device: Where to run (``checkpoint.default_device``: CUDA when available).
         **kwargs: Passed to :func:`evaluate_encoder` (``protocol``, ``paper_epochs``, ...).
 
     Returns:
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
-    from alignuniform.checkpoint import load_encoder
+    from alignuniform.checkpoint import default_device, load_encoder
     from alignuniform.data import (
         RECIPES,
         build_augment_recipe,
@@ -225,16 +224,13 @@ def evaluate_checkpoint(
         build_run_splits,
     )
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, config = load_encoder(path, map_location="cpu")
-    data_cfg = dict(config.get("data") or {})
-    name = data or data_cfg.get("name")
-    if not name:
-        raise ValueError(f"{path} stores no data set name; pass data= (e.g. 'cifar10')")
-    same_data = name == data_cfg.get("name")
-    root = root or (data_cfg.get("root") if same_data else None)
-    recipe_name = (data_cfg.get("recipe") if same_data else None) or name
-    augment = (data_cfg.get("augment") or None) if same_data else None
+    device = default_device(device)
+    model, config = load_encoder(path, device=device, random_init=random_init, seed=seed)
+    name = data or config.data.name
+    same_data = name == config.data.name
+    root = root or (config.data.root if same_data else None)
+    recipe_name = config.data.recipe if same_data else name
+    augment = (config.data.augment or None) if same_data else None
     if recipe_name not in RECIPES or f"{recipe_name}_eval" not in RECIPES:
         raise ValueError(
             f"no recipe pair {recipe_name!r} / {recipe_name + '_eval'!r} for data set {name!r}; "
@@ -242,20 +238,16 @@ def evaluate_checkpoint(
         )
     eval_spec = resolve(RECIPES, f"{recipe_name}_eval", "recipe")
     # positive pairs from the executor training used (the batched one is also much faster)
-    batched = bool(data_cfg.get("batched_augment")) and same_data
-    if random_init:
-        spec = config["model"]
-        model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
-                            **spec.get("kwargs", {})).eval()
+    batched = config.data.batched_augment and same_data
     train_set, test_set, test_split = build_run_splits(
-        {**(data_cfg if same_data else {}), "name": name}, root,
+        {**(dataclasses.asdict(config.data) if same_data else {}), "name": name}, root,
         progress=kwargs.get("progress", True),
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
     build = build_batch_recipe if batched else build_recipe
     results = evaluate_encoder(
-        model.to(device), train_set, test_set,
+        model, train_set, test_set,
         transform=build_recipe(f"{recipe_name}_eval"),
         recipe=build(recipe_name, augment),
         full_recipe=build(recipe_name) if augment else None,
@@ -263,10 +255,9 @@ def evaluate_checkpoint(
                        if isinstance(eval_spec, RecipeSpec) else None),
         seed=seed, device=device, **kwargs,
     )
-    model_cfg = config.get("model") or {}
     results["checkpoint"] = {
-        "path": str(path), "model": model_cfg.get("name", type(model).__name__),
-        "feat_dim": model_cfg.get("feat_dim"), "random_init": random_init,
+        "path": str(path), "model": config.model.name, "feat_dim": config.model.feat_dim,
+        "random_init": random_init,
     }
     results["data"] = {
         "name": name, "root": None if root is None else str(root), "train_split": "train",
