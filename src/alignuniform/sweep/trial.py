@@ -112,7 +112,10 @@ def run_trial(trial: dict, trial_dir: str | Path, evaluate: dict, *,
         write_json(trial_dir / "eval.json", results)
         row.update(row_from_results(results))
         if dense is not None:  # dense numbers on held-out scenes (issue 11)
-            from alignuniform.evaluate.dense_pipeline import dense_row, evaluate_dense_checkpoint
+            from alignuniform.evaluate.dense_checkpoint_eval import (
+                dense_row,
+                evaluate_dense_checkpoint,
+            )
 
             dense_results = evaluate_dense_checkpoint(trial_dir / "checkpoint.pt", **dense)
             write_json(trial_dir / "dense_eval.json", dense_results)

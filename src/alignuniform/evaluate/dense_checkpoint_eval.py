@@ -1,5 +1,7 @@
 """Every dense number of a checkpoint on held-out scenes (of CIFAR-10 in the configs): what a
-sweep adds to a trial's row next to ``evaluate_checkpoint``'s image-level numbers.
+sweep adds to a trial's row (:func:`dense_row`) next to ``evaluate_checkpoint``'s
+image-level numbers (``evaluate.checkpoint_eval``), and the study's AU-correlation table
+over such rows (:func:`au_correlation_table`).
 
 For each scene variant ("single", "multi"; ``data.scenes``): a dense linear probe (mIoU,
 pixel accuracy) fitted on scenes built from the "train" images and scored on scenes built
@@ -16,7 +18,8 @@ The held-out views are the CIFAR-10 training recipe at the scene canvas size
 and drop), seeded, so every encoder is measured on the same views.
 
 Examples:
-    >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
+    >>> from alignuniform.evaluate.dense_checkpoint_eval import (
+    ...     dense_row, evaluate_dense_checkpoint)
     >>> results = evaluate_dense_checkpoint("run/checkpoint.pt")  # doctest: +SKIP
     >>> results["multi"]["backbone"]["miou"]  # doctest: +SKIP
     >>> dense_row(results)  # doctest: +SKIP
