@@ -11,6 +11,7 @@ import torch
 from alignuniform import checkpoint
 from alignuniform.checkpoint import load_checkpoint, load_encoder, save_checkpoint
 from alignuniform.models import build_model
+from alignuniform.train.config import DataConfig
 
 MODEL_CFG = {"name": "small_cnn", "feat_dim": 8, "kwargs": {"width": 4, "hidden_dim": 16}}
 
@@ -100,10 +101,36 @@ def test_truncated_foreign_and_unsafe_files_get_clear_errors(tmp_path):
 def test_load_encoder_rebuilds_the_model_from_the_stored_config(tmp_path):
     model, state = _encoder_state()
     path = save_checkpoint(tmp_path / "ck.pt", state)
-    loaded, config = load_encoder(path)
-    assert config["model"] == MODEL_CFG and not loaded.training
+    loaded, config = load_encoder(path, device="cpu")
+    assert (config.model.name, config.model.feat_dim, config.model.kwargs) == (
+        MODEL_CFG["name"], MODEL_CFG["feat_dim"], MODEL_CFG["kwargs"])
+    assert config.data == DataConfig()  # a section the checkpoint lacks: training's default
+    assert not loaded.training
     x = torch.randn(4, 3, 16, 16)
     torch.testing.assert_close(loaded(x), model.eval()(x), rtol=0, atol=0)
+
+
+def test_load_encoder_random_init_is_the_seeded_build_of_the_stored_architecture(tmp_path):
+    model, state = _encoder_state()
+    path = save_checkpoint(tmp_path / "ck.pt", state)
+    fresh, _ = load_encoder(path, device="cpu", random_init=True, seed=5)
+    expected = build_model("small_cnn", feat_dim=8, seed=5, width=4, hidden_dim=16)
+    for (name, got), want in zip(fresh.state_dict().items(), expected.state_dict().values(),
+                                 strict=True):
+        assert torch.equal(got, want), name
+    assert not fresh.training and not torch.equal(fresh.head.weight, model.head.weight)
+    # the stored weights are still checked: a misfit fails for the random init too
+    state["config"]["model"] = dict(MODEL_CFG, feat_dim=9)
+    with pytest.raises(ValueError, match="do not fit"):
+        load_encoder(save_checkpoint(tmp_path / "bad.pt", state), random_init=True)
+
+
+def test_default_device_is_cuda_only_where_available(monkeypatch):
+    assert checkpoint.default_device("cpu") == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert checkpoint.default_device() == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert checkpoint.default_device() == torch.device("cuda")
 
 
 def test_load_encoder_errors_for_misfit_weights_or_missing_config(tmp_path):
@@ -111,6 +138,10 @@ def test_load_encoder_errors_for_misfit_weights_or_missing_config(tmp_path):
     state["config"]["model"] = dict(MODEL_CFG, feat_dim=9)
     with pytest.raises(ValueError, match="do not fit model 'small_cnn' with feat_dim=9"):
         load_encoder(save_checkpoint(tmp_path / "a.pt", state))
+    state["config"] = {"model": MODEL_CFG, "epochs": 0}
+    with pytest.raises(ValueError, match="c.pt stores a config training does not accept: "
+                                         "epochs must be >= 1"):
+        load_encoder(save_checkpoint(tmp_path / "c.pt", state))
     del state["config"]
     with pytest.raises(ValueError, match="not written by alignuniform.train"):
         load_encoder(save_checkpoint(tmp_path / "b.pt", state))

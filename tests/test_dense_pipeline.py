@@ -1,4 +1,4 @@
-"""evaluate.dense_pipeline: a checkpoint's dense numbers on held-out scenes, the flat row a
+"""evaluate.dense_checkpoint_eval: a checkpoint's dense numbers on held-out scenes, the flat row a
 sweep adds, and the AU-correlation table of a study."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alignuniform import predictivity
-from alignuniform.evaluate.dense_pipeline import (
+from alignuniform.evaluate.dense_checkpoint_eval import (
     au_correlation_table,
     dense_row,
     evaluate_dense_checkpoint,

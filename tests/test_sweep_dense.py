@@ -1,5 +1,5 @@
 """A sweep's dense evaluation hook: ``evaluate: {dense: {...}}`` adds each trial's dense
-numbers on held-out scenes (``evaluate.dense_pipeline``) to its row."""
+numbers on held-out scenes (``evaluate.dense_checkpoint_eval``) to its row."""
 
 from __future__ import annotations
 
@@ -44,7 +44,7 @@ def test_an_unknown_dense_option_is_refused_before_any_trial(tmp_path):
 
 
 def test_the_analysis_of_a_dense_sweep_holds_the_au_correlation_table(tmp_path):
-    from alignuniform.evaluate.dense_pipeline import format_au_correlation_table
+    from alignuniform.evaluate.dense_checkpoint_eval import format_au_correlation_table
     from alignuniform.io import append_jsonl, write_json
     from alignuniform.sweep.analysis import analyze_sweep
     from tests.test_dense_pipeline import study_rows

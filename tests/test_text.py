@@ -516,10 +516,20 @@ def test_cli_dropout_and_train(model, tmp_path, small_split, monkeypatch):
 
 
 def test_plane_points_merge_coinciding_representations():
-    from alignuniform.cli.text import _plane_points
+    from alignuniform.report.text_figures import plane_points
 
     same = {"align": 0.2, "uniform": -3.0, "spearman": 0.8}
-    points = _plane_points({"pooling": same, "mean": dict(same),
+    points = plane_points({"pooling": same, "mean": dict(same),
                             "cls": {"align": 0.1, "uniform": -1.0, "spearman": 0.5}})
     assert [p["name"] for p in points] == ["pooling = mean", "cls"]
     assert points[0]["sts"] == pytest.approx(80.0)
+
+
+def test_run_text_train_needs_exactly_one_sentence_source(tmp_path, sts_file):
+    from alignuniform.text import SimCSEConfig
+    from alignuniform.text.runs import run_text_train
+
+    for sources in ({}, {"sentences": "s.txt", "train_split": "train"}):
+        with pytest.raises(ValueError, match="give one of sentences"):
+            run_text_train("packaged", sts_file, tmp_path / "o", SimCSEConfig(), **sources)
+    assert not (tmp_path / "o").exists()  # refused before any work

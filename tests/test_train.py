@@ -197,7 +197,7 @@ def test_run_directory_logs_checkpoint_and_monitor(tmp_path):
     assert {"model", "optimizer", "scheduler", "rng", "config", "epoch", "step"} <= set(state)
     assert (state["epoch"], state["step"]) == (2, 6)
     model, stored = load_encoder(out / "checkpoint.pt")
-    assert stored == config.to_dict() and model.feat_dim == 8
+    assert stored == config and model.feat_dim == 8
     with pytest.raises(ValueError, match="--resume"):
         train(config, out, progress=False)
     with pytest.raises(ValueError, match="differs from the run's in loss.t"):
@@ -442,7 +442,7 @@ def test_a_seeded_build_is_one_model_and_leaves_the_callers_rng(tmp_path):
 
 def test_random_init_evaluates_the_encoder_as_training_starts_it(tmp_path, monkeypatch):
     from alignuniform.checkpoint import save_checkpoint
-    from alignuniform.evaluate import pipeline
+    from alignuniform.evaluate import checkpoint_eval
     from alignuniform.models import build_model
 
     spec = {"name": "small_alexnet", "feat_dim": 8, "kwargs": {"image_size": 32}}
@@ -455,9 +455,9 @@ def test_random_init_evaluates_the_encoder_as_training_starts_it(tmp_path, monke
                                            "kwargs": {"n": 20}}},
     })
     seen = []
-    monkeypatch.setattr(pipeline, "evaluate_encoder", lambda model, *a, **k: seen.append(model)
-                        or {})
-    pipeline.evaluate_checkpoint(path, random_init=True, seed=5, device="cpu")
+    monkeypatch.setattr(checkpoint_eval, "evaluate_encoder",
+                        lambda model, *a, **k: seen.append(model) or {})
+    checkpoint_eval.evaluate_checkpoint(path, random_init=True, seed=5, device="cpu")
     (model,) = seen
     fresh = build_model(spec["name"], feat_dim=8, image_size=32, seed=5)
     for (name, got), want in zip(model.state_dict().items(), fresh.state_dict().values(),

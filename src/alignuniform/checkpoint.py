@@ -1,4 +1,6 @@
-"""Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``.
+"""Training checkpoints: written atomically, read with ``torch.load(weights_only=True)``,
+and the one way back from a checkpoint to its encoder and typed config (:func:`load_encoder`,
+used by every evaluation and command that reads a checkpoint).
 
 A checkpoint is a dict with (at least) ``"model"`` (a state dict) and ``"config"`` (the
 training config as a plain dict, whose ``"model"`` entry names the architecture), plus
@@ -16,13 +18,16 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from alignuniform.io import atomic_write
 from alignuniform.models import build_model
+
+if TYPE_CHECKING:  # train imports this module: the config module is loaded when first used
+    from alignuniform.train.config import TrainConfig
 
 
 CHECKSUM_KEY = "checksum"
@@ -128,38 +133,66 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
+def default_device(device: str | torch.device | None = None) -> torch.device:
+    """``device`` as a ``torch.device``; ``None``: CUDA when available, else the CPU.
+
+    >>> default_device("cpu")
+    device(type='cpu')
+    """
+    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
 def load_encoder(
-    path: str | Path, map_location: str | torch.device = "cpu"
-) -> tuple[nn.Module, dict]:
-    """Rebuild the trained encoder of a checkpoint from its stored config.
+    path: str | Path, *, device: str | torch.device | None = None, random_init: bool = False,
+    seed: int = 0,
+) -> tuple[nn.Module, TrainConfig]:
+    """The encoder of a training checkpoint and the run's config, typed.
+
+    The architecture comes from the stored config (``config_from_dict``: sections the
+    checkpoint does not store take ``TrainConfig``'s defaults, as in training); the weights
+    are checked against it even with ``random_init``, so a damaged checkpoint fails the
+    same way whichever encoder is asked for.
 
     Args:
         path: A checkpoint written by ``alignuniform.train`` (or any dict with ``"model"``
             and ``"config"["model"]`` = ``{"name": ..., "feat_dim": ..., "kwargs": {...}}``).
-        map_location: Device of the loaded weights.
+        device: Where the encoder goes (:func:`default_device`: CUDA when available).
+        random_init: Return the architecture as training starts it instead of the trained
+            weights: ``build_model(..., seed=seed)``, the architecture's own initialisation
+            (SmallAlexNet's N(0, 0.02), not PyTorch's layer defaults); with the run's seed
+            these are the run's initial weights.
+        seed: Seed of the random initialisation.
 
     Returns:
-        ``(model in eval mode, config dict)``.
+        ``(encoder in eval mode on device, TrainConfig)``.
 
     Raises:
-        ValueError: The checkpoint lacks a model or its config, or the weights do not fit the
-            architecture the config names.
+        ValueError: The checkpoint lacks a model or its config, the config is not one
+            training accepts, or the weights do not fit the architecture the config names.
     """
-    state = load_checkpoint(path, map_location)
-    config = state.get("config")
-    if "model" not in state or not isinstance(config, dict) or "model" not in config:
+    from alignuniform.train.config import config_from_dict
+
+    state = load_checkpoint(path)
+    raw = state.get("config")
+    if "model" not in state or not isinstance(raw, dict) or "model" not in raw:
         raise ValueError(
             f"{path} has no 'model' weights or no 'config' with a 'model' entry; it was not "
             "written by alignuniform.train"
         )
-    spec = config["model"]
-    model = build_model(spec["name"], feat_dim=spec["feat_dim"], **spec.get("kwargs", {}))
+    try:
+        config = config_from_dict(raw)
+    except ValueError as err:
+        raise ValueError(f"{path} stores a config training does not accept: {err}") from err
+    spec = config.model
+    model = build_model(spec.name, feat_dim=spec.feat_dim, **spec.kwargs)
     try:
         model.load_state_dict(state["model"])
     except RuntimeError as err:
         raise ValueError(
-            f"the weights in {path} do not fit model {spec['name']!r} with "
-            f"feat_dim={spec['feat_dim']} and kwargs={spec.get('kwargs', {})}: "
+            f"the weights in {path} do not fit model {spec.name!r} with "
+            f"feat_dim={spec.feat_dim} and kwargs={spec.kwargs}: "
             f"{str(err).splitlines()[0]} ..."
         ) from err
-    return model.to(map_location).eval(), config
+    if random_init:
+        model = build_model(spec.name, feat_dim=spec.feat_dim, seed=seed, **spec.kwargs)
+    return model.to(default_device(device)).eval(), config

@@ -171,6 +171,7 @@ def run_demo(
     Returns:
         The ``results.json`` content.
     """
+    from alignuniform.checkpoint import default_device, load_encoder
     from alignuniform.data import build_recipe
     from alignuniform.evaluate import evaluate_encoder, make_monitor
     from alignuniform.evaluate.results import save_results
@@ -196,6 +197,7 @@ def run_demo(
     root = data_kwargs.get("root")
     recipe = build_recipe(spec.recipe)
     transform = build_recipe(spec.eval_transform) if spec.eval_transform else None
+    device = default_device()
     # train() stores the monitor's numbers as heldout_<key> in each run's epochs.jsonl
     monitor = make_monitor(train_set, test_set, recipe, transform=transform, n_train=None,
                            n_test=None, k=min(200, len(train_set)), seed=seed)  # type: ignore[arg-type]
@@ -212,22 +214,20 @@ def run_demo(
                 model = build_model(spec.model, feat_dim=feat_dim, **spec.model_kwargs)
             run_dir = None
         else:
-            from alignuniform.checkpoint import load_encoder
-
             config = train_config(spec, loss, seed=seed, feat_dim=feat_dim, epochs=epochs,
                                   data_kwargs=data_kwargs, root=root)
             run_dir = out_dir / "runs" / _slug(name)
             if progress:
                 print(f"== training {name} for {epochs} epochs -> {run_dir}", flush=True)
             train(config, run_dir, resume=True, monitor=monitor, progress=progress)
-            model, _ = load_encoder(run_dir / "checkpoint.pt")
+            model, _ = load_encoder(run_dir / "checkpoint.pt", device=device)
             epochs_rows = read_jsonl(run_dir / "epochs.jsonl")
         # a reused run took no time now: its own epoch clocks say what training cost
         train_s = (sum(r["wall_s"] for r in epochs_rows) if epochs_rows
                    else time.perf_counter() - tic)
         if progress:
             print(f"== evaluating {name}", flush=True)
-        model = model.to("cuda" if torch.cuda.is_available() else "cpu").eval()
+        model = model.to(device).eval()
         ev = evaluate_encoder(model, train_set, test_set, transform=transform, recipe=recipe,
                               seed=seed, progress=progress)
         enc = {"name": name, "eval": ev, "epochs": epochs_rows, "train_s": train_s}
@@ -250,7 +250,7 @@ def run_demo(
         "encoders": records, "checks": checks,
         "environment": {"python": platform.python_version(), "torch": torch.__version__,
                         "threads": torch.get_num_threads(),
-                        "device": "cuda" if torch.cuda.is_available() else "cpu"},
+                        "device": str(device)},
     }
     settings = _settings(spec, epochs, feat_dim, len(train_set), len(test_set), test_split,  # type: ignore[arg-type]
                          seed)

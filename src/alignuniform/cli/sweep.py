@@ -75,7 +75,7 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
           f"({analysis['n_failed']} failed, {analysis['n_collapsed']} collapsed)")
     print(format_table(analysis))
     if "dense_au_correlation" in analysis:
-        from alignuniform.evaluate.dense_pipeline import format_au_correlation_table
+        from alignuniform.evaluate.dense_checkpoint_eval import format_au_correlation_table
 
         for subset, table in analysis["dense_au_correlation"].items():
             print(f"\nAU-correlation, {subset} trials:")
@@ -87,7 +87,7 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
 
 
 def _probes(args: argparse.Namespace) -> None:
-    from alignuniform.sweep.probes import compare_probes
+    from alignuniform.sweep.probe_comparison import compare_probes
 
     if args.encoders < 1 or args.epochs < 1:
         raise ValueError("--encoders and --epochs must be >= 1")

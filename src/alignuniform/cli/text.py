@@ -3,7 +3,9 @@
 ``eval`` measures alignment, uniformity and STS Spearman of several representations of a
 sentence-transformers model on an STS-B split; ``dropout`` measures the alignment of
 SimCSE's dropout positives; ``train`` runs unsupervised SimCSE and traces the model's path
-in the alignment-uniformity plane. Each writes JSON and PNG files to ``--out``.
+in the alignment-uniformity plane. Each writes JSON and PNG files to ``--out``: the runs are
+``alignuniform.text.runs``, the figures ``alignuniform.report.text_figures``; this module
+parses, calls them and prints.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ import argparse
 from pathlib import Path
 
 from alignuniform.cli._options import add_common_options
-from alignuniform.io import append_jsonl, check_writable_dir, write_json
+from alignuniform.io import check_writable_dir
 from alignuniform.text.settings import LOSSES, REPRESENTATIONS, SimCSEConfig
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"
@@ -115,97 +117,52 @@ def _check(args) -> Path:
     return out
 
 
-def _load_model(args):
-    """Seed torch and load --model."""
-    import torch
-
-    from alignuniform.text.encoders import load_sentence_model
-
-    torch.manual_seed(args.seed)
-    return load_sentence_model(args.model, device=args.device)
-
-
-def _dim(model) -> int:
-    # sentence-transformers >= 5 renamed the method; both return the output dimension
-    get = getattr(model, "get_embedding_dimension", None) or (
-        model.get_sentence_embedding_dimension)
-    return int(get())
-
-
-def _plane_points(results: dict) -> list[dict]:
-    """One point per distinct geometry; representations that coincide share a label."""
-    points: dict[tuple, dict] = {}
-    for name, r in results.items():
-        key = (round(r["align"], 5), round(r["uniform"], 5), round(r["spearman"], 5))
-        if key in points:
-            points[key]["name"] += f" = {name}"
-        else:
-            points[key] = {"name": name, "align": r["align"], "uniform": r["uniform"],
-                           "sts": 100 * r["spearman"]}
-    return list(points.values())
-
-
 def run_eval(args) -> int:
-    from alignuniform.metrics import uniformity_bound
-    from alignuniform.report.figures import plane_figure
-    from alignuniform.text.sts_eval import evaluate_sts
-    from alignuniform.text.stsb import read_stsb
+    from alignuniform.report.text_figures import text_eval_figure
+    from alignuniform.text.runs import run_text_eval
 
     out = _check(args)
-    split = read_stsb(args.stsb, args.split)
-    model = _load_model(args)
-    result = evaluate_sts(model, split, args.representations, threshold=args.threshold,
-                          batch_size=args.batch_size, progress=not args.no_progress)
-    result.update(model=str(args.model), seed=args.seed)
-    reps = result["representations"]
-    plane_figure(_plane_points(reps), out / "plane.png", bound=uniformity_bound(_dim(model)),
-                 color_key="sts", label_fmt="{name} ({sts:.1f})",
-                 title=f"{Path(args.model).name} on STS-B {args.split}")
-    write_json(out / "text_eval.json", result)
+    run = run_text_eval(args.model, args.stsb, out, split=args.split,
+                        representations=args.representations, threshold=args.threshold,
+                        batch_size=args.batch_size, device=args.device, seed=args.seed,
+                        progress=not args.no_progress)
+    figure = text_eval_figure(run, out / "plane.png")
+    result = run.result
     print(f"{result['n_pairs']} pairs ({result['n_positive_pairs']} above {args.threshold}), "
           f"{result['n_sentences']} distinct sentences ({result['n_duplicate_sentences']} "
           f"repeats dropped), {result['n_extra_field_lines']} lines with extra fields")
     print("| representation | dim | alignment | uniformity | STS Spearman x100 |")
     print("|---|---:|---:|---:|---:|")
-    for name, r in reps.items():
+    for name, r in result["representations"].items():
         print(f"| {name} | {r['dim']} | {r['align']:.4f} | {r['uniform']:.4f} | "
               f"{100 * r['spearman']:.2f} |")
-    print(f"wrote {out / 'text_eval.json'} and {out / 'plane.png'}")
+    print(f"wrote {run.path} and {figure}")
     return 0
 
 
 def run_dropout(args) -> int:
-    from alignuniform.text.dropout import dropout_alignment
-    from alignuniform.text.stsb import read_stsb
+    from alignuniform.text.runs import run_text_dropout
 
     out = _check(args)
-    sentences = read_stsb(args.stsb, args.split).sentences()
-    n_available = len(sentences)
-    if args.max_sentences is not None:
-        if args.max_sentences < 2:
-            raise ValueError(f"--max-sentences must be >= 2, got {args.max_sentences}")
-        sentences = sentences[: args.max_sentences]
-    model = _load_model(args)
-    rows = dropout_alignment(model, sentences, args.rates, fixed_mask_rate=args.fixed_rate,
-                             seed=args.seed, batch_size=args.batch_size,
-                             progress=not args.no_progress)
-    write_json(out / "dropout.json", {"model": str(args.model), "split": args.split,
-                                       "seed": args.seed, "n_available": n_available,
-                                       "rows": rows})
-    print(f"{len(sentences)} of {n_available} distinct sentences of STS-B {args.split}")
+    if args.max_sentences is not None and args.max_sentences < 2:
+        raise ValueError(f"--max-sentences must be >= 2, got {args.max_sentences}")
+    run = run_text_dropout(args.model, args.stsb, out, split=args.split, rates=args.rates,
+                           fixed_rate=args.fixed_rate, max_sentences=args.max_sentences,
+                           batch_size=args.batch_size, device=args.device, seed=args.seed,
+                           progress=not args.no_progress)
+    print(f"{run.n_sentences} of {run.result['n_available']} distinct sentences of STS-B "
+          f"{args.split}")
     print("| positives | p | alignment | uniformity |")
     print("|---|---:|---:|---:|")
-    for r in rows:
+    for r in run.result["rows"]:
         print(f"| {r['mode']} | {r['p']:g} | {r['align']:.2e} | {r['uniform']:.4f} |")
-    print(f"wrote {out / 'dropout.json'}")
+    print(f"wrote {run.path}")
     return 0
 
 
 def run_train(args) -> int:
-    from alignuniform.metrics import uniformity_bound
-    from alignuniform.report.figures import plane_figure
-    from alignuniform.text.simcse import save_sentence_model, train_simcse
-    from alignuniform.text.stsb import read_sentences, read_stsb
+    from alignuniform.report.text_figures import text_train_figure
+    from alignuniform.text.runs import run_text_train
 
     out = _check(args)
     config = SimCSEConfig(
@@ -213,47 +170,20 @@ def run_train(args) -> int:
         w_uniform=args.w_uniform, lr=args.lr, batch_size=args.batch_size, steps=args.steps,
         epochs=args.epochs, max_seq_length=args.max_seq_length, eval_every=args.eval_every,
         seed=args.seed)
-    eval_split = read_stsb(args.stsb, args.eval_split)
-    if args.sentences:
-        sentences = read_sentences(args.sentences)
-        source = args.sentences
-    else:
-        sentences = read_stsb(args.stsb, args.train_split).sentences()
-        source = f"STS-B {args.train_split} (distinct sentences)"
-    n_available = len(sentences)
-    if args.max_sentences is not None:
-        if args.max_sentences < config.batch_size:
-            raise ValueError(f"--max-sentences must be >= --batch-size ({config.batch_size})")
-        sentences = sentences[: args.max_sentences]
-    model = _load_model(args)
-    log = out / "evals.jsonl"
-    log.unlink(missing_ok=True)
+    if args.max_sentences is not None and args.max_sentences < config.batch_size:
+        raise ValueError(f"--max-sentences must be >= --batch-size ({config.batch_size})")
 
     def on_eval(record: dict) -> None:
-        append_jsonl(log, record)
         print(f"step {record['step']}: align {record['align']:.4f} "
               f"uniform {record['uniform']:.4f} spearman {record['spearman']:.4f}", flush=True)
 
-    history = train_simcse(model, sentences, config, eval_split=eval_split,
-                           threshold=args.threshold, progress=not args.no_progress,
-                           on_eval=on_eval)
-    model_dir = save_sentence_model(model, out / "model")
-    before, after = history["evals"][0], history["evals"][-1]
-    result = {"model": str(args.model), "source": source, "n_available": n_available,
-              "eval_split": args.eval_split, "threshold": args.threshold,
-              "spearman_before": before["spearman"], "spearman_after": after["spearman"],
-              "saved_model": str(model_dir), **history}
-    write_json(out / "text_train.json", result)
-    points = [{"name": "before", **before}, {"name": f"after {after['step']} steps", **after}]
-    for p in points:
-        p["sts"] = 100 * p["spearman"]
-    plane_figure(points, out / "trajectory.png",
-                 bound=uniformity_bound(_dim(model)),
-                 color_key="sts", label_fmt="{name} ({sts:.1f})",
-                 paths={config.loss: [(e["align"], e["uniform"]) for e in history["evals"]]},
-                 title=f"SimCSE ({config.loss}) on STS-B {args.eval_split}, every "
-                       f"{config.eval_every} steps")
+    run = run_text_train(args.model, args.stsb, out, config, sentences=args.sentences,
+                         train_split=args.train_split, eval_split=args.eval_split,
+                         max_sentences=args.max_sentences, threshold=args.threshold,
+                         device=args.device, progress=not args.no_progress, on_eval=on_eval)
+    figure = text_train_figure(run, out / "trajectory.png")
+    before, after = run.before, run.after
     print(f"STS-B {args.eval_split} Spearman: {before['spearman']:.4f} before, "
           f"{after['spearman']:.4f} after {after['step']} steps")
-    print(f"wrote {model_dir}, {out / 'text_train.json'} and {out / 'trajectory.png'}")
+    print(f"wrote {run.model_dir}, {run.path} and {figure}")
     return 0

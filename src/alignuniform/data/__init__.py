@@ -89,6 +89,20 @@ def build_dataset(name: str, root: str | None, split: str, *, progress: bool = T
     return builder(root, split, **kwargs)
 
 
+def run_dataset_kwargs(data_cfg: Mapping) -> dict:
+    """The ``build_dataset`` options of a run's ``data`` config: its ``kwargs`` with the
+    split options ``val_fraction`` and ``split_seed`` where set (``None``: the data set's
+    defaults), so a held-out split is rebuilt exactly as training drew it.
+
+    >>> run_dataset_kwargs({"kwargs": {"n": 80}, "val_fraction": 0.2, "split_seed": None})
+    {'n': 80, 'val_fraction': 0.2}
+    """
+    kwargs = dict(data_cfg.get("kwargs") or {})
+    kwargs.update({k: data_cfg[k] for k in ("val_fraction", "split_seed")
+                   if data_cfg.get(k) is not None})
+    return kwargs
+
+
 def build_run_splits(data_cfg: dict, root: str | None = None, *,
                      progress: bool = True) -> tuple[Dataset, Dataset, str]:
     """``(train, held_out, held_out_split)`` of a training run's data config.
@@ -105,9 +119,7 @@ def build_run_splits(data_cfg: dict, root: str | None = None, *,
         root: Overrides ``data_cfg["root"]``.
         progress: Progress bars while loading (see ``build_dataset``).
     """
-    kwargs = dict(data_cfg.get("kwargs") or {})
-    kwargs.update({k: data_cfg[k] for k in ("val_fraction", "split_seed")
-                   if data_cfg.get(k) is not None})
+    kwargs = run_dataset_kwargs(data_cfg)
     name, root = data_cfg["name"], root if root is not None else data_cfg.get("root")
     kwargs["progress"] = progress
     train = build_dataset(name, root, "train", **kwargs)
@@ -185,5 +197,6 @@ __all__ = [
     "build_dataset",
     "build_recipe",
     "build_run_splits",
+    "run_dataset_kwargs",
     "stratified_split",
 ]

@@ -7,6 +7,12 @@ Tensor-level pieces work on precomputed features (``linear_probe``, ``knn_accura
 ``evaluate_checkpoint``, ``make_monitor``). Nothing here prints except progress bars; the CLI
 formats the results.
 
+Modules: ``features`` (extraction, held-out alignment), ``probe``, ``knn``,
+``mean_classifier``, ``checkpoint_eval`` (every number of an encoder or a checkpoint),
+``monitor`` (the training monitor), ``measurement`` (``alignuniform measure``),
+``dense_probe`` and ``dense_checkpoint_eval`` (mIoU and dense metrics on held-out scenes),
+``results`` (eval.json).
+
 Examples:
     Needs a trained checkpoint and its data, so the example is not run as a test:
 
@@ -17,6 +23,7 @@ Examples:
     0.508
 """
 
+from alignuniform.evaluate.checkpoint_eval import evaluate_checkpoint, evaluate_encoder
 from alignuniform.evaluate.features import (
     LAYERS,
     Features,
@@ -27,7 +34,7 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
 from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
 from alignuniform.evaluate.measurement import Measurement, measure, measure_files
-from alignuniform.evaluate.pipeline import evaluate_checkpoint, evaluate_encoder, make_monitor
+from alignuniform.evaluate.monitor import make_monitor
 from alignuniform.evaluate.probe import (
     DEFAULT_WEIGHT_DECAYS,
     linear_probe,

@@ -86,7 +86,8 @@ def report_for_run(run_dir: str | Path, out_dir: str | Path | None = None, *, se
         raise FileNotFoundError(f"{run_dir} holds no checkpoint.pt; pass a directory written "
                                 "by 'alignuniform train'")
     out_dir = Path(out_dir) if out_dir is not None else run_dir / "report"
-    model, config = load_encoder(ckpt)
+    model, typed = load_encoder(ckpt, device="cpu")
+    config = typed.to_dict()
     data_cfg = dict(config.get("data") or {})
     name = f"{config.get('model', {}).get('name', 'encoder')} ({run_dir.name})"
 

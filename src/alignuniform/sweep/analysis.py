@@ -139,7 +139,7 @@ def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: in
         seed: Seed of the bootstrap.
 
     With a dense evaluation (``evaluate.dense``), ``analysis["dense_au_correlation"]`` also
-    holds ``evaluate.dense_pipeline.au_correlation_table`` for each subset of trials.
+    holds ``evaluate.dense_checkpoint_eval.au_correlation_table`` for each subset of trials.
 
     Raises:
         FileNotFoundError: ``out_dir`` holds no sweep (no ``sweep.json`` or results).
@@ -160,7 +160,7 @@ def analyze_sweep(out_dir: str | Path, *, bootstrap: int | None = None, seed: in
     analysis["n_planned"] = len(meta.get("trial_list") or [])
     analysis["sweep"] = meta.get("path")
     if (meta.get("evaluate") or {}).get("dense") is not None:
-        from alignuniform.evaluate.dense_pipeline import au_correlation_table
+        from alignuniform.evaluate.dense_checkpoint_eval import au_correlation_table
 
         fraction = settings.get("collapse_fraction", 0.2)
         analysis["dense_au_correlation"] = {

@@ -67,7 +67,7 @@ class EvaluateSpec:
             reports alpha = 2, t = 2 whatever the loss used).
         batch_size: Batch size of feature extraction.
         dense: Keyword arguments of
-            ``alignuniform.evaluate.dense_pipeline.evaluate_dense_checkpoint`` (e.g.
+            ``alignuniform.evaluate.dense_checkpoint_eval.evaluate_dense_checkpoint`` (e.g.
             ``{n_train: 300, n_test: 200}``): each trial's dense numbers on held-out scenes
             are added to its row; ``None``: no dense evaluation.
     """
@@ -218,7 +218,7 @@ def _check_evaluate(ev: EvaluateSpec) -> None:
     if ev.dense is not None:
         import inspect
 
-        from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint
+        from alignuniform.evaluate.dense_checkpoint_eval import evaluate_dense_checkpoint
 
         options = [p for p in inspect.signature(evaluate_dense_checkpoint).parameters
                    if p not in ("path", "device")]

@@ -107,16 +107,17 @@ def run_trial(trial: dict, trial_dir: str | Path, evaluate: dict, *,
         train_s = time.perf_counter() - tic
         ev = dict(evaluate)
         layers, dense = ev.pop("layers"), ev.pop("dense", None)
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        results = evaluate_checkpoint(
-            trial_dir / "checkpoint.pt", layers=layers, progress=False, device=device, **ev)
+        results = evaluate_checkpoint(trial_dir / "checkpoint.pt", layers=layers,
+                                      progress=False, **ev)
         write_json(trial_dir / "eval.json", results)
         row.update(row_from_results(results))
         if dense is not None:  # dense numbers on held-out scenes (issue 11)
-            from alignuniform.evaluate.dense_pipeline import dense_row, evaluate_dense_checkpoint
+            from alignuniform.evaluate.dense_checkpoint_eval import (
+                dense_row,
+                evaluate_dense_checkpoint,
+            )
 
-            dense_results = evaluate_dense_checkpoint(
-                trial_dir / "checkpoint.pt", device=device, **dense)
+            dense_results = evaluate_dense_checkpoint(trial_dir / "checkpoint.pt", **dense)
             write_json(trial_dir / "dense_eval.json", dense_results)
             row.update(dense_row(dense_results))
         eval_s = time.perf_counter() - tic - train_s

@@ -12,6 +12,8 @@ _MODULES = {
     "encoders": ("Whitening", "check_sentences", "encode_representations", "fit_whitening",
                  "forward_representations", "load_sentence_model", "packaged_model_dir",
                  "resolve_model"),
+    "runs": ("TextDropoutRun", "TextEvalRun", "TextTrainRun", "run_text_dropout",
+             "run_text_eval", "run_text_train"),
     "settings": ("REPRESENTATIONS", "SimCSEConfig"),
     "simcse": ("save_sentence_model", "train_simcse"),
     "sts_eval": ("evaluate_sts", "sts_geometry", "sts_spearman"),

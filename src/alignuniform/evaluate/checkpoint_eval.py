@@ -1,8 +1,16 @@
-"""Every number of the paper's evaluation for an encoder or a checkpoint, and the training
-monitor."""
+"""Every number of the paper's evaluation for an encoder (:func:`evaluate_encoder`) or a
+training checkpoint on its run's data (:func:`evaluate_checkpoint`, what ``alignuniform
+eval`` and each sweep trial report): linear probe, k-NN, mean classifier, held-out
+alignment and exact uniformity, per layer, with the settings that produced them.
+
+The dense counterpart (dense probe and metrics on held-out scenes) is
+``evaluate.dense_checkpoint_eval``; the cheap per-epoch numbers of a training run are
+``evaluate.monitor``.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -20,7 +28,6 @@ from alignuniform.evaluate.features import (
     Features,
     Mapped,
     extract_features,
-    heldout_alignment,
     heldout_alignments,
     model_device,
     random_subset,
@@ -28,7 +35,6 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
-from alignuniform.models import build_model
 
 
 def _layer_numbers(
@@ -205,18 +211,17 @@ def evaluate_checkpoint(
         data: Data set name; defaults to the checkpoint's.
         root: Data location; defaults to the checkpoint's.
         random_init: Evaluate the checkpoint's architecture as training starts it instead
-            of the trained weights: rebuilt through ``build_model(..., seed=seed)``, so with
-            its own initialisation (SmallAlexNet's N(0, 0.02), not PyTorch's layer
-            defaults); with the run's seed these are the run's initial weights.
+            of the trained weights (``checkpoint.load_encoder``'s seeded build); with the
+            run's seed these are the run's initial weights.
         n_train, n_test: Evaluate on seeded random subsets of these sizes (``None``: all).
         seed: Seed of the subsets, the random init and everything in ``evaluate_encoder``.
-        device: Where to run; default CUDA when available.
+        device: Where to run (``checkpoint.default_device``: CUDA when available).
         **kwargs: Passed to :func:`evaluate_encoder` (``protocol``, ``paper_epochs``, ...).
 
     Returns:
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
-    from alignuniform.checkpoint import load_encoder
+    from alignuniform.checkpoint import default_device, load_encoder
     from alignuniform.data import (
         RECIPES,
         build_augment_recipe,
@@ -225,16 +230,13 @@ def evaluate_checkpoint(
         build_run_splits,
     )
 
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model, config = load_encoder(path, map_location="cpu")
-    data_cfg = dict(config.get("data") or {})
-    name = data or data_cfg.get("name")
-    if not name:
-        raise ValueError(f"{path} stores no data set name; pass data= (e.g. 'cifar10')")
-    same_data = name == data_cfg.get("name")
-    root = root or (data_cfg.get("root") if same_data else None)
-    recipe_name = (data_cfg.get("recipe") if same_data else None) or name
-    augment = (data_cfg.get("augment") or None) if same_data else None
+    device = default_device(device)
+    model, config = load_encoder(path, device=device, random_init=random_init, seed=seed)
+    name = data or config.data.name
+    same_data = name == config.data.name
+    root = root or (config.data.root if same_data else None)
+    recipe_name = config.data.recipe if same_data else name
+    augment = (config.data.augment or None) if same_data else None
     if recipe_name not in RECIPES or f"{recipe_name}_eval" not in RECIPES:
         raise ValueError(
             f"no recipe pair {recipe_name!r} / {recipe_name + '_eval'!r} for data set {name!r}; "
@@ -242,20 +244,16 @@ def evaluate_checkpoint(
         )
     eval_spec = resolve(RECIPES, f"{recipe_name}_eval", "recipe")
     # positive pairs from the executor training used (the batched one is also much faster)
-    batched = bool(data_cfg.get("batched_augment")) and same_data
-    if random_init:
-        spec = config["model"]
-        model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
-                            **spec.get("kwargs", {})).eval()
+    batched = config.data.batched_augment and same_data
     train_set, test_set, test_split = build_run_splits(
-        {**(data_cfg if same_data else {}), "name": name}, root,
+        {**(dataclasses.asdict(config.data) if same_data else {}), "name": name}, root,
         progress=kwargs.get("progress", True),
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
     build = build_batch_recipe if batched else build_recipe
     results = evaluate_encoder(
-        model.to(device), train_set, test_set,
+        model, train_set, test_set,
         transform=build_recipe(f"{recipe_name}_eval"),
         recipe=build(recipe_name, augment),
         full_recipe=build(recipe_name) if augment else None,
@@ -263,10 +261,9 @@ def evaluate_checkpoint(
                        if isinstance(eval_spec, RecipeSpec) else None),
         seed=seed, device=device, **kwargs,
     )
-    model_cfg = config.get("model") or {}
     results["checkpoint"] = {
-        "path": str(path), "model": model_cfg.get("name", type(model).__name__),
-        "feat_dim": model_cfg.get("feat_dim"), "random_init": random_init,
+        "path": str(path), "model": config.model.name, "feat_dim": config.model.feat_dim,
+        "random_init": random_init,
     }
     results["data"] = {
         "name": name, "root": None if root is None else str(root), "train_split": "train",
@@ -278,65 +275,3 @@ def evaluate_checkpoint(
         results["data"]["augment"] = build_augment_recipe(recipe_name, augment).describe()
     return results
 
-
-def make_monitor(
-    train_set: Dataset,
-    test_set: Dataset,
-    recipe: Callable[[Tensor], Tensor],
-    *,
-    transform: Callable[[Tensor], Tensor] | None = None,
-    every: int = 1,
-    n_train: int | None = 5000,
-    n_test: int | None = 1000,
-    k: int = 200,
-    temperature: float = 0.07,
-    t: float = 2.0,
-    seed: int = 0,
-    batch_size: int = 256,
-    num_workers: int = 0,
-) -> Callable[[nn.Module, int], dict]:
-    """A cheap training monitor: weighted k-NN accuracy, alignment and uniformity.
-
-    The subsets (``n_train`` reference and ``n_test`` held-out items) and the positive pairs
-    are fixed once by ``seed``, so values are comparable across epochs; the caller's random
-    state and the model's train/eval mode are left as they were.
-
-    Args:
-        train_set, test_set: Items ``(image, label)`` as stored.
-        recipe: Training augmentation making the held-out positive pairs.
-        transform: Deterministic preprocessing before the encoder.
-        every: Evaluate when ``epoch % every == 0``; other epochs return ``{}``.
-        n_train, n_test: Subset sizes (``None``: all).
-        k, temperature: The weighted k-NN.
-        t: Uniformity scale.
-        seed: Seed of the subsets and the pairs.
-        batch_size, num_workers: How to run the encoder.
-
-    Returns:
-        ``monitor(model, epoch) -> {"knn_acc", "align", "uniform"}``.
-    """
-    if every < 1:
-        raise ValueError(f"every must be >= 1, got {every}")
-    train_sub = Mapped(random_subset(train_set, n_train, seed), transform)
-    test_sub = random_subset(test_set, n_test, seed + 1)
-    if k > len(train_sub):
-        raise ValueError(
-            f"k={k} but the monitor's reference set has only {len(train_sub)} samples; lower "
-            "k or raise n_train"
-        )
-    run: dict[str, Any] = {"batch_size": batch_size, "num_workers": num_workers,
-                                  "progress": False}
-
-    def monitor(model: nn.Module, epoch: int) -> dict:
-        if epoch % every:
-            return {}
-        train = extract_features(model, train_sub, **run)
-        test = extract_features(model, Mapped(test_sub, transform), **run)
-        return {
-            "knn_acc": knn_accuracy(train.embeddings, train.labels, test.embeddings,
-                                    test.labels, k=k, temperature=temperature),
-            "align": heldout_alignment(model, test_sub, recipe, seed=seed, **run),
-            "uniform": float(metrics.uniformity(test.embeddings, t=t)),
-        }
-
-    return monitor

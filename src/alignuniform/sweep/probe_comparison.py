@@ -12,6 +12,7 @@ flip do not exist; the paper probe is then fed the training recipe's views (for 
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +43,7 @@ def compare_probes(out_dir: str | Path, *, encoders: int = 5, epochs: int = 100,
     import torch
 
     from alignuniform._registry import resolve
-    from alignuniform.checkpoint import load_encoder
+    from alignuniform.checkpoint import default_device, load_encoder
     from alignuniform.data import RECIPES, RecipeSpec, build_recipe, build_run_splits
     from alignuniform.evaluate import evaluate_encoder, probe_augmentation
     from alignuniform.evaluate.features import random_subset
@@ -53,20 +54,20 @@ def compare_probes(out_dir: str | Path, *, encoders: int = 5, epochs: int = 100,
     chosen = pick_encoders(read_jsonl(out_dir / "results.jsonl"), encoders)
     if not chosen:
         raise ValueError(f"{out_dir} has no evaluated trial to probe")
-    device = "cuda" if torch.cuda.is_available() else "cpu"
+    device = default_device()
     found = []
     for row in chosen:
-        model, config = load_encoder(out_dir / "trials" / row["id"] / "checkpoint.pt")
-        data = config["data"]
-        train_set, test_set, _ = build_run_splits(data)
+        model, config = load_encoder(out_dir / "trials" / row["id"] / "checkpoint.pt",
+                                     device=device)
+        train_set, test_set, _ = build_run_splits(dataclasses.asdict(config.data))
         train_set = random_subset(train_set, ev.get("n_train"), ev.get("seed", 0))
         test_set = random_subset(test_set, ev.get("n_test"), ev.get("seed", 0) + 1)
-        recipe = data["recipe"]
+        recipe = config.data.recipe
         eval_spec = resolve(RECIPES, f"{recipe}_eval", "recipe")
         augment = (probe_augmentation(eval_spec) if isinstance(eval_spec, RecipeSpec)
                    else build_recipe(recipe))
         res = evaluate_encoder(
-            model.to(device), train_set, test_set, transform=build_recipe(f"{recipe}_eval"),
+            model, train_set, test_set, transform=build_recipe(f"{recipe}_eval"),
             recipe=None, protocol="both", paper_augment=augment, paper_epochs=epochs,
             layers=[layer], seed=seed, device=device, progress=progress)
         cmp = res["layers"][layer]["fast_vs_paper"]
@@ -75,7 +76,7 @@ def compare_probes(out_dir: str | Path, *, encoders: int = 5, epochs: int = 100,
                       "paper_acc": res["layers"][layer]["probe_paper"]["accuracy"],
                       "gap": cmp["accuracy_gap"], "fast_seconds": cmp["fast_seconds"],
                       "paper_seconds": cmp["paper_seconds"], "speedup": cmp["speedup"]})
-    result = {"epochs": epochs, "layer": layer, "seed": seed, "device": device,
+    result = {"epochs": epochs, "layer": layer, "seed": seed, "device": str(device),
               "threads": torch.get_num_threads(), "encoders": found,
               "median_speedup": float(np.median([f["speedup"] for f in found])),
               "max_abs_gap": float(max(abs(f["gap"]) for f in found))}

@@ -1,5 +1,7 @@
 """Every dense number of a checkpoint on held-out scenes (of CIFAR-10 in the configs): what a
-sweep adds to a trial's row next to ``evaluate_checkpoint``'s image-level numbers.
+sweep adds to a trial's row (:func:`dense_row`) next to ``evaluate_checkpoint``'s
+image-level numbers (``evaluate.checkpoint_eval``), and the study's AU-correlation table
+over such rows (:func:`au_correlation_table`).
 
 For each scene variant ("single", "multi"; ``data.scenes``): a dense linear probe (mIoU,
 pixel accuracy) fitted on scenes built from the "train" images and scored on scenes built
@@ -16,7 +18,8 @@ The held-out views are the CIFAR-10 training recipe at the scene canvas size
 and drop), seeded, so every encoder is measured on the same views.
 
 Examples:
-    >>> from alignuniform.evaluate.dense_pipeline import evaluate_dense_checkpoint, dense_row
+    >>> from alignuniform.evaluate.dense_checkpoint_eval import (
+    ...     dense_row, evaluate_dense_checkpoint)
     >>> results = evaluate_dense_checkpoint("run/checkpoint.pt")  # doctest: +SKIP
     >>> results["multi"]["backbone"]["miou"]  # doctest: +SKIP
     >>> dense_row(results)  # doctest: +SKIP
@@ -118,10 +121,10 @@ def evaluate_dense_checkpoint(
         alpha, t: Dense alignment exponent and uniformity scale.
         n_locations: Locations sampled for dense uniformity (``None``: all).
         n_pair_items: Held-out items scored for the pair schemes' precision/recall.
-        random_init: The checkpoint's architecture as training starts it (seeded build)
-            instead of its trained weights.
+        random_init: The checkpoint's architecture as training starts it
+            (``checkpoint.load_encoder``'s seeded build) instead of its trained weights.
         seed: Seed of the scenes, the views, the probe and the sampled locations.
-        device: Where to run; default CUDA when available.
+        device: Where to run (``checkpoint.default_device``: CUDA when available).
 
     Returns:
         ``{variant: {map: {"miou", "pixel_accuracy", "dense_alignment",
@@ -132,32 +135,25 @@ def evaluate_dense_checkpoint(
         ValueError: An unknown variant or map, or "dense" maps of an encoder without a
             dense head.
     """
-    from alignuniform.checkpoint import load_encoder
-    from alignuniform.models import build_model
+    from alignuniform.checkpoint import default_device, load_encoder
+    from alignuniform.data import run_dataset_kwargs
 
     if not variants or set(variants) - set(VARIANTS):
         raise ValueError(f"variants must be among {sorted(VARIANTS)}, got {list(variants)}")
     if not which or set(which) - set(WHICH):
         raise ValueError(f"which must be among {WHICH}, got {list(which)}")
     tic = time.perf_counter()
-    model, config = load_encoder(path, map_location="cpu")
-    if random_init:
-        spec = config["model"]
-        model = build_model(spec["name"], feat_dim=spec["feat_dim"], seed=seed,
-                            **spec.get("kwargs", {})).eval()
+    dev = default_device(device)
+    model, config = load_encoder(path, device=dev, random_init=random_init, seed=seed)
     has_head = hasattr(model, "forward_dense")
     if "dense" in which and not has_head:
         raise ValueError(f"{path}: a {type(model).__name__} has no dense head; use "
                          "which=('backbone',) or train model.name: dense")
-    data_cfg = config.get("data") or {}
-    root = root or data_cfg.get("root")
+    root = root or config.data.root
     # the pool of the run's own data set and train/val split: held-out scenes hold no image
     # that training saw
-    pool = {"dataset": data_cfg.get("name", "cifar10"), **(data_cfg.get("kwargs") or {}),
-            **{k: data_cfg[k] for k in ("val_fraction", "split_seed")
-               if data_cfg.get(k) is not None}}
-    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    model = model.to(dev)
+    pool = {"dataset": config.data.name,
+            **run_dataset_kwargs(dataclasses.asdict(config.data))}
     to_input = RecipeSpec(size=canvas, train=False, mean=CIFAR10_MEAN,
                           std=CIFAR10_STD).per_sample()
     view_recipe = dataclasses.replace(CIFAR10, size=canvas)
