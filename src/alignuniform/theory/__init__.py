@@ -8,7 +8,8 @@
   ``L_sup^mu <= L_un^!=`` and Lemma 4.3.
 - :mod:`~alignuniform.theory.experiments` and :mod:`~alignuniform.theory.arora_experiments`:
   the claims as experiments with typed results and pass/fail checks;
-  :mod:`~alignuniform.theory.suite` runs them all (``alignuniform theory``).
+  :mod:`~alignuniform.theory.suite` runs them all (``alignuniform theory``);
+  :mod:`~alignuniform.theory.checks` holds the pass/fail checks they report.
 
 Everything here is tensor maths: no files, no printing.
 """
