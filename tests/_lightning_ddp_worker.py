@@ -13,7 +13,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from alignuniform.integrations.lightning import AlignUniformCallback  # noqa: E402
-from tests.test_integrations import held_out_pairs, lightning_module  # noqa: E402
+from tests.helpers import held_out_pairs, lightning_module  # noqa: E402
 
 
 def main(out: Path) -> None:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
 from torchvision.transforms import v2
 
-import tests._recipes_before_components as before
 from alignuniform.data import (
     COMPONENTS,
     build_augment_recipe,
@@ -22,11 +24,26 @@ from alignuniform.evaluate.probe import probe_augmentation
 # ---------------------------------------------------------------------------------------------
 # the paper's recipes are presets: same views for the same seed as before components
 
+# The views that the recipes gave before they were built from components (commit 06a4c03's
+# alignuniform.data.recipes, kept frozen in tests/ until commit 9f47d2a), for the seeds and
+# images below, made with torch 2.14.1 and torchvision 0.29.1. Each view tensor is stored
+# as its SHA-256 (of the float32 bytes: a bit-for-bit check) and 256 evenly strided values
+# (so a failure shows the numbers that moved).
+REFERENCE = torch.load(Path(__file__).parent / "data" / "recipe_views.pt", weights_only=True)
+
 
 def _images(name: str, n: int = 4) -> torch.Tensor:
     side = {"stl10": 96, "imagefolder": 240}.get(name.split("_")[0], 32)
     g = torch.Generator().manual_seed(123)
     return torch.randint(0, 256, (n, 3, side, side + 6), dtype=torch.uint8, generator=g)
+
+
+def _assert_reproduces(views: torch.Tensor, ref: dict) -> None:
+    assert (tuple(views.shape), str(views.dtype)) == (ref["shape"], ref["dtype"])
+    flat = views.contiguous().view(-1)
+    torch.testing.assert_close(flat[:: max(1, flat.numel() // 256)], ref["sample"],
+                               rtol=0, atol=0)
+    assert hashlib.sha256(flat.numpy().tobytes()).hexdigest() == ref["sha256"]
 
 
 SPEC_RECIPES = ["stl10", "stl10_eval", "cifar10", "cifar10_eval", "imagefolder",
@@ -35,41 +52,32 @@ SPEC_RECIPES = ["stl10", "stl10_eval", "cifar10", "cifar10_eval", "imagefolder",
 
 @pytest.mark.parametrize("name", SPEC_RECIPES)
 def test_presets_reproduce_the_recipes_before_components(name):
-    spec = getattr(recipes, name.upper())
-    old = getattr(before, name.upper())
-    assert spec == recipes.RecipeSpec(**vars(old))  # the numbers themselves are unchanged
+    """Per-sample (two views per image, global generator), batched (its own generator) and
+    batched on the global generator (two batches in a row): the stored views, bit for bit."""
+    spec, ref = getattr(recipes, name.upper()), REFERENCE["presets"][name]
+    assert dataclasses.asdict(spec) == ref["params"]  # the numbers themselves are unchanged
     x = _images(name, 3 if name.startswith("imagefolder") else 4)
-    views = {}
-    for label, s in (("new", spec), ("old", old)):
-        torch.manual_seed(7)  # per-sample: two views per image from the global generator
-        per_sample = torch.stack([s.per_sample()(img) for img in x for _ in range(2)])
-        batched = s.batched()(x, torch.Generator().manual_seed(5))
-        torch.manual_seed(9)  # batched on the global generator, two batches in a row
-        aug = s.batched()
-        global_ = torch.stack([aug(x), aug(x)])
-        views[label] = (per_sample, batched, global_)
-    for new, ref in zip(views["new"], views["old"], strict=True):
-        assert torch.equal(new, ref)
+    torch.manual_seed(7)
+    _assert_reproduces(torch.stack([spec.per_sample()(img) for img in x for _ in range(2)]),
+                       ref["per_sample"])
+    _assert_reproduces(spec.batched()(x, torch.Generator().manual_seed(5)), ref["batched"])
+    torch.manual_seed(9)
+    aug = spec.batched()
+    _assert_reproduces(torch.stack([aug(x), aug(x)]), ref["global"])
 
 
 @pytest.mark.parametrize("name", ["stl10_eval", "cifar10_eval", "identity"])
 def test_probe_augmentation_reproduces_the_one_before_components(name):
-    spec, old = getattr(recipes, name.upper()), getattr(before, name.upper())
+    """Random crops of the full scale range and flips, nothing else, on the preset's size
+    and normalisation: the stored views, per sample and batched (two batches in a row)."""
+    spec, ref = getattr(recipes, name.upper()), REFERENCE["probe"][name]
     x = _images(name)
     torch.manual_seed(3)
-    new = torch.stack([probe_augmentation(spec)(img) for img in x])
-    torch.manual_seed(3)
-    ref_aug = before.RecipeSpec(**{**vars(old), "train": True, "scale": (0.08, 1.0),
-                                   "flip": True, "jitter": (0, 0, 0, 0), "p_jitter": 0.0,
-                                   "p_gray": 0.0, "resize": None})
-    ref = torch.stack([ref_aug.per_sample()(img) for img in x])
-    assert torch.equal(new, ref)
-    torch.manual_seed(4)  # two batches: the batched form's random stream is unchanged too
-    aug = probe_augmentation(spec, batched=True)
-    new = torch.stack([aug(x), aug(x)])
+    _assert_reproduces(torch.stack([probe_augmentation(spec)(img) for img in x]),
+                       ref["per_sample"])
     torch.manual_seed(4)
-    ref = torch.stack([ref_aug.batched()(x), ref_aug.batched()(x)])
-    assert torch.equal(new, ref)
+    aug = probe_augmentation(spec, batched=True)
+    _assert_reproduces(torch.stack([aug(x), aug(x)]), ref["batched"])
 
 
 def test_preset_with_empty_augment_is_the_preset():

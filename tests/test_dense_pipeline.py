@@ -3,7 +3,6 @@ sweep adds, and the AU-correlation table of a study."""
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from alignuniform import predictivity
@@ -13,7 +12,7 @@ from alignuniform.evaluate.dense_checkpoint_eval import (
     evaluate_dense_checkpoint,
 )
 from alignuniform.train import config_from_dict, train
-from tests.test_train_dense import _config
+from tests.helpers import dense_config, dense_study_rows
 
 SMALL = {"n_train": 12, "n_test": 8, "canvas": 32, "probe_epochs": 2, "n_pair_items": 8,
          "n_locations": 200, "device": "cpu"}
@@ -22,7 +21,7 @@ SMALL = {"n_train": 12, "n_test": 8, "canvas": 32, "probe_epochs": 2, "n_pair_it
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
     out = tmp_path_factory.mktemp("dense") / "run"
-    raw = _config()
+    raw = dense_config()
     raw["data"]["kwargs"] = {"n": 48}  # a pool for the scenes of both splits
     return train(config_from_dict(raw), out, progress=False) / "checkpoint.pt"
 
@@ -64,27 +63,8 @@ def test_bad_arguments(checkpoint, kwargs, message):
         evaluate_dense_checkpoint(checkpoint, **{**SMALL, **kwargs})
 
 
-def study_rows(n: int = 12) -> list[dict]:
-    """Rows of a made-up study: linear accuracy exactly linear in the global alignment,
-    multi-object mIoU exactly linear in the multi-object backbone metrics, the rest noise."""
-    rng = np.random.default_rng(0)
-    rows = []
-    for _ in range(n):
-        row = {"status": "ok", "embedding.alignment": rng.uniform(0, 1),
-               "embedding.uniformity": rng.uniform(-4, -1), "embedding.uniformity_bound": -4.0}
-        row["penultimate.linear_acc"] = 0.5 - 0.2 * row["embedding.alignment"]
-        for variant in ("single", "multi"):
-            for name in ("backbone", "dense"):
-                for key in ("dense_alignment", "dense_uniformity", "miou"):
-                    row[f"dense.{variant}.{name}.{key}"] = rng.uniform(0, 1)
-        row["dense.multi.backbone.miou"] = (0.3 * row["dense.multi.backbone.dense_alignment"]
-                                           - 0.1 * row["dense.multi.backbone.dense_uniformity"])
-        rows.append(row)
-    return rows
-
-
 def test_the_table_reads_each_cell_from_its_own_columns():
-    rows = study_rows()
+    rows = dense_study_rows()
     rows.append({"embedding.alignment": 1.0})  # a failed trial: left out of every cell
     table = au_correlation_table(rows, n_boot=50)
     assert len(table) == 2 * 2 * 3

@@ -10,16 +10,10 @@ import torch
 
 from alignuniform import evaluate as ev
 from alignuniform.evaluate.probe import fit_logreg
+from tests.helpers import MeanColour, synthetic_images
 
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """The test machine's two cores are shared: one intra-op thread avoids oversubscription
-    that makes these small problems ten times slower. Restored after each test."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 # ---------------------------------------------------------------------------------------------
 # synthetic data
@@ -238,26 +232,6 @@ def test_results_json_round_trips(tmp_path):
 # model-level: a tiny encoder on the synthetic image set
 
 
-class _Pool(torch.nn.Module):
-    """Mean colour (penultimate, 3-d) through a fixed random map to a normalised 4-d output."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.head = torch.nn.Linear(3, 4)
-
-    def features(self, x):
-        return x.float().mean(dim=(2, 3))
-
-    def forward(self, x):
-        return torch.nn.functional.normalize(self.head(self.features(x)), dim=1)
-
-
-def _synthetic(split: str, n: int):
-    from alignuniform.data import build_dataset
-
-    return build_dataset("synthetic", None, split, n=n, image_size=32, num_classes=4)
-
-
 def _tiny_cnn():
     from alignuniform.models import build_model
 
@@ -268,7 +242,7 @@ def _tiny_cnn():
 def test_extract_features_matches_direct_forward_and_restores_mode():
     from alignuniform.data import build_recipe
 
-    model, data = _tiny_cnn(), _synthetic("train", 40)
+    model, data = _tiny_cnn(), synthetic_images("train", 40)
     transform = build_recipe("cifar10_eval")
     model.train()
     feats = ev.extract_features(model, [(transform(x), y) for x, y in data], batch_size=16,
@@ -286,7 +260,7 @@ def test_extract_features_matches_direct_forward_and_restores_mode():
 def test_heldout_alignment_matches_loop_reference_and_keeps_rng():
     from alignuniform.data import build_recipe
 
-    model, data = _tiny_cnn(), _synthetic("val", 24)
+    model, data = _tiny_cnn(), synthetic_images("val", 24)
     recipe = build_recipe("cifar10")
     before = torch.random.get_rng_state()
     got = ev.heldout_alignments(model, data, recipe, seed=3, batch_size=5, progress=False)
@@ -320,7 +294,7 @@ def test_heldout_alignment_of_a_batched_recipe_matches_a_reference():
     """The batched executor draws both views of each batch from one generator seeded once."""
     from alignuniform.data import build_batch_recipe
 
-    model, data = _tiny_cnn(), _synthetic("val", 24)
+    model, data = _tiny_cnn(), synthetic_images("val", 24)
     augment = build_batch_recipe("cifar10")
     before = torch.random.get_rng_state()
     got = ev.heldout_alignments(model, data, augment, seed=3, batch_size=5, progress=False)
@@ -342,7 +316,7 @@ def test_heldout_alignment_of_a_batched_recipe_matches_a_reference():
 def test_evaluate_encoder_numbers_and_json(tmp_path):
     from alignuniform.data import build_recipe
 
-    model, train, test = _Pool(), _synthetic("train", 200), _synthetic("test", 80)
+    model, train, test = MeanColour(), synthetic_images("train", 200), synthetic_images("test", 80)
     transform = build_recipe("cifar10_eval")
     res = ev.evaluate_encoder(model, train, test, transform=transform,
                               recipe=build_recipe("cifar10"), weighted_k=50, progress=False)
@@ -384,7 +358,7 @@ def test_paper_probe_trains_a_linear_layer():
     from alignuniform.data import build_recipe
     from alignuniform.data.recipes import CIFAR10_EVAL
 
-    model, train, test = _Pool(), _synthetic("train", 64), _synthetic("test", 32)
+    model, train, test = MeanColour(), synthetic_images("train", 64), synthetic_images("test", 32)
     kwargs = dict(augment=ev.probe_augmentation(CIFAR10_EVAL),
                   transform=build_recipe("cifar10_eval"), layers=("penultimate", "embedding"),
                   epochs=10, lr=0.1, batch_size=16, seed=1, progress=False)
@@ -401,7 +375,7 @@ def test_paper_probe_trains_a_linear_layer():
 def test_make_monitor_is_cheap_fixed_and_side_effect_free():
     from alignuniform.data import build_recipe
 
-    model, train, test = _tiny_cnn(), _synthetic("train", 60), _synthetic("val", 30)
+    model, train, test = _tiny_cnn(), synthetic_images("train", 60), synthetic_images("val", 30)
     monitor = ev.make_monitor(train, test, build_recipe("cifar10"),
                               transform=build_recipe("cifar10_eval"), every=2, k=10,
                               n_train=40, n_test=20)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from alignuniform import metrics
 from alignuniform.integrations import _common
+from tests.helpers import held_out_pairs, lightning_module
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -85,7 +85,8 @@ def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
            "--master_port", str(port), __file__, "--worker", str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     root = Path(__file__).resolve().parents[1]
-    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
+    # the root too: this file imports tests.helpers
+    env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), str(root), env.get("PYTHONPATH", "")])
     proc = subprocess.run(cmd, cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     model, pairs = _ddp_problem()
@@ -101,37 +102,6 @@ def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
 
 
 # ---------------------------------------------------------------- Lightning
-
-
-def lightning_module(pl):
-    class Tiny(pl.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.net = torch.nn.Linear(8, 4)
-
-        def forward(self, x):
-            return F.normalize(self.net(x), dim=1)
-
-        def training_step(self, batch, batch_idx):
-            (x,) = batch
-            g = torch.Generator().manual_seed(batch_idx)
-            y = x + 0.1 * torch.randn(x.shape, generator=g)
-            zx, zy = self(x), self(y)
-            uniform = torch.pdist(zx).pow(2).mul(-2).exp().mean().log()
-            loss = (zx - zy).pow(2).sum(1).mean() + uniform
-            self.log("loss", loss)
-            return loss
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(self.parameters(), lr=0.1)
-
-    return Tiny()
-
-
-def held_out_pairs(n: int) -> tuple[torch.Tensor, torch.Tensor]:
-    g = torch.Generator().manual_seed(1)
-    hx = torch.randn(n, 8, generator=g)
-    return hx, hx + 0.2 * torch.randn(n, 8, generator=g)
 
 
 def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):

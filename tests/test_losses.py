@@ -12,27 +12,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import alignuniform as au
-
-
-def sphere(n: int, d: int, seed: int = 0, dtype=torch.float64) -> torch.Tensor:
-    g = torch.Generator().manual_seed(seed)
-    return F.normalize(torch.randn(n, d, generator=g, dtype=dtype), dim=1)
-
+from tests.helpers import ref_align, ref_uniform, sphere
 
 # ---- brute-force float64 references (loops over pairs, numpy only) ------------------------
-
-
-def ref_align(x, y, alpha):
-    return np.mean([np.linalg.norm(a - b) ** alpha for a, b in zip(x, y, strict=True)])
-
-
-def ref_uniform(x, t):
-    vals = [
-        math.exp(-t * np.sum((x[i] - x[j]) ** 2))
-        for i in range(len(x))
-        for j in range(i + 1, len(x))
-    ]
-    return math.log(np.mean(vals))
 
 
 def ref_info_nce(anchor, pos, negs, tau):

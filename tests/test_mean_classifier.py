@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from alignuniform.evaluate import MeanClassifier, mean_classifier_accuracy
+from tests.helpers import MeanColour, synthetic_images
 
 
 def _brute_force(train_x, train_y, test_x, normalize_centroids=True):
@@ -108,14 +109,14 @@ def test_bad_input():
         MeanClassifier().update(torch.tensor([[float("nan"), 1.0]]), torch.tensor([0]))
 
 
+@pytest.mark.usefixtures("one_thread")
 def test_evaluate_encoder_reports_the_mean_classifier_and_the_table_prints_it():
     from alignuniform.cli.eval import format_table
     from alignuniform.data import build_recipe
     from alignuniform.evaluate import evaluate_encoder, extract_features
     from alignuniform.evaluate.features import Mapped
-    from tests.test_evaluate import _Pool, _synthetic
 
-    model, train, test = _Pool(), _synthetic("train", 120), _synthetic("test", 60)
+    model, train, test = MeanColour(), synthetic_images("train", 120), synthetic_images("test", 60)
     transform = build_recipe("cifar10_eval")
     res = evaluate_encoder(model, train, test, transform=transform, weighted_k=20,
                            progress=False)

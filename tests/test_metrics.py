@@ -11,8 +11,7 @@ import torch.nn.functional as F
 from scipy import integrate, special
 
 from alignuniform import metrics
-
-from .test_losses import ref_align, ref_uniform, sphere
+from tests.helpers import ref_align, ref_uniform, sphere
 
 
 def test_alignment_normalises_by_default_and_matches_loop():

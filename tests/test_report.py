@@ -34,9 +34,45 @@ def test_plane_figure_writes_png(tmp_path):
     assert _is_png_with_ink(out)
 
 
-def test_plane_figure_without_colour_key(tmp_path):
-    out = plane_figure([{"name": "a", "align": 1.0, "uniform": -1.0}], tmp_path / "p.png")
-    assert _is_png_with_ink(out)
+def _drawn_plane(monkeypatch, tmp_path, points, **kwargs):
+    """The figure ``plane_figure`` saves (and checks the PNG it wrote)."""
+    from alignuniform.report import figures
+
+    drawn, save = [], figures._save
+
+    def keep(fig, path):
+        drawn.append(fig)
+        return save(fig, path)
+
+    monkeypatch.setattr(figures, "_save", keep)
+    assert _is_png_with_ink(plane_figure(points, tmp_path / "p.png", **kwargs))
+    (fig,) = drawn
+    return fig
+
+
+A, B = {"name": "a", "align": 1.0, "uniform": -1.0}, {"name": "b", "align": 2.0, "uniform": -2.0}
+
+
+@pytest.mark.parametrize("points, color_key", [
+    ([A], "accuracy"),  # no point has the key
+    ([{**A, "accuracy": 0.5}, B], "accuracy"),  # one point lacks it
+    ([{**A, "accuracy": 0.5}, {**B, "accuracy": 0.7}], None),  # colouring switched off
+])
+def test_plane_figure_without_colour_key(tmp_path, monkeypatch, points, color_key):
+    """The markers share one colour and no colour bar is drawn; with the key on every point
+    (the control), a colour bar and one colour per value."""
+    from matplotlib.colors import to_rgba
+
+    fig = _drawn_plane(monkeypatch, tmp_path, points, color_key=color_key)
+    assert len(fig.axes) == 1  # no colour bar
+    (markers,) = fig.axes[0].collections
+    np.testing.assert_array_equal(markers.get_offsets(),
+                                  [[p["align"], p["uniform"]] for p in points])
+    assert [tuple(c) for c in markers.get_facecolors()] == [to_rgba("tab:blue")]
+    keyed = [{**p, "accuracy": 0.1 * i} for i, p in enumerate(points)]
+    fig = _drawn_plane(monkeypatch, tmp_path, keyed, color_key="accuracy")
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "accuracy"
+    assert len({tuple(c) for c in fig.axes[0].collections[0].get_facecolors()}) == len(points)
 
 
 @pytest.mark.parametrize("n_close", [2, 4])

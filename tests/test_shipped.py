@@ -23,9 +23,14 @@ def test_every_repository_config_is_listed_with_a_description():
         assert r.description[-1] in ".?!"
 
 
-def test_sweeps_are_listed_when_the_folder_exists():
-    names = {r.name for r in shipped.list_recipes("sweeps")}
-    assert names == {p.stem for p in (REPO / "sweeps").glob("*.yaml")}  # empty without sweeps/
+def test_every_repository_sweep_is_listed_with_a_description():
+    listed = {r.name: r for r in shipped.list_recipes("sweeps")}
+    on_disk = {p.stem for p in (REPO / "sweeps").glob("*.yaml")}
+    assert "mnist1d_study" in on_disk  # the checkout's sweeps/ was read
+    assert set(listed) == on_disk
+    for r in listed.values():
+        assert r.path.parent == REPO / "sweeps"  # the source itself, no copy
+        assert r.description and r.description[-1] in ".?!"
 
 
 def test_description_is_the_first_sentence_of_the_header(tmp_path):

@@ -18,24 +18,9 @@ from alignuniform.cli import main
 from alignuniform.io import read_json, read_jsonl
 from alignuniform.sweep import SweepError, load_sweep, run_sweep
 from alignuniform.sweep.analysis import analyze_rows, format_table
-from tests._sweep_fakes import instant_trial
+from tests.helpers import SWEEP_BASE, TINY_SET, instant_trial, write_sweep
 
 ROOT = Path(__file__).resolve().parents[1]
-BASE = ROOT / "sweeps" / "mnist1d_base.yaml"
-# a trial of a few seconds: 200 MNIST-1D sequences, one epoch, a 4-channel 1-D CNN
-TINY_SET = {"epochs": 1, "data.batch_size": 50, "device": "cpu",
-            "data.kwargs": {"n_train": 200, "n_test": 100, "n_val": 10, "seed": 0},
-            "model.kwargs": {"pool": "max", "width": 4, "hidden_dim": 16}}
-TIMING = ("train_s", "eval_s", "wall_s")
-
-
-def write_sweep(tmp_path: Path, name: str = "sweep.yaml", **fields) -> Path:
-    spec = {"base": str(BASE), "set": dict(TINY_SET), **fields}
-    path = tmp_path / name
-    path.write_text(yaml.safe_dump(spec, sort_keys=False))
-    return path
-
-
 # ---------------------------------------------------------------------------------------------
 # sweep files
 
@@ -106,7 +91,7 @@ def test_grid_random_product_and_stable_ids(tmp_path):
      "at least one weight must be positive"),
 ])
 def test_bad_sweep_files_fail_before_any_trial(tmp_path, fields, match):
-    spec = {"base": str(BASE), **fields}
+    spec = {"base": str(SWEEP_BASE), **fields}
     path = tmp_path / "bad.yaml"
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(SweepError, match=match):
@@ -124,7 +109,7 @@ def test_missing_base_and_unsafe_yaml(tmp_path):
     with pytest.raises(SweepError, match="no sweep file"):
         load_sweep(tmp_path / "absent.yaml")
     # a base relative to the sweep file
-    (tmp_path / "base.yaml").write_text(BASE.read_text())
+    (tmp_path / "base.yaml").write_text(SWEEP_BASE.read_text())
     path.write_text("base: base.yaml\ngrid: {loss.t: [1, 2]}\n")
     assert len(load_sweep(path).trial_list) == 2
 
@@ -314,7 +299,7 @@ def test_report_readable_with_many_points(tmp_path):
 
 def test_cli_bad_input_exit_2_and_help_without_torch(tmp_path, capsys):
     path = tmp_path / "bad.yaml"
-    path.write_text(f"base: {BASE}\ngrid: {{loss.nope: [1]}}\n")
+    path.write_text(f"base: {SWEEP_BASE}\ngrid: {{loss.nope: [1]}}\n")
     assert main(["sweep", str(path), "--out", str(tmp_path / "o")]) == 2
     assert "unknown key 'loss.nope'" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()  # nothing written before the error

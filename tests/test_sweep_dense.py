@@ -11,14 +11,14 @@ import yaml
 from alignuniform.sweep.spec import EvaluateSpec, SweepError, load_sweep
 from alignuniform.sweep.trial import run_trial
 from alignuniform.train import config_from_dict
-from tests.test_train_dense import _config
+from tests.helpers import dense_config, dense_study_rows
 
 DENSE = {"n_train": 12, "n_test": 8, "canvas": 32, "probe_epochs": 2, "n_pair_items": 8,
          "n_locations": 200, "variants": ["multi"]}
 
 
 def test_a_trial_row_holds_the_dense_numbers(tmp_path):
-    raw = _config()
+    raw = dense_config()
     raw["data"]["kwargs"] = {"n": 48}
     trial = {"index": 0, "id": "t0", "name": "t0", "overrides": {},
              "config": config_from_dict(raw).to_dict()}
@@ -34,7 +34,7 @@ def test_a_trial_row_holds_the_dense_numbers(tmp_path):
 
 def test_an_unknown_dense_option_is_refused_before_any_trial(tmp_path):
     base = tmp_path / "base.yaml"
-    base.write_text(yaml.safe_dump(_config()))
+    base.write_text(yaml.safe_dump(dense_config()))
     sweep = tmp_path / "sweep.yaml"
     sweep.write_text(yaml.safe_dump({"base": "base.yaml", "grid": {"dense.lam": [0.0, 1.0]},
                                      "evaluate": {"dense": {"n_scenes": 10}}}))
@@ -47,12 +47,11 @@ def test_the_analysis_of_a_dense_sweep_holds_the_au_correlation_table(tmp_path):
     from alignuniform.evaluate.dense_checkpoint_eval import format_au_correlation_table
     from alignuniform.io import append_jsonl, write_json
     from alignuniform.sweep.analysis import analyze_sweep
-    from tests.test_dense_pipeline import study_rows
 
     write_json(tmp_path / "sweep.json", {
         "path": "dense.yaml", "trial_list": [], "analysis": {"bootstrap": 20},
         "evaluate": {"layers": ["embedding"], "dense": {"n_train": 200}}})
-    for row in study_rows():
+    for row in dense_study_rows():
         append_jsonl(tmp_path / "results.jsonl", row)
     tables = analyze_sweep(tmp_path)["dense_au_correlation"]
     assert set(tables) == {"all", "non_collapsed"}

@@ -7,11 +7,10 @@ import pytest
 
 from alignuniform.io import read_json, read_jsonl
 from alignuniform.sweep import load_sweep, run_sweep
-from tests.test_sweep import write_sweep
+from tests.helpers import TIMING, write_sweep
 
 ray = pytest.importorskip("ray")
 pytestmark = pytest.mark.slow  # a Ray instance and four trials: minutes on a busy machine
-TIMING = ("train_s", "eval_s", "wall_s")
 
 
 def _table(out) -> list[dict]:

@@ -452,9 +452,27 @@ def test_every_check_passes_at_the_quick_size(quick_run):
 
 
 def test_quick_shrinks_every_experiment():
+    """Every section has settings, and at ``quick`` each runs the same experiment smaller: no
+    count grows, a tuple keeps a subset of its values, every float (a problem's parameter,
+    not a size) is unchanged, and at least one count or tuple shrinks."""
+    from dataclasses import fields
+
+    assert [f.name for f in fields(theory.TheorySettings)] == list(theory.SECTIONS)
     for name in theory.SECTIONS:
         quick, full = getattr(theory.QUICK, name), getattr(theory.FULL, name)
-        assert quick != full, f"--quick runs {name} at the full size"
+        shrunk = False
+        for f in fields(full):
+            q, v = getattr(quick, f.name), getattr(full, f.name)
+            where = f"{name}.{f.name}: quick {q}, full {v}"
+            if isinstance(v, tuple):
+                assert set(q) <= set(v), where
+                shrunk |= len(q) < len(v)
+            elif isinstance(v, int) and not isinstance(v, bool):
+                assert q <= v, where
+                shrunk |= q < v
+            else:
+                assert q == v, where
+        assert shrunk, f"--quick runs {name} at the full size"
 
 
 def _failed(result) -> set[str]:

@@ -14,7 +14,7 @@ import yaml
 
 from alignuniform.checkpoint import load_checkpoint, load_encoder
 from alignuniform.train import TrainConfig, load_config, train
-from tests._kill import kill_mid_epoch
+from tests.helpers import kill_mid_epoch
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"

@@ -15,26 +15,7 @@ from alignuniform.checkpoint import load_checkpoint, save_checkpoint
 from alignuniform.models import build_model
 from alignuniform.train import config_from_dict, load_config, train
 from alignuniform.train import dense_step as dense_step_module
-
-MODEL = {"name": "dense", "feat_dim": 8,
-         "kwargs": {"backbone": "small_cnn", "width": 4, "hidden_dim": 16, "dense_dim": 8,
-                    "probe_size": 32}}
-
-
-def _config(**dense) -> dict:
-    """16 synthetic 32x32 images, batches of 4 (4x4 dense maps), one epoch."""
-    return {
-        "data": {"name": "synthetic", "recipe": "cifar10", "batch_size": 4, "num_workers": 0,
-                 "kwargs": {"n": 16}},
-        "model": copy.deepcopy(MODEL),
-        "loss": {"w_align": 1.0, "alpha": 2.0, "w_uniform": 1.0, "t": 2.0},
-        "dense": {"w_align": 1.0, "w_uniform": 0.5, "w_contrastive": 2.0, "t": 3.0,
-                  "tau": 0.3, "lam": 0.25, **dense},
-        "optim": {"milestones": [2]},
-        "epochs": 1,
-        "device": "cpu",
-    }
-
+from tests.helpers import DENSE_MODEL, dense_config
 
 # ---------------------------------------------------------------------- brute force
 
@@ -82,7 +63,7 @@ def _log_mean_exp_pdist(x: torch.Tensor, t: float) -> float:
 
 def _recompute(cfg: dict, state: dict, batch: dict, scheme: str) -> dict:
     """The step's loss terms from the weights it started from, in float64 where it counts."""
-    model = build_model("dense", feat_dim=8, **MODEL["kwargs"])
+    model = build_model("dense", feat_dim=8, **DENSE_MODEL["kwargs"])
     model.load_state_dict(state)
     model.train()  # batch statistics of both views together, as training runs it
     with torch.no_grad():
@@ -118,7 +99,7 @@ def _recompute(cfg: dict, state: dict, batch: dict, scheme: str) -> dict:
 
 @pytest.mark.parametrize("scheme", ["geometric", "feature_argmax"])
 def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypatch, scheme):
-    cfg = _config(scheme=scheme)
+    cfg = dense_config(scheme=scheme)
     seen = []
     inner = dense_step_module.DenseStep.__call__
 
@@ -139,7 +120,7 @@ def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypa
 
 
 def test_a_config_without_dense_terms_trains_as_before():
-    config = config_from_dict({**_config(), "dense": {}})
+    config = config_from_dict({**dense_config(), "dense": {}})
     assert not config.dense.active
     assert config.dense.scheme == "geometric" and config.dense.lam == 0.5
 
@@ -169,7 +150,7 @@ def test_a_config_without_dense_terms_trains_as_before():
      "no loss term uses negatives"),
 ])
 def test_bad_dense_configs_are_refused_naming_the_key(tmp_path, change, message):
-    raw = _config()
+    raw = dense_config()
     for section, values in change.items():
         raw[section] = ({**raw.get(section, {}), **values} if section != "dense" else values)
     path = tmp_path / "bad.yaml"
@@ -179,9 +160,10 @@ def test_bad_dense_configs_are_refused_naming_the_key(tmp_path, change, message)
 
 
 def test_dense_resume_gives_the_uninterrupted_weights(tmp_path):
-    straight = train(config_from_dict({**_config(), "epochs": 2}), tmp_path / "a", progress=False)
-    first = train(config_from_dict(_config()), tmp_path / "b", progress=False)
-    resumed = train(config_from_dict({**_config(), "epochs": 2}), first, resume=True,
+    straight = train(config_from_dict({**dense_config(), "epochs": 2}), tmp_path / "a",
+                     progress=False)
+    first = train(config_from_dict(dense_config()), tmp_path / "b", progress=False)
+    resumed = train(config_from_dict({**dense_config(), "epochs": 2}), first, resume=True,
                     progress=False)
     a, b = (load_checkpoint(p / "checkpoint.pt")["model"]
             for p in (straight, resumed))
@@ -191,7 +173,7 @@ def test_dense_resume_gives_the_uninterrupted_weights(tmp_path):
 
 
 def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
-    raw = {**_config(), "dense": {}}  # no dense terms: a run as before this section existed
+    raw = {**dense_config(), "dense": {}}  # no dense terms: a run as before this section existed
     run = train(config_from_dict(raw), tmp_path / "old", progress=False)
     state = load_checkpoint(run / "checkpoint.pt")
     del state["config"]["dense"]
@@ -199,7 +181,7 @@ def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
     train(config_from_dict({**raw, "epochs": 2}), run, resume=True, progress=False)
     assert load_checkpoint(run / "checkpoint.pt")["epoch"] == 2
     with pytest.raises(ValueError, match="differs from the run's in dense.lam, dense.t"):
-        train(config_from_dict({**_config(), "epochs": 3}), run, resume=True, progress=False)
+        train(config_from_dict({**dense_config(), "epochs": 3}), run, resume=True, progress=False)
 
 
 # ------------------------------------------------------------------- DenseCL's dense queue
@@ -208,7 +190,7 @@ def test_a_checkpoint_from_before_the_dense_section_resumes(tmp_path):
 def _queue_config(scheme: str = "feature_argmax", epochs: int = 1) -> dict:
     """DenseCL's step: MoCo's global InfoNCE and the dense terms against a queue of 8 keys
     (two batches: it wraps every 2 steps)."""
-    raw = _config(scheme=scheme)
+    raw = dense_config(scheme=scheme)
     raw["loss"] = {"w_contrastive": 1.0, "tau": 0.2, "w_align": 0.5, "w_uniform": 0.5}
     raw["queue"] = {"size": 8, "momentum": 0.9}
     return {**raw, "epochs": epochs}
@@ -258,7 +240,7 @@ def test_dense_queue_training_runs_and_resumes_bit_identically(tmp_path):
 
 @pytest.mark.slow
 def test_dense_queue_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_run(tmp_path):
-    from tests._kill import kill_mid_epoch, logged_steps
+    from tests.helpers import kill_mid_epoch, logged_steps
 
     raw = _queue_config(epochs=3)
     reference = train(config_from_dict(raw), tmp_path / "reference", progress=False)

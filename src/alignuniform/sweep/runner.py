@@ -123,15 +123,6 @@ def _csv_cell(value: object) -> object:
     return value
 
 
-def collect_rows(spec: SweepSpec, out_dir: Path) -> list[dict]:
-    rows = []
-    for trial in spec.trial_list:
-        row = finished_row(trial_dir(out_dir, trial))
-        if row is not None and row.get("id") == trial.id:
-            rows.append(row)
-    return rows
-
-
 # ---------------------------------------------------------------------------------------------
 # the local pool
 

@@ -21,7 +21,8 @@ Arora et al. (ICML 2019): :mod:`~alignuniform.theory.arora`: latent classes, ``L
 The claims as experiments with typed results and pass/fail checks:
 :mod:`~alignuniform.theory.wang_isola_experiments` and
 :mod:`~alignuniform.theory.arora_experiments`; :mod:`~alignuniform.theory.suite` runs them
-all (``alignuniform theory``).
+all (``alignuniform theory``); :mod:`~alignuniform.theory.checks` holds the pass/fail checks
+they report.
 
 Everything here is tensor maths: no files, no printing. The Wang & Isola functions are
 importable from the package itself:
