@@ -86,8 +86,9 @@ def _pairs(device: torch.device) -> dense.LocationPairs:
     boxes1 = torch.tensor([[0.0, 0.0, 24.0, 24.0]] * MAP[0])
     boxes2 = torch.tensor([[8.0, 4.0, 32.0, 28.0]] * MAP[0])
     flips = torch.tensor([False, True, False, True])
-    return dense.geometric_pairs(boxes1.to(device), boxes2.to(device), MAP[2:], MAP[2:],
-                                 flips, flips, image_size=(32, 32)).to(device)
+    boxes1, boxes2, flips = (t.to(device) for t in (boxes1, boxes2, flips))
+    return dense.geometric_pairs(boxes1, boxes2, MAP[2:], MAP[2:], flips, flips,
+                                 image_size=(32, 32)).to(device)
 
 
 def _metric(metric: Any, *batches: tuple[torch.Tensor, ...]) -> torch.Tensor:

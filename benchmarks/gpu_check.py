@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import json
 import math
@@ -82,8 +83,9 @@ class Checker:
 
     def run(self, name: str, fn: Callable[[], Record | None]) -> None:
         """Record ``fn()``'s details as a pass, its AssertionError or exception as a fail,
-        and a ``Skip`` as a skip; not run unless its name contains one of ``match``."""
-        if self.match and not any(m in name for m in self.match):
+        and a ``Skip`` as a skip; not run unless its name is one of ``match`` or begins
+        with one and a dot."""
+        if self.match and not any(name == m or name.startswith(m + ".") for m in self.match):
             return
         start = time.perf_counter()
         try:
@@ -425,7 +427,8 @@ def _torchrun(args: list[str]) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "src")])}
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
            "--master_port", str(_free_port()), *args]
-    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    # a hung collective must not eat the device time: every run here takes seconds
+    return subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
 
 
 def _ddp_losses(checker: Checker, work: Path) -> Record:
@@ -446,35 +449,61 @@ def _ddp_losses(checker: Checker, work: Path) -> Record:
     return results
 
 
-def _ddp_train(checker: Checker, work: Path) -> Record:
-    if checker.device.type != "cuda":
-        raise Skip("on the CPU, tests/test_distributed runs train under torchrun (gloo)")
-    if torch.cuda.device_count() < WORLD:
+#: ``train`` under torchrun against one process: name -> (recipe, overrides). BatchNorm-free,
+#: as a half batch's statistics differ from the whole batch's, except with SyncBatchNorm;
+#: unaugmented (``DDP_DATA``), as each rank draws its own augmentations
+DDP_DATA = ["data.recipe=identity", "data.batched_augment=false"]
+DDP_TRAIN_RUNS = {
+    "ddp.train": ("cifar10_cpu_align_uniform", ["model.kwargs.batch_norm=false"]),
+    "ddp.train_sync_bn": ("cifar10_cpu_align_uniform", ["model.sync_bn=true"]),
+    # the gather, permute and put-back path of MoCo's shuffling BN (a no-op without BN)
+    "ddp.train_queue_shuffle_bn": ("cifar10_cpu_align_uniform_queue",
+                                   ["model.kwargs.batch_norm=false", "queue.size=32",
+                                    "queue.shuffle_bn=true"]),
+}
+
+
+def _ddp_train(checker: Checker, name: str, work: Path) -> Record:
+    recipe, overrides = DDP_TRAIN_RUNS[name]
+    on_cuda = checker.device.type == "cuda"
+    if not on_cuda and "model.sync_bn=true" in overrides:
+        raise Skip("SyncBatchNorm needs CUDA")
+    if on_cuda and torch.cuda.device_count() < WORLD:
         raise Skip(f"train under torchrun needs {WORLD} GPUs (one rank each), "
                    f"{torch.cuda.device_count()} here")
     from alignuniform.checkpoint import load_checkpoint
     from alignuniform.train import load_config, save_config, train
 
-    # BatchNorm-free: a half batch's statistics differ from the whole batch's
-    config = load_config("cifar10_cpu_align_uniform",
-                         [*TINY, "model.kwargs.batch_norm=false", "device=cuda", "amp=none"])
-    save_config(config, work / "ddp.yaml")
-    proc = _torchrun(["-m", "alignuniform", "train", "--config", str(work / "ddp.yaml"),
-                      "--out", str(work / "ddp_run"), "--no-progress"])
+    config = load_config(recipe, [*TINY, *DDP_DATA, *overrides, f"device={checker.device.type}",
+                                  "amp=none"])
+    folder = work / name
+    folder.mkdir()
+    save_config(config, folder / "config.yaml")
+    proc = _torchrun(["-m", "alignuniform", "train", "--config", str(folder / "config.yaml"),
+                      "--out", str(folder / "ddp"), "--no-progress"])
     assert proc.returncode == 0, proc.stderr[-2000:]
-    train(config, work / "single", progress=False)
-    ddp, single = (load_checkpoint(work / p / "checkpoint.pt") for p in ("ddp_run", "single"))
-    if checker.planted("ddp.train"):
+    single = config if not config.model.sync_bn else dataclasses.replace(
+        config, model=dataclasses.replace(config.model, sync_bn=False))
+    train(single, folder / "single", progress=False)
+    ddp, one = (load_checkpoint(folder / p / "checkpoint.pt") for p in ("ddp", "single"))
+    if checker.planted(name):
         ddp["model"] = {k: v + 1 for k, v in ddp["model"].items()}
-    worst = max((ddp["model"][k] - v).abs().max().item() for k, v in single["model"].items())
-    assert worst <= 1e-4, f"DDP weights differ from one process's by up to {worst}"
-    return {"max_abs_weight_diff": worst, "steps": int(ddp["step"])}
+    tensors = {f"model.{k}": (ddp["model"][k], v) for k, v in one["model"].items()}
+    tensors.update({f"momentum_queue.{k}": (ddp["momentum_queue"][k], v)
+                    for k, v in one.get("momentum_queue", {}).items()})
+    diffs = {k: (a.double() - b.double()).abs().max().item() for k, (a, b) in tensors.items()
+             if a.is_floating_point()}
+    worst = max(diffs, key=diffs.__getitem__)
+    assert diffs[worst] <= 1e-4, f"DDP differs from one process by {diffs[worst]} in {worst}"
+    assert ddp["step"] == one["step"], f"steps {ddp['step']} vs {one['step']}"
+    return {"max_abs_diff": diffs[worst], "worst": worst, "steps": int(ddp["step"])}
 
 
 def check_ddp(checker: Checker) -> None:
     with tempfile.TemporaryDirectory(prefix="gpu_check_ddp_") as tmp:
         checker.run("ddp.losses", lambda: _ddp_losses(checker, Path(tmp)))
-        checker.run("ddp.train", lambda: _ddp_train(checker, Path(tmp)))
+        for name in DDP_TRAIN_RUNS:
+            checker.run(name, functools.partial(_ddp_train, checker, name, Path(tmp)))
 
 
 # ---------------------------------------------------------------------------- bench
@@ -520,7 +549,8 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--out", default="runs/gpu_check.json", help="the JSON report")
     parser.add_argument("--only", nargs="+", choices=SECTIONS, help="run these sections")
     parser.add_argument("--match", nargs="+", metavar="TEXT",
-                        help="run only the checks whose name contains one of these")
+                        help="run only the checks named so, or whose name begins with one "
+                        "and a dot (numerics.uniform_loss: all its modes)")
     parser.add_argument("--plant", metavar="NAME",
                         help="perturb check NAME's device result (a failure must be named)")
     # the child processes of the train and ddp checks

@@ -125,8 +125,10 @@ def test_checkpoints_compare_bit_for_bit_naming_each_difference():
 
 
 @pytest.mark.slow
-def test_two_gloo_processes_give_the_one_process_losses(tmp_path):
-    code, report = _check(tmp_path, "--only", "ddp", "--match", "ddp.losses")
-    (record,) = report["checks"]
-    assert code == 0 and record["status"] == "pass", record
-    assert set(record) >= {"uniform_loss", "contrastive_loss", "nt_xent_loss"}
+def test_two_gloo_processes_give_the_one_process_losses_and_weights(tmp_path):
+    code, report = _check(tmp_path, "--only", "ddp", "--match", "ddp.losses", "ddp.train")
+    losses, trained = report["checks"]
+    assert code == 0 and losses["status"] == trained["status"] == "pass", report
+    assert set(losses) >= {"uniform_loss", "contrastive_loss", "nt_xent_loss"}
+    # train under torchrun against one process, 3 epochs of 3 global batches
+    assert trained["steps"] == 9 and trained["max_abs_diff"] <= 1e-4
