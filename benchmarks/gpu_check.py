@@ -14,16 +14,17 @@ strict-JSON record per check and exits 1 if any failed. Sections (``--only`` pic
   bit. Runs use ``torch.use_deterministic_algorithms`` (cuBLAS and cuDNN pick
   run-to-run reproducible kernels), as a user who needs identical resumes must;
 - ``ddp``: two NCCL processes (gloo on the CPU) under ``torchrun``, global-batch losses
-  and their gradients against one process on the concatenated batch, and with two GPUs a
-  ``train`` under ``torchrun`` against one process; skipped, with the reason, where the
+  and their gradients against one process on the concatenated batch, and with two GPUs
+  ``train`` under ``torchrun`` against one process (``DDP_TRAIN_RUNS``: BatchNorm-free,
+  SyncBatchNorm, a queue with MoCo's shuffling BN); skipped, with the reason, where the
   processes cannot share the device (NCCL refuses two ranks on one GPU);
 - ``bench``: the GPU rows of ``make bench`` (``benchmarks/bench_gpu.py``), checked against
   the paper's one-liner.
 
 Without CUDA and without ``--device`` it says so and exits 0. ``--device cpu`` runs the same
-checks on the CPU (bf16 autocast only; no DDP), which is how ``tests/test_gpu_check.py``
-tests this file; ``--plant NAME`` perturbs check NAME's device result, to show that a
-failure is caught and named.
+checks on the CPU (bf16 autocast only; DDP with gloo), which is how
+``tests/test_gpu_check.py`` tests this file; ``--plant NAME`` perturbs check NAME's device
+result, to show that a failure is caught and named.
 """
 
 from __future__ import annotations
