@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmarks import _gpu_cases, gpu_check
+from benchmarks import _gpu_cases, _gpu_runs, gpu_check
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -116,11 +116,11 @@ def test_checkpoints_compare_bit_for_bit_naming_each_difference():
          "step": 9}
     same = {"model": {"w": torch.ones(3), "b": torch.zeros(2)}, "rng": [torch.arange(4), 7],
             "step": 9}
-    assert list(gpu_check._differences(a, same)) == []
+    assert list(_gpu_runs.differences(a, same)) == []
     off = {"model": {"w": torch.ones(3).nextafter(torch.tensor(2.0)),
                      "b": torch.zeros(2, dtype=torch.float64)},
            "rng": [torch.arange(4), 8], "extra": 1, "step": 9}
-    assert list(gpu_check._differences(a, off)) == ["extra (only in one)", "model.b",
+    assert list(_gpu_runs.differences(a, off)) == ["extra (only in one)", "model.b",
                                                      "model.w", "rng.1"]
 
 
