@@ -45,10 +45,14 @@ KILL_AFTER_EPOCH = 2
 
 @contextlib.contextmanager
 def _deterministic() -> Iterator[list[str]]:
-    """Reproducible kernels while inside; yields the warnings of ops that have none."""
-    before = torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.benchmark
+    """Reproducible float32 kernels while inside; yields the warnings of ops that have no
+    deterministic kernel. TF32 is off too: the DDP checks compare a half batch's sums with
+    the whole batch's, which TF32's 10-bit products would round apart."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = (torch.are_deterministic_algorithms_enabled(), cudnn.benchmark,
+              cudnn.allow_tf32, matmul.allow_tf32)
     torch.use_deterministic_algorithms(True, warn_only=True)
-    torch.backends.cudnn.benchmark = False
+    cudnn.benchmark = cudnn.allow_tf32 = matmul.allow_tf32 = False
     try:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
@@ -58,7 +62,7 @@ def _deterministic() -> Iterator[list[str]]:
                                 if "deterministic" in str(w.message)}))
     finally:
         torch.use_deterministic_algorithms(before[0])
-        torch.backends.cudnn.benchmark = before[1]
+        cudnn.benchmark, cudnn.allow_tf32, matmul.allow_tf32 = before[1:]
 
 
 def _config(name: str, device: torch.device):
@@ -80,6 +84,8 @@ def _monitor(kill_after: int | None) -> Callable[[Any, int], dict]:
 
 
 def train_worker(config_path: str, out: str, kill_after: int | None) -> None:
+    """``train`` (one rank of it under torchrun) as the checks run it, killed with SIGKILL
+    after epoch ``kill_after`` if that is not None."""
     from alignuniform.train import load_config, train
 
     with _deterministic():
@@ -221,7 +227,7 @@ def _ddp_losses(checker: Checker, work: Path) -> Record:
     out = work / "ddp_losses.json"
     proc = _torchrun(["-m", "benchmarks.gpu_check", "--ddp-worker", str(out),
                       checker.device.type])
-    if proc.returncode and "Duplicate GPU" in proc.stderr:
+    if proc.returncode and "Duplicate GPU" in proc.stdout + proc.stderr:
         raise Skip("NCCL refuses two ranks on one GPU (ncclInvalidUsage: Duplicate GPU "
                    f"detected); {torch.cuda.device_count()} GPU(s) here")
     assert proc.returncode == 0, proc.stderr[-2000:]
@@ -265,12 +271,13 @@ def _ddp_train(checker: Checker, name: str, work: Path) -> Record:
     folder = work / name
     folder.mkdir()
     save_config(config, folder / "config.yaml")
-    proc = _torchrun(["-m", "alignuniform", "train", "--config", str(folder / "config.yaml"),
-                      "--out", str(folder / "ddp"), "--no-progress"])
+    proc = _torchrun(["-m", "benchmarks.gpu_check", "--train-worker",
+                      str(folder / "config.yaml"), str(folder / "ddp"), "none"])
     assert proc.returncode == 0, proc.stderr[-2000:]
     single = config if not config.model.sync_bn else dataclasses.replace(
         config, model=dataclasses.replace(config.model, sync_bn=False))
-    train(single, folder / "single", progress=False)
+    with _deterministic():
+        train(single, folder / "single", progress=False)
     ddp, one = (load_checkpoint(folder / p / "checkpoint.pt") for p in ("ddp", "single"))
     if checker.planted(name):
         ddp["model"] = {k: v + 1 for k, v in ddp["model"].items()}

@@ -225,7 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.train_worker:
         config_path, out, kill_after = args.train_worker
-        train_worker(config_path, out, int(kill_after))
+        train_worker(config_path, out, None if kill_after == "none" else int(kill_after))
         return 0
     if args.ddp_worker:
         ddp_worker(*args.ddp_worker)
