@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench lint docs wheel-check demo study install clean
+.PHONY: test bench gpu-check lint docs wheel-check demo study install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -23,6 +23,11 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+gpu-check: $(STAMP)
+	# what only a CUDA device shows, in a few minutes: the report is runs/gpu_check.json and
+	# the exit is non-zero on any failure; without CUDA it says so and exits 0
+	$(BIN)/python -m benchmarks.gpu_check --out runs/gpu_check.json
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks setup.py docs/_hooks
