@@ -13,7 +13,7 @@ from alignuniform.evaluate.dense_pipeline import (
     evaluate_dense_checkpoint,
 )
 from alignuniform.train import config_from_dict, train
-from tests.test_train_dense import _config
+from tests.test_train_dense_run import _config
 
 SMALL = {"n_train": 12, "n_test": 8, "canvas": 32, "probe_epochs": 2, "n_pair_items": 8,
          "n_locations": 200, "device": "cpu"}

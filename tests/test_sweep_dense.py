@@ -11,7 +11,7 @@ import yaml
 from alignuniform.sweep.spec import EvaluateSpec, SweepError, load_sweep
 from alignuniform.sweep.trial import run_trial
 from alignuniform.train import config_from_dict
-from tests.test_train_dense import _config
+from tests.test_train_dense_run import _config
 
 DENSE = {"n_train": 12, "n_test": 8, "canvas": 32, "probe_epochs": 2, "n_pair_items": 8,
          "n_locations": 200, "variants": ["multi"]}

@@ -13,7 +13,8 @@ builds one from a mapping and checks every value against its field's type hint:
 - an unknown key is an error that lists the valid keys.
 
 :func:`apply_override` applies a ``section.key=value`` override (the value read as YAML) to
-the raw mapping before it is checked; :func:`set_dotted` and :func:`get_dotted` address a
+the raw mapping before it is checked; :func:`check_fields` checks a dataclass instance
+built in code the same way; :func:`set_dotted` and :func:`get_dotted` address a
 nested mapping by a dotted key, :func:`dotted_keys` lists a dataclass's leaf keys. Every
 error is a ``ValueError`` whose message names the dotted key.
 
@@ -131,6 +132,24 @@ def from_mapping(cls: type[_T], values: object, where: str = "", *,
         else:
             kwargs[name] = check_value(value, hints[name], prefix + name)
     return cls(**kwargs)
+
+
+def check_fields(obj: object, where: str = "") -> None:
+    """Check every field of the dataclass instance ``obj`` against its type hint, coercing
+    in place as :func:`check_value` does (for ``__post_init__``: settings built in code or
+    from command-line options follow the rules of settings read from files).
+
+    Raises:
+        ValueError: A field whose value does not fit its hint (the message names it).
+    """
+    prefix = f"{where}." if where else ""
+    hints = typing.get_type_hints(type(obj))
+    for f in dataclasses.fields(obj):  # type: ignore[arg-type]
+        value, hint = getattr(obj, f.name), hints[f.name]
+        if dataclasses.is_dataclass(hint) and isinstance(value, hint):  # type: ignore[arg-type]
+            check_fields(value, prefix + f.name)
+            continue
+        object.__setattr__(obj, f.name, check_value(value, hint, prefix + f.name))
 
 
 def dotted_keys(cls: type) -> list[str]:

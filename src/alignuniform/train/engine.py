@@ -76,7 +76,13 @@ from alignuniform.train.dense_step import DenseQueueStep, DenseStep, dense_views
 from alignuniform.train.queue import MomentumQueue, QueueLoss
 from alignuniform.train.rng import epoch_seed, rng_state, seed_all, set_rng_state
 from alignuniform.train.run_dir import lock_run_dir, resume_state, trim_jsonl
-from alignuniform.train.steps import PlainStep, QueueStep, StepContext, TrainStep
+from alignuniform.train.steps import (
+    BatchAugment,
+    PlainStep,
+    QueueStep,
+    StepContext,
+    TrainStep,
+)
 
 
 def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Dataset:
@@ -113,6 +119,58 @@ def _check_device(device: str) -> None:
         )
 
 
+def _build_loader(config: TrainConfig, ctx: DistributedContext, progress: bool
+                  ) -> tuple[DataLoader, DistributedSampler, torch.Generator, BatchAugment | None]:
+    """This rank's loader of the training set, its sampler and generator (seeded per epoch),
+    and the batch augmentation when the views are made on the device."""
+    data = config.data
+    images = build_train_set(data, config.seed, progress=progress)
+    batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
+                 else None)
+    # dense terms (train/dense_step.py): per-sample views with their crop geometry
+    dataset = (dense_views(images, data) if config.dense.active
+               else images if batch_aug
+               else TwoViews(images, build_recipe(data.recipe, data.augment)))
+    # a DistributedSampler also with one process: global batch b of a K-process run is
+    # then exactly batch b of the single-process run (same permutation, interleaved)
+    sampler: DistributedSampler = DistributedSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+        seed=config.seed, drop_last=True)
+    generator = torch.Generator()
+    loader = DataLoader(
+        dataset, batch_size=data.batch_size // ctx.world_size, sampler=sampler,
+        num_workers=data.num_workers, drop_last=True, generator=generator,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    if len(loader) == 0:
+        raise ValueError(
+            f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
+        )
+    return loader, sampler, generator, batch_aug
+
+
+def _build_model(config: TrainConfig, ctx: DistributedContext) -> tuple[nn.Module, nn.Module]:
+    """The encoder on the run's device, and what runs its forward pass (itself, or its DDP
+    wrapper)."""
+    # seeded on its own: the same on every rank, and what a random-init baseline with
+    # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
+    model = build_model(config.model.name, feat_dim=config.model.feat_dim,
+                        seed=config.seed, **config.model.kwargs).to(ctx.device)
+    if ctx.world_size > 1 and config.model.sync_bn:
+        if ctx.device.type != "cuda":
+            raise ValueError(
+                "model.sync_bn needs CUDA (PyTorch's SyncBatchNorm is GPU-only); on CPU "
+                "set model.sync_bn=false or use a BatchNorm-free model (e.g. small_cnn "
+                "with model.kwargs.batch_norm=false)"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net: nn.Module = model
+    if ctx.world_size > 1:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return model, net
+
+
 class _Run:
     """The state of one training process (model, optimiser, data, logs)."""
 
@@ -127,45 +185,10 @@ class _Run:
                 f"processes ({ctx.world_size})"
             )
         seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
-        images = build_train_set(data, config.seed, progress=progress and self.main)
-        self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
-                          else None)
-        # dense terms (train/dense_step.py): per-sample views with their crop geometry
-        dataset = (dense_views(images, data) if config.dense.active
-                   else images if self.batch_aug
-                   else TwoViews(images, build_recipe(data.recipe, data.augment)))
-        # a DistributedSampler also with one process: global batch b of a K-process run is
-        # then exactly batch b of the single-process run (same permutation, interleaved)
-        self.sampler: DistributedSampler = DistributedSampler(
-            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-            seed=config.seed, drop_last=True)
-        self.generator = torch.Generator()
-        self.loader = DataLoader(
-            dataset, batch_size=data.batch_size // ctx.world_size, sampler=self.sampler,
-            num_workers=data.num_workers, drop_last=True, generator=self.generator,
-            pin_memory=ctx.device.type == "cuda",
-        )
-        if len(self.loader) == 0:
-            raise ValueError(
-                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
-            )
-        # seeded on its own: the same on every rank, and what a random-init baseline with
-        # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
-        model = build_model(config.model.name, feat_dim=config.model.feat_dim,
-                            seed=config.seed, **config.model.kwargs).to(ctx.device)
-        if ctx.world_size > 1 and config.model.sync_bn:
-            if ctx.device.type != "cuda":
-                raise ValueError(
-                    "model.sync_bn needs CUDA (PyTorch's SyncBatchNorm is GPU-only); on CPU "
-                    "set model.sync_bn=false or use a BatchNorm-free model (e.g. small_cnn "
-                    "with model.kwargs.batch_norm=false)"
-                )
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        self.loader, self.sampler, self.generator, batch_aug = _build_loader(
+            config, ctx, progress=progress and self.main)
+        model, self.net = _build_model(config, ctx)
         self.model = model
-        self.net: nn.Module = model
-        if ctx.world_size > 1:
-            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         self.mq: MomentumQueue | None = None
         if config.queue.size:
             # with dense terms, also DenseCL's queue of dense keys
@@ -174,10 +197,9 @@ class _Run:
             self.mq = MomentumQueue(model, config.queue.size, config.model.feat_dim,
                                     config.queue.momentum, seed=config.seed,
                                     dense_dim=dense_dim)
-        self.amp_dtype = AMP_DTYPES[config.amp]
-        context = StepContext(self.net, model, ctx.device, self.amp_dtype,
+        context = StepContext(self.net, model, ctx.device, AMP_DTYPES[config.amp],
                               config.global_batch, config.seed)
-        self.step_kind = build_step(config, context, self.mq, self.batch_aug)
+        self.step_kind = build_step(config, context, self.mq, batch_aug)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
                                          momentum=config.optim.momentum,
                                          weight_decay=config.optim.weight_decay)

@@ -1,5 +1,7 @@
-"""Dense loss terms in training: the logged terms against a brute-force recomputation of the
-step the engine took, and the dense config section's errors."""
+"""Dense training runs through the engine: the logged terms against a brute-force
+recomputation of the step the engine took, the dense config section's errors, resume (also
+after kill -9) and DenseCL's queue. One step of the dense stack without the engine is in
+test_train_dense_step.py."""
 
 from __future__ import annotations
 
