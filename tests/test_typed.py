@@ -95,3 +95,16 @@ def test_dotted_overrides_are_yaml_values_set_in_place():
     _typed.set_dotted(raw, "inner.milestones", value)
     value.append(3)  # a deep copy was stored
     assert raw["inner"]["milestones"] == [1, 2]
+
+
+def test_settings_built_in_code_follow_the_same_rules():
+    from alignuniform.text.settings import SimCSEConfig
+    from alignuniform.theory import experiments as E
+    from alignuniform.theory.suite import QUICK, TheorySettings
+
+    assert TheorySettings() == TheorySettings() and QUICK.sampling.n == 5000
+    with pytest.raises(ValueError, match=r"sampling.n must be int, got 2.5"):
+        TheorySettings(sampling=E.SamplingSettings(n=2.5))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="lr must be a finite number, got inf"):
+        SimCSEConfig(lr=math.inf)
+    assert SimCSEConfig(tau=1).tau == 1.0 and isinstance(SimCSEConfig(tau=1).tau, float)
