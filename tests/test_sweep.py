@@ -16,7 +16,7 @@ from scipy import stats
 
 from alignuniform.cli import main
 from alignuniform.io import read_json, read_jsonl
-from alignuniform.sweep import SweepError, load_sweep, run_sweep
+from alignuniform.sweep import SweepError, config_keys, load_sweep, run_sweep
 from alignuniform.sweep.analysis import analyze_rows, format_table
 from tests.helpers import SWEEP_BASE, TINY_SET, instant_trial, write_sweep
 
@@ -96,6 +96,29 @@ def test_bad_sweep_files_fail_before_any_trial(tmp_path, fields, match):
     path.write_text(yaml.safe_dump(spec))
     with pytest.raises(SweepError, match=match):
         load_sweep(path)
+
+
+def test_sweep_sections_follow_the_training_configs_typing_rules(tmp_path):
+    # the rules of alignuniform._typed, as for train configs: YAML's "1e-4" string is a
+    # number where the field is a float, non-finite values and unknown keys are refused
+    path = tmp_path / "s.yaml"
+    path.write_text(f"base: {BASE}\ngrid: {{loss.t: [1]}}\nanalysis: {{collapse_fraction: 2e-1}}\n"
+                    "set: {optim.weight_decay: 1e-4}\n")
+    spec = load_sweep(path)
+    assert spec.analysis.collapse_fraction == 0.2
+    assert spec.trial_list[0].config["optim"]["weight_decay"] == 1e-4
+    for fields, match in [({"evaluate": {"alpha": float("nan")}},
+                           "evaluate.alpha must be a finite number, got nan"),
+                          ({"resources": {"cpu": float("inf")}},
+                           "resources.cpu must be a finite number"),
+                          ({"analysis": {"tops": 3}},
+                           r"unknown key\(s\) analysis.tops; valid keys in analysis: "
+                           r"collapse_fraction, bootstrap, top")]:
+        bad = write_sweep(tmp_path, "bad.yaml", grid={"loss.t": [1]}, **fields)
+        with pytest.raises(SweepError, match=match):
+            load_sweep(bad)
+    # global_batch is the engine's key, not the loss section's
+    assert "global_batch" in config_keys() and "loss.global_batch" not in config_keys()
 
 
 def test_missing_base_and_unsafe_yaml(tmp_path):

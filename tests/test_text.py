@@ -448,6 +448,12 @@ def test_train_rejects_bad_input(model, tmp_path):
         SimCSEConfig(loss="triplet")
     with pytest.raises(ValueError, match="batch_size must be >= 2"):
         SimCSEConfig(batch_size=1)
+    # the typed-config rules (alignuniform._typed): finite numbers, ints stay ints
+    with pytest.raises(ValueError, match="tau must be a finite number, got nan"):
+        SimCSEConfig(tau=float("nan"))
+    with pytest.raises(ValueError, match="steps must be int, got 2.5"):
+        SimCSEConfig(steps=2.5)  # type: ignore[arg-type]
+    assert isinstance(SimCSEConfig(lr=1).lr, float)
 
 
 # ---------------------------------------------------------------- CLI

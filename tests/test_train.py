@@ -105,8 +105,9 @@ def test_config_refuses_values_no_run_can_use(override, message):
 def test_a_queue_needs_a_loss_term_that_uses_negatives():
     base = ["queue.size=1536"]
     assert load_config(None, base).queue.size == 1536  # align + uniform: uniform uses it
-    with pytest.raises(ValueError, match=r"queue.size=1536 but no loss term uses negatives "
-                       r"\(loss.w_align .*\); .*loss.w_contrastive \(MoCo's InfoNCE.*"
+    with pytest.raises(ValueError, match=r"bad loss section with queue.size=1536: no loss term "
+                       r"uses negatives \(loss.w_align .*\); .*loss.w_contrastive "
+                       r"\(MoCo's InfoNCE.*"
                        r"loss.w_uniform \(uniformity over query-queue"):
         load_config(None, [*base, "loss.w_uniform=0"])
     with pytest.raises(ValueError, match=r"loss.w_nt_xent cannot use a queue.*"
@@ -264,11 +265,11 @@ def test_bf16_autocast_keeps_the_losses_finite(tmp_path):
 
 
 def test_resume_drops_log_lines_after_the_checkpoint_and_a_partial_last_line(tmp_path):
-    from alignuniform.train.engine import _trim_jsonl
+    from alignuniform.train.run_dir import trim_jsonl
 
     log = tmp_path / "log.jsonl"
     log.write_text('{"step": 1}\n{"step": 2}\n{"step": 3}\n{"st')  # killed while writing
-    _trim_jsonl(log, "step", 2)
+    trim_jsonl(log, "step", 2)
     assert _lines(log) == [{"step": 1}, {"step": 2}]
 
 
@@ -403,6 +404,35 @@ def test_resume_cleans_stale_temps_and_tolerates_partial_last_lines(tmp_path):
     assert not stale.exists()
     assert [s["step"] for s in _lines(out / "log.jsonl")] == list(range(1, 7))
     assert [e["epoch"] for e in _lines(out / "epochs.jsonl")] == [1, 2]
+
+
+def test_the_old_place_of_global_batch_is_read_and_old_checkpoints_resume(tmp_path):
+    from alignuniform.checkpoint import save_checkpoint
+
+    # files written when global_batch sat in the loss section
+    old = load_config(_tiny(tmp_path, loss={"w_align": 1.0, "w_uniform": 1.0,
+                                            "global_batch": False}))
+    assert old.global_batch is False and not hasattr(old.loss, "global_batch")
+    assert load_config(_tiny(tmp_path), ["loss.global_batch=false"]).global_batch is False
+    assert load_config(_tiny(tmp_path)).global_batch is True
+    with pytest.raises(ValueError, match="one setting .*give only global_batch"):
+        load_config(_tiny(tmp_path), ["loss.global_batch=false", "global_batch=false"])
+    # a checkpoint whose stored config has loss.global_batch resumes, and a different value
+    # is refused as a config change
+    config = load_config(_tiny(tmp_path), ["epochs=1"])
+    out = train(config, tmp_path / "run", progress=False)
+    state = load_checkpoint(out / "checkpoint.pt")
+    stored = state["config"]
+    stored["loss"]["global_batch"] = stored.pop("global_batch")
+    save_checkpoint(out / "checkpoint.pt", state)
+    train(load_config(out / "config.yaml", ["epochs=2"]), out, resume=True, progress=False)
+    assert [e["epoch"] for e in _lines(out / "epochs.jsonl")] == [1, 2]
+    state = load_checkpoint(out / "checkpoint.pt")
+    state["config"]["loss"]["global_batch"] = False
+    del state["config"]["global_batch"]
+    save_checkpoint(out / "checkpoint.pt", state)
+    with pytest.raises(ValueError, match="differs from the run's in global_batch"):
+        train(load_config(out / "config.yaml", ["epochs=3"]), out, resume=True, progress=False)
 
 
 # the meta model ignores the loaded weights (a no-op copy, with a warning per tensor)

@@ -20,7 +20,8 @@ A sweep file is YAML, read with ``yaml.safe_load`` and checked field by field::
 Every trial's config is built (and so validated: unknown keys, wrong types, bad values)
 when the file is loaded, so a mistake is reported before the first trial trains. A trial's
 id is a hash of its overrides (``seed`` included), so it is the same on every machine and
-every rerun.
+every rerun. The distributions of ``random:`` and their draws are ``sweep.space``'s; the
+sections are typed by ``alignuniform._typed`` (the training config's rules).
 """
 
 from __future__ import annotations
@@ -30,8 +31,6 @@ import dataclasses
 import hashlib
 import itertools
 import json
-import math
-import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,15 +38,16 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from alignuniform import _typed
+from alignuniform.sweep.space import SweepError, check_distribution, draw, labels, short
+
+__all__ = ["AnalysisSpec", "EvaluateSpec", "LAYERS", "ResourcesSpec", "SweepError",
+           "SweepSpec", "TOP_KEYS", "Trial", "config_keys", "load_sweep"]
+
 TOP_KEYS = ("base", "set", "grid", "random", "trials", "seed", "evaluate", "resources",
             "analysis")
-DISTRIBUTIONS = ("choice", "uniform", "loguniform", "int")
 LAYERS = ("embedding", "penultimate")
 _MAX_REDRAWS = 100
-
-
-class SweepError(ValueError):
-    """A sweep file (or its output folder) that cannot run; the message says why."""
 
 
 @dataclass
@@ -175,43 +175,15 @@ def _hash(obj: object, n: int) -> str:
 # typed sections
 
 
-def _type_name(hint: object) -> str:
-    return getattr(hint, "__name__", str(hint))
-
-
-def _check(value: object, hint: object, where: str) -> object:
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    expected = origin or hint
-    if (not isinstance(value, expected)  # type: ignore[arg-type]
-            or (expected in (int, float) and isinstance(value, bool))):
-        raise SweepError(f"{where} must be {_type_name(expected)}, got {value!r}")
-    if expected is list and args and not all(isinstance(v, args[0]) for v in value):
-        raise SweepError(f"{where} must be a list of {_type_name(args[0])}, got {value!r}")
-    return value
-
-
 _S = typing.TypeVar("_S")
 
 
 def _section(cls: type[_S], values: object, where: str) -> _S:
-    if values is None:
-        return cls()
-    if not isinstance(values, dict):
-        raise SweepError(f"{where} must be a mapping, got {values!r}")
-    names = [f.name for f in dataclasses.fields(cls)]  # type: ignore[arg-type]
-    unknown = sorted(set(values) - set(names))
-    if unknown:
-        raise SweepError(f"unknown key(s) {', '.join(unknown)} in {where}; valid keys: "
-                         f"{', '.join(names)}")
-    hints = typing.get_type_hints(cls)
-    return cls(**{k: _check(v, hints[k], f"{where}.{k}") for k, v in values.items()})
+    """A typed section of the sweep file (``alignuniform._typed`` rules)."""
+    try:
+        return _typed.from_mapping(cls, values, where)
+    except ValueError as err:
+        raise SweepError(str(err)) from err
 
 
 def _check_evaluate(ev: EvaluateSpec) -> None:
@@ -244,16 +216,7 @@ def config_keys() -> list[str]:
     """Every dotted key a sweep may set (``section.kwargs.<name>`` is also accepted)."""
     from alignuniform.train import TrainConfig
 
-    def walk(cls: type, prefix: str) -> list[str]:
-        keys, hints = [], typing.get_type_hints(cls)
-        for f in dataclasses.fields(cls):
-            if dataclasses.is_dataclass(hints[f.name]):
-                keys += walk(hints[f.name], f"{prefix}{f.name}.")
-            else:
-                keys.append(prefix + f.name)
-        return keys
-
-    return walk(TrainConfig, "")
+    return _typed.dotted_keys(TrainConfig)
 
 
 def _check_key(key: object, valid: list[str], where: str) -> str:
@@ -270,87 +233,8 @@ def _check_key(key: object, valid: list[str], where: str) -> str:
     return key
 
 
-def _set_dotted(raw: dict, key: str, value: object) -> None:
-    *parents, leaf = key.split(".")
-    node = raw
-    for part in parents:
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        if not isinstance(child, dict):
-            raise SweepError(f"cannot set {key}: {part} is not a section")
-        node = child
-    node[leaf] = copy.deepcopy(value)
-
-
-def _get_dotted(raw: dict, key: str) -> object:
-    node: object = raw
-    for part in key.split("."):
-        node = node[part]  # type: ignore[index]
-    return node
-
-
 # ---------------------------------------------------------------------------------------------
-# the search space
-
-
-def _check_distribution(key: str, spec: object) -> tuple[str, list]:
-    where = f"random.{key}"
-    if not isinstance(spec, dict) or len(spec) != 1 or next(iter(spec)) not in DISTRIBUTIONS:
-        raise SweepError(f"{where} must be one of {{choice: [...]}}, {{uniform: [lo, hi]}}, "
-                         f"{{loguniform: [lo, hi]}}, {{int: [lo, hi]}}; got {spec!r}")
-    kind, arg = next(iter(spec.items()))
-    if not isinstance(arg, list) or not arg:
-        raise SweepError(f"{where}.{kind} must be a non-empty list, got {arg!r}")
-    if kind == "choice":
-        return kind, arg
-    if len(arg) != 2:
-        raise SweepError(f"{where}.{kind} must be [lo, hi], got {arg!r}")
-    number = int if kind == "int" else (int, float)
-    if not all(isinstance(v, number) and not isinstance(v, bool) for v in arg):
-        raise SweepError(f"{where}.{kind} bounds must be {'ints' if kind == 'int' else 'numbers'}"
-                         f", got {arg!r}")
-    lo, hi = arg
-    if not lo < hi or not all(math.isfinite(v) for v in arg):
-        raise SweepError(f"{where}.{kind} needs finite lo < hi, got {arg!r}")
-    if kind == "loguniform" and lo <= 0:
-        raise SweepError(f"{where}.loguniform needs lo > 0, got {arg!r}")
-    return kind, arg
-
-
-def _round(value: float) -> float:
-    """4 significant digits: readable names, ids that do not depend on float printing."""
-    return float(f"{value:.4g}")
-
-
-def _draw(kind: str, arg: list, rng: np.random.Generator) -> object:
-    if kind == "choice":
-        return copy.deepcopy(arg[int(rng.integers(len(arg)))])
-    lo, hi = arg
-    if kind == "int":
-        return int(rng.integers(lo, hi + 1))
-    if kind == "uniform":
-        return _round(rng.uniform(lo, hi))
-    return _round(math.exp(rng.uniform(math.log(lo), math.log(hi))))
-
-
-def _short(value: object) -> str:
-    if isinstance(value, float):
-        return f"{value:g}"
-    return json.dumps(value, separators=(",", ":")) if not isinstance(value, str) else value
-
-
-def _names(varying: list[str]) -> dict[str, str]:
-    """Short labels for the varying keys: the leaf name, or more where leaves clash."""
-    labels = {}
-    for key in varying:
-        parts = key.split(".")
-        for n in range(1, len(parts) + 1):
-            label = ".".join(parts[-n:])
-            if sum(k.split(".")[-n:] == parts[-n:] for k in varying) == 1:
-                break
-        labels[key] = label
-    return labels
+# resolving the trials
 
 
 def _resolve_base(base: object, sweep_path: Path) -> Path:
@@ -415,7 +299,7 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SweepError(f"grid.{key} must be a non-empty list of values, got {values!r}")
-    dists = {key: _check_distribution(key, spec) for key, spec in rand.items()}
+    dists = {key: check_distribution(key, spec) for key, spec in rand.items()}
     if not grid and not rand:
         raise SweepError(f"{path} has no search space: give grid: and/or random: (with trials:)")
     for a, b in (("set", "grid"), ("set", "random"), ("grid", "random")):
@@ -445,7 +329,7 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
     # the points: grid product x `trials` random draws, seeded
     rng = np.random.default_rng(seed)
     seen: dict[str, int] = {}
-    labels = _names(list(grid) + list(rand))
+    names = labels(list(grid) + list(rand))
     grid_points = [dict(zip(grid, combo, strict=True))
                    for combo in itertools.product(*grid.values())] or [{}]
     trial_list: list[Trial] = []
@@ -453,12 +337,12 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
     for _ in range(trials or 1):
         for gpoint in grid_points:
             for attempt in range(_MAX_REDRAWS):
-                point = {**gpoint, **{k: _draw(*d, rng) for k, d in dists.items()}}
+                point = {**gpoint, **{k: draw(*d, rng) for k, d in dists.items()}}
                 overrides = {**fixed, **point}
                 overrides.setdefault("seed", seed)
                 config = _build(config_from_dict, base_raw, overrides, len(trial_list))
                 # canonical values (1 and 1.0 are one float setting) decide identity
-                canonical = {k: _get_dotted(config, k) for k in overrides}
+                canonical = {k: _typed.get_dotted(config, k) for k in overrides}
                 key = _hash(canonical, 64)
                 if key not in seen:
                     break
@@ -468,7 +352,7 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
                         f"{canonical}" + (" (the random space is too small for this many "
                                           "distinct trials)" if rand else ""))
             seen[key] = len(trial_list)
-            name = " ".join(f"{labels[k]}={_short(canonical[k])}" for k in labels) or "base"
+            name = " ".join(f"{names[k]}={short(canonical[k])}" for k in names) or "base"
             trial_list.append(Trial(index=len(trial_list), id=_hash(canonical, 10), name=name,
                                     overrides=canonical, config=config))
     return SweepSpec(path=str(path), base=str(base_path), set=fixed, grid=grid, random=rand,
@@ -477,15 +361,12 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
 
 
 def _build(config_from_dict, base_raw: dict, overrides: dict, index: int) -> dict:
+    """The full training config of a trial, validated (its criteria built) as training
+    would."""
     raw = copy.deepcopy(base_raw)
-    for key, value in overrides.items():
-        _set_dotted(raw, key, value)
-    from alignuniform.losses import LossCombination
-
     try:
-        config = config_from_dict(raw).to_dict()
-        # the loss's own checks (weights, temperatures), which training would meet later
-        LossCombination(**{k: v for k, v in config["loss"].items() if k != "global_batch"})
-        return config
+        for key, value in overrides.items():
+            _typed.set_dotted(raw, key, value)
+        return config_from_dict(raw).to_dict()
     except (TypeError, ValueError) as err:
         raise SweepError(f"trial {index} ({overrides}): {err}") from err

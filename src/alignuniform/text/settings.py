@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from alignuniform import _typed
+
 if TYPE_CHECKING:
     from alignuniform.losses import LossCombination
 
@@ -55,6 +57,7 @@ class SimCSEConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _typed.check_fields(self)  # types, and finite numbers (argparse's float takes "nan")
         if self.loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, got {self.loss!r}")
         for name in ("batch_size", "epochs", "max_seq_length", "eval_every"):

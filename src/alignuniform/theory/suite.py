@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from alignuniform import _typed
 from alignuniform.theory import arora_experiments as A
 from alignuniform.theory import wang_isola_experiments as E
 from alignuniform.theory.checks import Check, Result
@@ -40,6 +41,9 @@ class TheorySettings:
     estimators: E.EstimatorSettings = E.EstimatorSettings()
     limit_terms: E.LimitTermsSettings = E.LimitTermsSettings()
     arora: A.AroraSettings = A.AroraSettings()
+
+    def __post_init__(self) -> None:
+        _typed.check_fields(self)  # every section's types and finite numbers, as in configs
 
 
 FULL = TheorySettings()

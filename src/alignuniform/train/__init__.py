@@ -3,9 +3,12 @@
 One function, ``train(config, out_dir)``, runs any point of the paper's loss space
 (contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
 or under ``torchrun`` with DistributedDataParallel, with in-batch negatives or MoCo's
-momentum encoder and queue (the ``queue`` section). ``config`` holds the schema, its
-validation and YAML load/save; ``engine`` the loop, checkpoints and resume; ``queue`` the
-momentum key encoder and queue.
+momentum encoder and queue (the ``queue`` section). ``config`` holds the schema, the
+criteria it builds and YAML load/save; ``validation`` the checks of values no run can use;
+``engine`` the loop, checkpoints and resume; ``steps`` and ``dense_step`` what one step
+computes (plain, queue, dense, dense + queue); ``run_dir`` the lock, log trimming and the
+state to resume; ``rng`` the seeds and generator state; ``queue`` the momentum key encoder
+and queue.
 
 Examples:
     A shipped recipe by name, with overrides (training itself needs the CIFAR-10 data and

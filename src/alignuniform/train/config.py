@@ -1,33 +1,33 @@
-"""The training config: typed sections, their validation, and YAML load/save.
+"""The training config: typed sections, the criteria they build, and YAML load/save.
 
 ``load_config(path, overrides)`` reads a YAML file with ``yaml.safe_load`` (no tags that
 build Python objects), applies ``section.key=value`` overrides, and checks every value
-before any work starts: wrong keys and types, non-finite numbers, a learning rate or decay
-that cannot train, an unknown device. Every error is a ``ValueError`` (or ``TypeError`` for
-a wrong type) whose message names the key or file and says what would be accepted.
+before any work starts (``alignuniform._typed`` for keys, types and non-finite numbers;
+``train.validation`` for values no run can use: a learning rate or decay that cannot train,
+an unknown device, a queue no loss term uses). Every error is a ``ValueError`` whose message
+names the key or file and says what would be accepted.
+
+The loss modules of a run are built here and nowhere else: :meth:`TrainConfig.criterion`
+(``LossCombination``, or ``QueueLoss`` with a queue) and :meth:`TrainConfig.dense_criterion`
+(``DenseLossCombination``); validation builds them too, so a bad weight fails at load time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-import types
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import torch
 import yaml
 
-from alignuniform._registry import resolve
-from alignuniform.data import RECIPES, RecipeSpec, build_augment_recipe, build_recipe
-from alignuniform.data.dense_views import DenseViewRecipe
-from alignuniform.dense import PAIR_SCHEMES
+from alignuniform import _typed
+from alignuniform.dense import DenseLossCombination
 from alignuniform.io import atomic_write_text
 from alignuniform.losses import LossCombination
 from alignuniform.shipped import resolve_recipe
-from alignuniform.train.queue import QUEUE_TERMS, nearest_queue_sizes
+from alignuniform.train.queue import QUEUE_TERMS, QueueLoss
 
 AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -97,8 +97,12 @@ class LossConfig:
         w_align, alpha: L_align weight and exponent.
         w_uniform, t: L_uniform weight and scale.
         w_nt_xent, tau_nt_xent: SimCLR NT-Xent weight and temperature.
-        global_batch: Under DDP, gather embeddings from all ranks so uniformity and the
-            contrastive terms see the global batch (the single-process loss exactly).
+
+    Examples:
+        >>> LossConfig(w_align=1.0, w_uniform=1.0).criterion()
+        LossCombination(1*align(alpha=2) + 1*uniform(t=2))
+        >>> LossConfig(w_contrastive=1.0).criterion(QueueConfig(size=4096))
+        QueueLoss()
     """
 
     w_contrastive: float = 0.0
@@ -109,7 +113,32 @@ class LossConfig:
     t: float = 2.0
     w_nt_xent: float = 0.0
     tau_nt_xent: float = 0.5
-    global_batch: bool = True
+
+    def criterion(self, queue: QueueConfig | None = None) -> LossCombination | QueueLoss:
+        """The loss module of this section: ``LossCombination``, or ``QueueLoss`` against
+        the queue when ``queue.size > 0``.
+
+        Raises:
+            ValueError: A weight or scale the loss refuses, NT-Xent with a queue, or a queue
+                that no term uses (the message names the key).
+        """
+        if queue is None or not queue.size:
+            try:
+                return LossCombination(**dataclasses.asdict(self))
+            except ValueError as err:
+                raise ValueError(f"bad loss section: loss.{err}") from err
+        if self.w_nt_xent:
+            raise ValueError(
+                "loss.w_nt_xent cannot use a queue (NT-Xent's negatives are the batch's other "
+                "views); set loss.w_nt_xent=0 or queue.size=0. Terms that use the queue: "
+                + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+            )
+        try:
+            return QueueLoss(w_contrastive=self.w_contrastive, tau=self.tau,
+                             w_align=self.w_align, alpha=self.alpha, w_uniform=self.w_uniform,
+                             t=self.t, intra_batch=queue.intra_batch)
+        except ValueError as err:
+            raise ValueError(f"bad loss section with queue.size={queue.size}: {err}") from err
 
 
 @dataclass
@@ -202,6 +231,8 @@ class OptimConfig:
 class TrainConfig:
     """Everything a training run needs; ``load_config`` builds it from YAML.
 
+    The top-level keys are the engine's (``train.engine``): how the run executes.
+
     Attributes:
         data, model, loss, optim, queue: The sections above.
         dense: Dense loss terms (off by default).
@@ -210,6 +241,10 @@ class TrainConfig:
         device: "auto" (CUDA when available), "cpu", "cuda" or "cuda:N".
         amp: Mixed precision of the encoder's forward pass: "none", "bf16" or "fp16"
             ("fp16" uses a gradient scaler; the losses always run in float32).
+        global_batch: Under DDP, gather embeddings from all ranks so uniformity and the
+            contrastive terms see the global batch (the single-process loss exactly); the
+            dense terms always see each rank's own images. Files that give it in the
+            ``loss`` section (``loss.global_batch``) are read as if it were here.
         monitor_every: Call the monitor every this many epochs.
         tensorboard: Also write TensorBoard scalars to ``out_dir/tb`` (needs tensorboard).
     """
@@ -224,6 +259,7 @@ class TrainConfig:
     epochs: int = 200
     device: str = "auto"
     amp: str = "none"
+    global_batch: bool = True
     monitor_every: int = 1
     tensorboard: bool = False
 
@@ -237,119 +273,50 @@ class TrainConfig:
             return self.optim.lr
         return self.optim.base_lr * self.data.batch_size / 256
 
+    def criterion(self) -> LossCombination | QueueLoss:
+        """The global loss of a step: ``self.loss.criterion(self.queue)``."""
+        return self.loss.criterion(self.queue)
+
+    def dense_criterion(self) -> DenseLossCombination:
+        """The dense loss of a step (``dense`` section): its terms mixed with the global
+        loss of :meth:`criterion`, or with a queue the dense terms alone (the step mixes
+        them with ``QueueLoss``'s terms).
+
+        Raises:
+            ValueError: A dense weight or scale the loss refuses (the message names it).
+        """
+        d = self.dense
+        glob = None if self.queue.size else cast(LossCombination, self.loss.criterion())
+        try:
+            return DenseLossCombination(
+                w_align=d.w_align, alpha=d.alpha, w_uniform=d.w_uniform, t=d.t,
+                w_contrastive=d.w_contrastive, tau=d.tau,
+                exclude_same_image=d.exclude_same_image, global_loss=glob, lam=d.lam,
+                intra_batch=self.queue.intra_batch,
+            )
+        except ValueError as err:
+            raise ValueError(f"bad dense section: dense.{err}") from err
 
 
 # ---------------------------------------------------------------------------------------------
-# validation
-
-# SGD on these encoders diverges far below this; a larger value is a typo (1e2 for 1e-2)
-MAX_LR = 10.0
-
-_DEVICE = re.compile(r"auto|cpu|cuda(:\d+)?")
+# YAML
 
 
-def _check_value(value: object, hint: object, where: str) -> object:
-    """Coerce/validate one YAML value against a field's type hint."""
-    origin, args = typing.get_origin(hint), typing.get_args(hint)
-    if origin in (typing.Union, types.UnionType):
-        if value is None and type(None) in args:
-            return None
-        (hint,) = [a for a in args if a is not type(None)]
-        origin = typing.get_origin(hint)
-    if hint is float and isinstance(value, int) and not isinstance(value, bool):
-        value = float(value)
-    expected = origin or hint
-    if expected is float and isinstance(value, str):
-        try:  # YAML 1.1 reads "1e-4" as a string
-            value = float(value)
-        except ValueError:
-            pass
-    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):  # type: ignore[arg-type]
-        name = getattr(expected, "__name__", str(expected))
-        raise ValueError(f"{where} must be {name}, got {value!r}")
-    if expected is float and not math.isfinite(value):
-        raise ValueError(f"{where} must be a finite number, got {value!r}")
-    if expected is list and args == (int,) and not all(isinstance(v, int) for v in value):
-        raise ValueError(f"{where} must be a list of ints, got {value!r}")
-    return value
+def upgrade_config_dict(values: dict) -> dict:
+    """``values`` with the keys of older files in their place: ``loss.global_batch`` is the
+    top-level ``global_batch`` (a copy; ``values`` is not changed).
 
-
-def _from_dict(cls: type, values: dict, where: str = "") -> typing.Any:
-    if not isinstance(values, dict):
-        raise ValueError(f"{where or 'the config'} must be a mapping, got {values!r}")
-    hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    unknown = sorted(set(map(str, values)) - set(names))
-    if unknown:
-        raise ValueError(
-            f"unknown config key(s) {', '.join(where + k for k in unknown)}; valid keys"
-            f"{' in ' + where.rstrip('.') if where else ''}: {', '.join(names)}"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _from_dict(hint, value or {}, f"{where}{name}.")  # type: ignore[arg-type]
-        else:
-            kwargs[name] = _check_value(value, hint, where + name)
-    return cls(**kwargs)
-
-
-def _check_optim(config: TrainConfig) -> None:
-    optim = config.optim
-    if not optim.gamma > 0:
-        raise ValueError(
-            f"optim.gamma must be > 0 (the factor applied to the learning rate at each "
-            f"milestone; 0.1 in the paper), got {optim.gamma}"
-        )
-    if not 0 <= optim.momentum < 1:
-        raise ValueError(f"optim.momentum must be in [0, 1), got {optim.momentum}")
-    if optim.weight_decay < 0:
-        raise ValueError(f"optim.weight_decay must be >= 0, got {optim.weight_decay}")
-    lr = config.learning_rate()
-    if not (math.isfinite(lr) and 0 < lr <= MAX_LR):
-        source = (f"optim.lr={optim.lr}" if optim.lr is not None else
-                  f"optim.base_lr * data.batch_size / 256 = {optim.base_lr} * "
-                  f"{config.data.batch_size} / 256 = {lr:g}")
-        raise ValueError(
-            f"the learning rate must be in (0, {MAX_LR:g}], got {source}; the paper uses "
-            "base_lr=0.12 (0.36 at batch size 768)"
-        )
-
-
-def _check_queue(config: TrainConfig) -> None:
-    queue, batch = config.queue, config.data.batch_size
-    if not 0 <= queue.momentum < 1:
-        raise ValueError(
-            f"queue.momentum must be in [0, 1) (the key encoder's EMA; MoCo uses 0.999), "
-            f"got {queue.momentum}"
-        )
-    if queue.size < 0:
-        raise ValueError(f"queue.size must be >= 0 (0: no queue), got {queue.size}")
-    if not queue.size:
-        return
-    if queue.size % batch:
-        below, above = nearest_queue_sizes(queue.size, batch)
-        nearest = f"{below} and {above}" if below != above else f"{above}"
-        raise ValueError(
-            f"queue.size={queue.size} must be a multiple of the global batch "
-            f"data.batch_size={batch} (MoCo enqueues whole batches); nearest valid sizes: "
-            f"{nearest}"
-        )
-    loss = config.loss
-    if loss.w_nt_xent:
-        raise ValueError(
-            "loss.w_nt_xent cannot use a queue (NT-Xent's negatives are the batch's other "
-            "views); set loss.w_nt_xent=0 or queue.size=0. Terms that use the queue: "
-            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
-        )
-    if not (loss.w_contrastive or loss.w_uniform):
-        raise ValueError(
-            f"queue.size={queue.size} but no loss term uses negatives (loss.w_align compares "
-            "positive pairs only); give a weight to a term that uses the queue: "
-            + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
-            + "; or set queue.size=0"
-        )
+    Raises:
+        ValueError: Both places are given.
+    """
+    loss = values.get("loss")
+    if not (isinstance(loss, dict) and "global_batch" in loss):
+        return values
+    if "global_batch" in values:
+        raise ValueError("loss.global_batch and global_batch are one setting (the engine's: "
+                         "global_batch); give only global_batch")
+    loss = dict(loss)
+    return {**values, "loss": loss, "global_batch": loss.pop("global_batch")}
 
 
 def config_from_dict(values: dict) -> TrainConfig:
@@ -358,122 +325,13 @@ def config_from_dict(values: dict) -> TrainConfig:
     Raises:
         ValueError: An unknown key, or a value no run could use (the message names the key).
     """
-    config = _from_dict(TrainConfig, values)
-    if config.amp not in AMP_DTYPES:
-        raise ValueError(f"amp must be one of {', '.join(AMP_DTYPES)}, got {config.amp!r}")
-    if not _DEVICE.fullmatch(config.device):
-        raise ValueError(
-            f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}"
-        )
-    for name, value in (("epochs", config.epochs), ("data.batch_size", config.data.batch_size),
-                        ("model.feat_dim", config.model.feat_dim),
-                        ("monitor_every", config.monitor_every)):
-        if value < 1:
-            raise ValueError(f"{name} must be >= 1, got {value}")
-    if config.data.num_workers < 0:
-        raise ValueError(f"data.num_workers must be >= 0, got {config.data.num_workers}")
-    if config.data.subset is not None and config.data.subset < 1:
-        raise ValueError(f"data.subset must be >= 1 (or null for all), got {config.data.subset}")
-    if config.optim.milestones != sorted(config.optim.milestones):
-        raise ValueError(f"optim.milestones must be increasing, got {config.optim.milestones}")
-    _check_optim(config)
-    if config.data.augment:  # a bad component fails here, not inside a data worker
-        build_augment_recipe(config.data.recipe, config.data.augment)
-    _check_queue(config)
-    try:  # the loss checks its own weights and scales; found here, before any data loads
-        LossCombination(**{k: v for k, v in dataclasses.asdict(config.loss).items()
-                           if k != "global_batch"})
-    except ValueError as err:
-        raise ValueError(f"bad loss section: loss.{err}") from err
-    _check_dense(config)
+    from alignuniform.train.validation import validate  # which imports this module
+
+    if isinstance(values, dict):
+        values = upgrade_config_dict(values)
+    config = _typed.from_mapping(TrainConfig, values, noun="config key")
+    validate(config)
     return config
-
-
-def _check_dense(config: TrainConfig) -> None:
-    """Dense terms need a dense encoder, per-sample views with geometry and a scheme that
-    exists; found here, before any data loads."""
-    d = config.dense
-    if not d.active:
-        return
-    for name in ("w_align", "w_uniform", "w_contrastive"):
-        if getattr(d, name) < 0:
-            raise ValueError(f"dense.{name} must be >= 0, got {getattr(d, name)}")
-    for name in ("alpha", "t", "tau"):
-        if not getattr(d, name) > 0:
-            raise ValueError(f"dense.{name} must be > 0, got {getattr(d, name)}")
-    if not 0 <= d.lam <= 1:
-        raise ValueError(f"dense.lam must be in [0, 1] (the dense share of the loss), got {d.lam}")
-    if config.queue.size and d.exclude_same_image:
-        raise ValueError("dense.exclude_same_image does not apply with a MoCo queue (dense "
-                         "uniformity is then the query locations against the dense queue of "
-                         "past batches' keys); set dense.exclude_same_image: false, and "
-                         "queue.intra_batch: false to count the query-queue pairs only")
-    if d.scheme not in PAIR_SCHEMES:
-        raise ValueError(f"dense.scheme must be one of {', '.join(PAIR_SCHEMES)}, "
-                         f"got {d.scheme!r}")
-    if d.threshold is not None:
-        if d.scheme in ("geometric_nearest", "feature_argmax"):
-            raise ValueError(f"dense.scheme={d.scheme} takes no threshold; set "
-                             "dense.threshold=null")
-        if d.scheme == "geometric" and not d.threshold > 0:
-            raise ValueError(f"dense.threshold must be > 0 for the geometric scheme (a bin "
-                             f"distance over the bin diagonal; PixPro: 0.7), got {d.threshold}")
-        if d.scheme == "mutual_nn" and not -1 <= d.threshold <= 1:
-            raise ValueError(f"dense.threshold must be a cosine similarity in [-1, 1] for "
-                             f"mutual_nn, got {d.threshold}")
-    if config.model.name != "dense":
-        raise ValueError(
-            f"dense loss terms need an encoder with a dense head: model.name: dense (with "
-            f"model.kwargs.backbone, e.g. small_cnn), got model.name={config.model.name!r}"
-        )
-    if config.data.batched_augment:
-        raise ValueError("dense loss terms need each view's crop geometry, which only the "
-                         "per-sample views carry: set data.batched_augment: false")
-    spec = resolve(RECIPES, config.data.recipe, "recipe")
-    if not (isinstance(spec, RecipeSpec) and spec.train):
-        raise ValueError(f"dense loss terms need an image training recipe (e.g. cifar10), got "
-                         f"data.recipe={config.data.recipe!r}")
-    try:  # one view of a blank image: the components must carry the crop boxes through
-        DenseViewRecipe(build_recipe(config.data.recipe, config.data.augment))(
-            torch.zeros(3, spec.size, spec.size, dtype=torch.uint8))
-    except (TypeError, ValueError) as err:
-        raise ValueError(
-            f"dense pairs need views made by crop, resize, horizontal flip and colour "
-            f"changes only (torchvision.transforms.v2, carrying the crop boxes); "
-            f"data.augment={config.data.augment} does not ({err})"
-        ) from err
-
-
-# ---------------------------------------------------------------------------------------------
-# YAML
-
-
-def _yaml_error(err: yaml.YAMLError) -> str:
-    """One line from a YAML error: where, and what (its str() spans several lines)."""
-    mark = getattr(err, "problem_mark", None)
-    where = f"line {mark.line + 1} column {mark.column + 1}: " if mark is not None else ""
-    problem = getattr(err, "problem", None) or str(err).splitlines()[0]
-    if "python/" in problem:
-        problem += " (tags that build Python objects are refused: write plain values)"
-    return where + problem
-
-
-def _apply_override(raw: dict, override: str) -> None:
-    key, sep, text = override.partition("=")
-    if not sep or not key:
-        raise ValueError(f"override {override!r} must look like section.key=value")
-    *parents, leaf = key.strip().split(".")
-    node = raw
-    for part in parents:
-        if node.get(part) is None:  # absent, or an empty section in the YAML
-            node[part] = {}
-        node = node[part]
-        if not isinstance(node, dict):
-            raise ValueError(f"override {override!r}: {part} is not a section")
-    try:
-        node[leaf] = yaml.safe_load(text)
-    except yaml.YAMLError as err:
-        raise ValueError(f"override {override!r}: not a YAML value ({_yaml_error(err)})") from err
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None) -> TrainConfig:
@@ -501,11 +359,11 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
         except UnicodeDecodeError as err:
             raise ValueError(f"{path}: not UTF-8 text ({err.reason})") from err
         except yaml.YAMLError as err:
-            raise ValueError(f"{path}, {_yaml_error(err)}") from err
+            raise ValueError(f"{path}, {_typed.yaml_error(err)}") from err
         if not isinstance(raw, dict):
             raise ValueError(f"{path} must hold a mapping of config sections")
     for override in overrides or []:
-        _apply_override(raw, override)
+        _typed.apply_override(raw, override)
     return config_from_dict(raw)
 
 

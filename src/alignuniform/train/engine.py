@@ -1,4 +1,4 @@
-"""The training loop: the run directory, checkpoints and exact resume, DDP.
+"""The training loop: wiring of data, model, step and optimiser; checkpoints and resume, DDP.
 
 One function, ``train(config, out_dir)``, runs any point of the paper's loss space
 (contrastive / align / uniform / NT-Xent, with weights) on an image data set, in one process
@@ -12,8 +12,11 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
 - ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
   what the ``monitor`` returned, each key prefixed ``heldout_``);
-- ``.lock``: locked by the process running there (``alignuniform.io.RunLock``), so a second
-  ``train`` on the same directory is refused at once, naming the first.
+- ``.lock``: locked by the process running there (``train.run_dir.lock_run_dir``), so a
+  second ``train`` on the same directory is refused at once, naming the first.
+
+What one step computes is a ``train.steps.TrainStep`` chosen once when the run starts
+(:func:`build_step`): plain, MoCo queue, dense, or dense with a queue.
 
 Everything is checked before the data load: the directory is writable, the device exists,
 the checkpoint to resume is readable and its config fits. Files are written atomically
@@ -26,8 +29,8 @@ of positive location pairs are logged with the others.
 
 Exact resume: the data order and every augmentation draw of an epoch are functions of
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
-seeded at the start of each epoch), so continuing from the last epoch checkpoint after a
-``kill -9`` reproduces an uninterrupted run's weights exactly on CPU.
+seeded at the start of each epoch, ``train.rng``), so continuing from the last epoch
+checkpoint after a ``kill -9`` reproduces an uninterrupted run's weights exactly on CPU.
 
 With ``queue.size > 0`` each step is MoCo's: an EMA step of the key encoder, queries
 ``q = model(view1)`` and keys ``k = key_encoder(view2)`` (no gradient), the loss of
@@ -39,38 +42,27 @@ view 2's dense maps, and one dense key per image goes into a second queue of the
 
 from __future__ import annotations
 
-import dataclasses
 import math
-import random
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
-import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
-from alignuniform.checkpoint import load_checkpoint, save_checkpoint
+from alignuniform.checkpoint import save_checkpoint
 from alignuniform.data import TwoViews, build_batch_recipe, build_dataset, build_recipe
 from alignuniform.distributed import (
     DistributedContext,
-    all_gather,
     barrier,
     cleanup,
     init_from_env,
     is_distributed,
 )
-from alignuniform.io import (
-    RunLock,
-    append_jsonl,
-    atomic_write_text,
-    read_jsonl,
-    remove_stale_temps,
-    to_json,
-)
+from alignuniform.io import append_jsonl
 from alignuniform.losses import LossCombination
 from alignuniform.models import build_model
 from alignuniform.models.dense_head import DenseEncoder
@@ -81,39 +73,16 @@ from alignuniform.train.config import (
     save_config,
 )
 from alignuniform.train.dense_step import DenseQueueStep, DenseStep, dense_views
-from alignuniform.train.queue import MomentumQueue, QueueLoss, gather_in_sample_order
-
-
-def _epoch_seed(seed: int, epoch: int, rank: int) -> int:
-    return (seed * 1_000_003 + epoch * 10_007 + rank) % 2**63
-
-
-def _seed_all(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
-
-
-def _rng_state() -> dict:
-    np_state = np.random.get_state()
-    state = {
-        "torch": torch.get_rng_state(),
-        "numpy": torch.from_numpy(np_state[1].astype(np.int64)),  # type: ignore[index]
-        "numpy_pos": int(np_state[2]),  # type: ignore[index]
-        "python": list(random.getstate()[1]),
-    }
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _set_rng_state(state: dict) -> None:
-    torch.set_rng_state(state["torch"])
-    np.random.set_state(("MT19937", state["numpy"].numpy().astype(np.uint32),
-                         state["numpy_pos"], 0, 0.0))
-    random.setstate((3, tuple(state["python"]), None))
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+from alignuniform.train.queue import MomentumQueue, QueueLoss
+from alignuniform.train.rng import epoch_seed, rng_state, seed_all, set_rng_state
+from alignuniform.train.run_dir import lock_run_dir, resume_state, trim_jsonl
+from alignuniform.train.steps import (
+    BatchAugment,
+    PlainStep,
+    QueueStep,
+    StepContext,
+    TrainStep,
+)
 
 
 def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Dataset:
@@ -133,20 +102,6 @@ def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Da
     return dataset
 
 
-def _trim_jsonl(path: Path, key: str, last: int) -> None:
-    """Drop the lines an interrupted run wrote after its last checkpoint.
-
-    A kill in the middle of a write can leave a partial last line; it is dropped too
-    (``io.read_jsonl``), as are rows without an integer ``key`` (not the loop's). Any other
-    damaged line is an error naming the file and line.
-    """
-    if not path.is_file():
-        return
-    kept = [row for row in read_jsonl(path)
-            if isinstance(row, dict) and isinstance(row.get(key), int) and row[key] <= last]
-    atomic_write_text(path, "".join(to_json(row, indent=None) + "\n" for row in kept))
-
-
 def _check_device(device: str) -> None:
     """Refuse a CUDA device this machine lacks, before any work (init would raise later)."""
     if not device.startswith("cuda"):
@@ -164,40 +119,56 @@ def _check_device(device: str) -> None:
         )
 
 
-def _differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
-    keys = []
-    for k in sorted(set(a) | set(b)):
-        va, vb = a.get(k), b.get(k)
-        if isinstance(va, dict) and isinstance(vb, dict):
-            keys += _differing_keys(va, vb, f"{prefix}{k}.")
-        elif va != vb:
-            keys.append(prefix + k)
-    return keys
-
-
-# settings that may change between an interrupted run and its resumption
-_RESUMABLE_CHANGES = {"epochs", "device", "data.num_workers", "monitor_every", "tensorboard"}
-
-
-def _resume_state(path: Path, config: TrainConfig) -> dict:
-    """The checkpoint to resume from, loaded on the CPU and checked against ``config``.
-
-    On the CPU whatever the run's device: the RNG states must be CPU tensors, and the model
-    and optimizer ``load_state_dict`` copy their tensors to the run's device.
-    """
-    state = load_checkpoint(path, map_location="cpu")
-    if not isinstance(state.get("config"), dict) or "rng" not in state:
-        raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
-                         "choose a new --out")
-    # a run from before a config section existed (e.g. dense) stored none: it had the defaults
-    stored = {**TrainConfig().to_dict(), **state["config"]}
-    changed = set(_differing_keys(stored, config.to_dict())) - _RESUMABLE_CHANGES
-    if changed:
+def _build_loader(config: TrainConfig, ctx: DistributedContext, progress: bool
+                  ) -> tuple[DataLoader, DistributedSampler, torch.Generator, BatchAugment | None]:
+    """This rank's loader of the training set, its sampler and generator (seeded per epoch),
+    and the batch augmentation when the views are made on the device."""
+    data = config.data
+    images = build_train_set(data, config.seed, progress=progress)
+    batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
+                 else None)
+    # dense terms (train/dense_step.py): per-sample views with their crop geometry
+    dataset = (dense_views(images, data) if config.dense.active
+               else images if batch_aug
+               else TwoViews(images, build_recipe(data.recipe, data.augment)))
+    # a DistributedSampler also with one process: global batch b of a K-process run is
+    # then exactly batch b of the single-process run (same permutation, interleaved)
+    sampler: DistributedSampler = DistributedSampler(
+        dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
+        seed=config.seed, drop_last=True)
+    generator = torch.Generator()
+    loader = DataLoader(
+        dataset, batch_size=data.batch_size // ctx.world_size, sampler=sampler,
+        num_workers=data.num_workers, drop_last=True, generator=generator,
+        pin_memory=ctx.device.type == "cuda",
+    )
+    if len(loader) == 0:
         raise ValueError(
-            f"cannot resume {path.parent}: the config differs from the run's in "
-            f"{', '.join(sorted(changed))}; use the run's config.yaml or start a new --out"
+            f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
         )
-    return state
+    return loader, sampler, generator, batch_aug
+
+
+def _build_model(config: TrainConfig, ctx: DistributedContext) -> tuple[nn.Module, nn.Module]:
+    """The encoder on the run's device, and what runs its forward pass (itself, or its DDP
+    wrapper)."""
+    # seeded on its own: the same on every rank, and what a random-init baseline with
+    # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
+    model = build_model(config.model.name, feat_dim=config.model.feat_dim,
+                        seed=config.seed, **config.model.kwargs).to(ctx.device)
+    if ctx.world_size > 1 and config.model.sync_bn:
+        if ctx.device.type != "cuda":
+            raise ValueError(
+                "model.sync_bn needs CUDA (PyTorch's SyncBatchNorm is GPU-only); on CPU "
+                "set model.sync_bn=false or use a BatchNorm-free model (e.g. small_cnn "
+                "with model.kwargs.batch_norm=false)"
+            )
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    net: nn.Module = model
+    if ctx.world_size > 1:
+        device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
+        net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
+    return model, net
 
 
 class _Run:
@@ -213,77 +184,28 @@ class _Run:
                 f"data.batch_size={data.batch_size} must be divisible by the number of "
                 f"processes ({ctx.world_size})"
             )
-        _seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
-        images = build_train_set(data, config.seed, progress=progress and self.main)
-        self.batch_aug = (build_batch_recipe(data.recipe, data.augment) if data.batched_augment
-                          else None)
-        # dense terms (train/dense_step.py): per-sample views with their crop geometry
-        dataset = (dense_views(images, data) if config.dense.active
-                   else images if self.batch_aug
-                   else TwoViews(images, build_recipe(data.recipe, data.augment)))
-        # a DistributedSampler also with one process: global batch b of a K-process run is
-        # then exactly batch b of the single-process run (same permutation, interleaved)
-        self.sampler: DistributedSampler = DistributedSampler(
-            dataset, num_replicas=ctx.world_size, rank=ctx.rank, shuffle=True,
-            seed=config.seed, drop_last=True)
-        self.generator = torch.Generator()
-        self.loader = DataLoader(
-            dataset, batch_size=data.batch_size // ctx.world_size, sampler=self.sampler,
-            num_workers=data.num_workers, drop_last=True, generator=self.generator,
-            pin_memory=ctx.device.type == "cuda",
-        )
-        if len(self.loader) == 0:
-            raise ValueError(
-                f"data.batch_size={data.batch_size} exceeds the {len(dataset)} training images"  # type: ignore[arg-type]
-            )
-        # seeded on its own: the same on every rank, and what a random-init baseline with
-        # this seed evaluates (alignuniform.evaluate.evaluate_checkpoint(random_init=True))
-        model = build_model(config.model.name, feat_dim=config.model.feat_dim,
-                            seed=config.seed, **config.model.kwargs).to(ctx.device)
-        if ctx.world_size > 1 and config.model.sync_bn:
-            if ctx.device.type != "cuda":
-                raise ValueError(
-                    "model.sync_bn needs CUDA (PyTorch's SyncBatchNorm is GPU-only); on CPU "
-                    "set model.sync_bn=false or use a BatchNorm-free model (e.g. small_cnn "
-                    "with model.kwargs.batch_norm=false)"
-                )
-            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        seed_all(config.seed)  # whatever the data set draws, it draws the same on every rank
+        self.loader, self.sampler, self.generator, batch_aug = _build_loader(
+            config, ctx, progress=progress and self.main)
+        model, self.net = _build_model(config, ctx)
         self.model = model
-        self.net: nn.Module = model
-        if ctx.world_size > 1:
-            device_ids = [ctx.device.index] if ctx.device.type == "cuda" else None
-            self.net = nn.parallel.DistributedDataParallel(model, device_ids=device_ids)
         self.mq: MomentumQueue | None = None
-        self.dense: DenseStep | DenseQueueStep | None = None
         if config.queue.size:
-            loss = config.loss
             # with dense terms, also DenseCL's queue of dense keys
             dense_dim = (cast(DenseEncoder, model).dense_dim if config.dense.active
                          else None)
             self.mq = MomentumQueue(model, config.queue.size, config.model.feat_dim,
                                     config.queue.momentum, seed=config.seed,
                                     dense_dim=dense_dim)
-            queue_loss = QueueLoss(
-                w_contrastive=loss.w_contrastive, tau=loss.tau, w_align=loss.w_align,
-                alpha=loss.alpha, w_uniform=loss.w_uniform, t=loss.t,
-                intra_batch=config.queue.intra_batch)
-            self.criterion: nn.Module = queue_loss
-            if config.dense.active:
-                self.dense = DenseQueueStep(config, self.mq, queue_loss)
-        else:
-            self.criterion = LossCombination(
-                **{k: v for k, v in dataclasses.asdict(config.loss).items()
-                   if k != "global_batch"}
-            )
-            if config.dense.active:
-                self.dense = DenseStep(config)
+        context = StepContext(self.net, model, ctx.device, AMP_DTYPES[config.amp],
+                              config.global_batch, config.seed)
+        self.step_kind = build_step(config, context, self.mq, batch_aug)
         self.optimizer = torch.optim.SGD(model.parameters(), lr=config.learning_rate(),
                                          momentum=config.optim.momentum,
                                          weight_decay=config.optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(
             self.optimizer, milestones=config.optim.milestones, gamma=config.optim.gamma
         )
-        self.amp_dtype = AMP_DTYPES[config.amp]
         if config.amp == "fp16" and ctx.device.type != "cuda":
             raise ValueError("amp=fp16 needs CUDA; use amp=bf16 or amp=none on CPU")
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
@@ -297,7 +219,7 @@ class _Run:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "scaler": self.scaler.state_dict(),
-            "rng": _rng_state(),
+            "rng": rng_state(),
             "config": self.config.to_dict(),
             "epoch": self.epoch,
             "step": self.step,
@@ -306,72 +228,22 @@ class _Run:
         }
 
     def restore(self, state: dict) -> None:
-        """Continue from ``state`` (checked by :func:`_resume_state`)."""
+        """Continue from ``state`` (checked by ``run_dir.resume_state``)."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         if self.mq is not None:
             self.mq.load_state_dict(state["momentum_queue"])
-        _set_rng_state(state["rng"])
+        set_rng_state(state["rng"])
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
 
     # -- one step and one epoch -------------------------------------------------------------
 
-    def _views(self, batch: list) -> tuple[torch.Tensor, torch.Tensor]:
-        device = self.ctx.device
-        if self.batch_aug is not None:
-            images = batch[0].to(device, non_blocking=True)
-            return self.batch_aug(images), self.batch_aug(images)
-        return batch[0].to(device, non_blocking=True), batch[1].to(device, non_blocking=True)
-
-    def _autocast(self):
-        return torch.autocast(self.ctx.device.type, dtype=self.amp_dtype or torch.float32,
-                              enabled=self.amp_dtype is not None)
-
-    def _shuffle_generator(self) -> torch.Generator:
-        """MoCo's shuffling-BN permutation generator: the same on every rank, a function of
-        (seed, step), so resume is exact."""
-        return torch.Generator().manual_seed(_epoch_seed(self.config.seed, self.step, 0))
-
-    def _queue_forward(self, v1: torch.Tensor, v2: torch.Tensor) -> dict[str, torch.Tensor]:
-        """MoCo's step up to the loss; returns the loss dict and (under "keys") the global
-        batch of keys to enqueue once the optimizer has stepped."""
-        mq = self.mq
-        assert mq is not None  # only called when the config has a queue
-        mq.update_key_encoder(self.model)
-        mq.key_encoder.train(self.net.training)
-        with self._autocast():
-            q = self.net(v1)
-            k = mq.keys(v2, shuffle_bn=self.config.queue.shuffle_bn,
-                        generator=self._shuffle_generator())
-        q, k = q.float(), k.float()
-        keys = gather_in_sample_order(k)
-        if self.config.loss.global_batch:
-            q, k = gather_in_sample_order(q), keys
-        out = self.criterion(q, k, mq.queue)
-        out["keys"] = keys
-        return out
-
     def train_step(self, batch: Any) -> dict[str, float]:
         """One optimiser step on a loader batch: ``[images, labels]``, or the dense recipe's
         dict of views and their geometry."""
-        if isinstance(self.dense, DenseQueueStep):
-            out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype,
-                             shuffle=self._shuffle_generator())
-        elif self.dense is not None:
-            out = self.dense(self.net, self.model, batch, self.ctx.device, self.amp_dtype)
-        elif self.mq is not None:
-            out = self._queue_forward(*self._views(batch))
-        else:
-            v1, v2 = self._views(batch)
-            with self._autocast():
-                z = self.net(torch.cat([v1, v2]))  # both views in one pass: shared BN stats
-            x, y = z.float().chunk(2)
-            if self.config.loss.global_batch:
-                x, y = all_gather(x), all_gather(y)
-            out = self.criterion(x, y)
-        keys, dense_keys = out.pop("keys", None), out.pop("dense_keys", None)
+        out = self.step_kind.loss(batch, self.step)
         loss = out["loss"]
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -382,17 +254,15 @@ class _Run:
         self.scaler.scale(loss).backward()
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        if self.mq is not None:  # after the backward pass, which reads the old queue
-            assert keys is not None  # every queue step returns its keys
-            self.mq.enqueue(keys, dense_keys)
+        self.step_kind.after_step()
         return {name: value.item() for name, value in out.items()}
 
     def run_epoch(self, writer, progress: bool) -> dict:
         self.epoch += 1
-        epoch_seed = _epoch_seed(self.config.seed, self.epoch, self.ctx.rank)
-        _seed_all(epoch_seed)
+        seed = epoch_seed(self.config.seed, self.epoch, self.ctx.rank)
+        seed_all(seed)
         self.sampler.set_epoch(self.epoch)
-        self.generator.manual_seed(epoch_seed)
+        self.generator.manual_seed(seed)
         self.net.train()
         lr = self.optimizer.param_groups[0]["lr"]
         sums: dict[str, float] = {}
@@ -421,6 +291,21 @@ class _Run:
                 "images_per_s": n_images / wall, "wall_s": wall}
 
 
+def build_step(config: TrainConfig, context: StepContext, mq: MomentumQueue | None,
+               batch_aug: Callable[[torch.Tensor], torch.Tensor] | None) -> TrainStep:
+    """The kind of step a config trains with (plain, queue, dense, dense + queue), with the
+    criterion ``config`` builds; ``mq`` is the run's key encoder and queue exactly when
+    ``config.queue.size > 0``."""
+    if mq is None:
+        if config.dense.active:
+            return DenseStep(context, config)
+        return PlainStep(context, cast(LossCombination, config.criterion()), batch_aug)
+    queue_loss = cast(QueueLoss, config.criterion())
+    if config.dense.active:
+        return DenseQueueStep(context, config, mq, queue_loss)
+    return QueueStep(context, queue_loss, mq, config.queue.shuffle_bn, batch_aug)
+
+
 def _summary_writer_class() -> type:
     """TensorBoard's SummaryWriter, or a clear error before any work when it is missing."""
     try:
@@ -445,7 +330,7 @@ def train(
 
     Under ``torchrun`` (``WORLD_SIZE > 1``) this joins the process group, wraps the model in
     DistributedDataParallel, splits each global batch over the ranks, and (with
-    ``loss.global_batch``) computes the loss on the gathered global batch; only rank 0
+    ``config.global_batch``) computes the loss on the gathered global batch; only rank 0
     writes logs and checkpoints.
 
     ``out_dir`` is locked (``alignuniform.io.RunLock``) for the run's life, and checked
@@ -484,8 +369,7 @@ def train(
     try:
         if ctx.rank == 0:  # the only writer; checked before any data load
             # held until this run ends: a second process on out_dir is refused at once
-            lock = RunLock(out_dir)
-            remove_stale_temps(out_dir)  # safe under the lock: no other writer
+            lock = lock_run_dir(out_dir)
         ckpt_path = out_dir / "checkpoint.pt"
         if ckpt_path.exists() and not resume:
             raise ValueError(
@@ -494,10 +378,10 @@ def train(
             )
         # read and checked before the data load: a damaged or foreign checkpoint, or a
         # damaged log, fails fast
-        state = _resume_state(ckpt_path, config) if resume and ckpt_path.exists() else None
+        state = resume_state(ckpt_path, config) if resume and ckpt_path.exists() else None
         if ctx.rank == 0:
-            _trim_jsonl(out_dir / "log.jsonl", "step", int(state["step"]) if state else 0)
-            _trim_jsonl(out_dir / "epochs.jsonl", "epoch", int(state["epoch"]) if state else 0)
+            trim_jsonl(out_dir / "log.jsonl", "step", int(state["step"]) if state else 0)
+            trim_jsonl(out_dir / "epochs.jsonl", "epoch", int(state["epoch"]) if state else 0)
         run = _Run(config, out_dir, ctx, progress)
         if state is not None:
             run.restore(state)

@@ -27,6 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from alignuniform import _checks
 from alignuniform.distributed import all_gather, get_rank, get_world_size
 from alignuniform.losses import align_loss, queue_contrastive_loss, queue_uniform_loss
 from alignuniform.models.dense_head import DenseEncoder
@@ -189,12 +190,17 @@ class QueueLoss(nn.Module):
         super().__init__()
         if not (w_contrastive or w_uniform):
             raise ValueError(
-                "a queue needs a loss term that uses negatives: "
+                "no loss term uses negatives (loss.w_align compares positive pairs only); "
+                "give a weight to a term that uses the queue: "
                 + "; ".join(f"loss.{k} ({v})" for k, v in QUEUE_TERMS.items())
+                + "; or use no queue"
             )
-        self.w_contrastive, self.tau = float(w_contrastive), float(tau)
-        self.w_align, self.alpha = float(w_align), float(alpha)
-        self.w_uniform, self.t, self.intra_batch = float(w_uniform), float(t), intra_batch
+        weights = _checks.loss_weights({"w_contrastive": w_contrastive, "w_align": w_align,
+                                        "w_uniform": w_uniform})
+        self.w_contrastive, self.tau = weights["w_contrastive"], _checks.positive(tau, "tau")
+        self.w_align, self.alpha = weights["w_align"], _checks.positive(alpha, "alpha")
+        self.w_uniform, self.t = weights["w_uniform"], _checks.positive(t, "t")
+        self.intra_batch = intra_batch
 
     def forward(self, q: torch.Tensor, k: torch.Tensor,
                 queue: torch.Tensor) -> dict[str, torch.Tensor]:

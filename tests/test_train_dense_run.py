@@ -1,5 +1,7 @@
-"""Dense loss terms in training: the logged terms against a brute-force recomputation of the
-step the engine took, and the dense config section's errors."""
+"""Dense training runs through the engine: the logged terms against a brute-force
+recomputation of the step the engine took, the dense config section's errors, resume (also
+after kill -9) and DenseCL's queue. One step of the dense stack without the engine is in
+test_train_dense_step.py."""
 
 from __future__ import annotations
 
@@ -101,13 +103,13 @@ def _recompute(cfg: dict, state: dict, batch: dict, scheme: str) -> dict:
 def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypatch, scheme):
     cfg = dense_config(scheme=scheme)
     seen = []
-    inner = dense_step_module.DenseStep.__call__
+    inner = dense_step_module.DenseStep.loss
 
-    def spy(self, net, model, batch, device, amp_dtype):
-        seen.append((copy.deepcopy(model.state_dict()), batch))
-        return inner(self, net, model, batch, device, amp_dtype)
+    def spy(self, batch, step):
+        seen.append((copy.deepcopy(self.context.model.state_dict()), batch))
+        return inner(self, batch, step)
 
-    monkeypatch.setattr(dense_step_module.DenseStep, "__call__", spy)
+    monkeypatch.setattr(dense_step_module.DenseStep, "loss", spy)
     out = train(config_from_dict(cfg), tmp_path / "run", progress=False)
     logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
     assert len(logged) == len(seen) == 4  # 16 images / 4
@@ -127,7 +129,7 @@ def test_a_config_without_dense_terms_trains_as_before():
 
 @pytest.mark.parametrize("change, message", [
     ({"dense": {"w_align": -1.0}}, "dense.w_align must be >= 0"),
-    ({"dense": {"w_align": 1.0, "t": 0.0}}, "dense.t must be > 0"),
+    ({"dense": {"w_align": 1.0, "t": 0.0}}, "dense.t must be a positive finite number"),
     ({"dense": {"w_align": 1.0, "lam": 1.5}}, r"dense.lam must be in \[0, 1\]"),
     ({"dense": {"w_align": 1.0, "scheme": "flow"}}, "dense.scheme must be one of geometric"),
     ({"dense": {"w_align": 1.0, "scheme": "feature_argmax", "threshold": 0.5}},

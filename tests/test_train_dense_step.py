@@ -1,6 +1,6 @@
-"""One training step of the whole dense stack: scenes -> views with geometry -> dense encoder
--> pairs (each scheme) -> dense + global losses -> gradients. The training loop's dense
-terms are tested in test_train_dense.py."""
+"""One training step of the whole dense stack, without the engine: scenes -> views with
+geometry -> dense encoder -> pairs (each scheme) -> dense + global losses -> gradients.
+Dense training runs through the engine are tested in test_train_dense_run.py."""
 
 from __future__ import annotations
 
