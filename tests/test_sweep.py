@@ -102,8 +102,8 @@ def test_sweep_sections_follow_the_training_configs_typing_rules(tmp_path):
     # the rules of alignuniform._typed, as for train configs: YAML's "1e-4" string is a
     # number where the field is a float, non-finite values and unknown keys are refused
     path = tmp_path / "s.yaml"
-    path.write_text(f"base: {SWEEP_BASE}\ngrid: {{loss.t: [1]}}\nanalysis: {{collapse_fraction: 2e-1}}\n"
-                    "set: {optim.weight_decay: 1e-4}\n")
+    path.write_text(f"base: {SWEEP_BASE}\ngrid: {{loss.t: [1]}}\n"
+                    "analysis: {collapse_fraction: 2e-1}\nset: {optim.weight_decay: 1e-4}\n")
     spec = load_sweep(path)
     assert spec.analysis.collapse_fraction == 0.2
     assert spec.trial_list[0].config["optim"]["weight_decay"] == 1e-4
