@@ -54,7 +54,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from alignuniform.checkpoint import save_checkpoint
-from alignuniform.data import TwoViews, build_batch_recipe, build_dataset, build_recipe
+from alignuniform.data import TwoViews, build_batch_recipe, build_dataset, build_recipe, run_dataset_kwargs
 from alignuniform.distributed import (
     DistributedContext,
     barrier,
@@ -88,12 +88,8 @@ from alignuniform.train.steps import (
 def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Dataset:
     """The training images (untransformed) of a data config, subset applied (``progress``:
     a bar while a zip is decoded)."""
-    kwargs = dict(data.kwargs)
-    if data.val_fraction is not None:
-        kwargs["val_fraction"] = data.val_fraction
-    if data.split_seed is not None:
-        kwargs["split_seed"] = data.split_seed
-    dataset = build_dataset(data.name, data.root, data.split, progress=progress, **kwargs)
+    dataset = build_dataset(data.name, data.root, data.split, progress=progress,
+                            **run_dataset_kwargs(vars(data)))
     if data.subset is not None:
         if not 0 < data.subset <= len(dataset):  # type: ignore[arg-type]
             raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")  # type: ignore[arg-type]
