@@ -54,7 +54,13 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 from tqdm.auto import tqdm
 
 from alignuniform.checkpoint import save_checkpoint
-from alignuniform.data import TwoViews, build_batch_recipe, build_dataset, build_recipe, run_dataset_kwargs
+from alignuniform.data import (
+    TwoViews,
+    build_batch_recipe,
+    build_dataset,
+    build_recipe,
+    run_dataset_kwargs,
+)
 from alignuniform.distributed import (
     DistributedContext,
     barrier,
