@@ -212,19 +212,20 @@ def uniformity_bound(dim: int, t: float = 2.0) -> float:
 def _flag_rows(batch: object, name: str, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Prepare a batch without reading its values on the host.
 
-    Returns the (normalised) rows and a boolean mask of the bad rows: a non-finite norm
-    (a NaN or Inf entry, or a norm that overflows) or, when normalising, a zero one. The
-    caller counts them in a state and refuses them at ``compute``. One norm per row serves
-    both checks and the normalisation (``torch.isfinite(x).all(1)`` costs three times as
-    much on a CPU).
+    Returns the (normalised) rows and a boolean mask of the bad rows: a NaN or Inf entry
+    or, when normalising, a zero norm or one beyond the dtype's range (dividing by an
+    infinite norm would give a zero row). The caller counts them in a state and refuses
+    them at ``compute``. Without normalisation a large finite row is measured as given
+    (the kernel works in float64 where float32 would overflow), so only its entries are
+    checked: ``amax`` is NaN or Inf exactly where an entry is, and, like the norm, costs a
+    third of ``torch.isfinite(x).all(1)`` on a CPU.
     """
     x = _checks.embeddings(batch, name, check_values=False).detach()
+    if not normalize:
+        return x, ~torch.isfinite(x.abs().amax(1))
     norm = torch.linalg.vector_norm(x, dim=1)
-    bad = ~torch.isfinite(norm)
-    if normalize:
-        bad |= norm <= _checks.NORM_EPS
-        x = x / norm.clamp_min(_checks.NORM_EPS)[:, None]  # what F.normalize computes
-    return x, bad
+    bad = ~torch.isfinite(norm) | (norm <= _checks.NORM_EPS)
+    return x / norm.clamp_min(_checks.NORM_EPS)[:, None], bad  # what F.normalize computes
 
 
 def _check_state(metric: Alignment | Uniformity, count: torch.Tensor) -> None:
@@ -237,7 +238,10 @@ def _check_state(metric: Alignment | Uniformity, count: torch.Tensor) -> None:
     if n == 0:
         raise ValueError(f"{name}.compute() called before any update()")
     if n_bad:
-        zero = " or zero (no direction to L2-normalise)" if metric.normalize else ""
+        zero = (
+            " or had a zero norm (no direction) or one beyond the dtype's range, so they "
+            "cannot be L2-normalised" if metric.normalize else ""
+        )
         raise ValueError(
             f"{name}: {n_bad} rows given to update() were NaN/Inf{zero}; "
             f"metrics.{name.lower()}() on a batch names the first such row"
