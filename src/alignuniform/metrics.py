@@ -223,8 +223,9 @@ def _flag_rows(batch: object, name: str, normalize: bool) -> tuple[torch.Tensor,
     infinite norm would give a zero row). The caller counts them in a state and refuses
     them at ``compute``. Without normalisation a large finite row is measured as given
     (the kernel works in float64 where float32 would overflow), so only its entries are
-    checked: ``amax`` is NaN or Inf exactly where an entry is, and, like the norm, costs a
-    third of ``torch.isfinite(x).all(1)`` on a CPU.
+    checked: ``x.abs().amax(1)`` is NaN or Inf exactly where an entry is (the norm would
+    also be Inf for a row of finite entries beyond 1e19), at 0.4 times the cost of
+    ``torch.isfinite(x).all(1)`` on a CPU.
     """
     x = _checks.embeddings(batch, name, check_values=False).detach()
     if not normalize:
@@ -481,10 +482,6 @@ class Uniformity(_RowMetric):
         """The rows ``compute`` measures: all of them (exact mode), or the kept uniform
         random subset of at most ``max_rows`` (sampled mode; after a sync, of all
         processes' rows)."""
-        chunks = self.rows if isinstance(self.rows, list) else [self.rows]
-        if len({c.shape[1] for c in chunks if c.ndim == 2}) > 1:  # e.g. from processes
-            widths = sorted({c.shape[1] for c in chunks})
-            raise ValueError(f"Uniformity holds rows of different dimensions {widths}")
         rows = dim_zero_cat(self.rows)
         if self.max_rows is not None:
             rows = self._bottom(rows, dim_zero_cat(self.keys))[0][0]
