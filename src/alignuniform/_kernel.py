@@ -77,10 +77,10 @@ def _pairs(n: int, block: int):
                 yield a, b
 
 
-def _centred(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """``x`` minus a robust centre, and the rows' squared norms, in a dtype where every
-    exponent of the expansion is finite and precise: ``x``'s own where that holds, else
-    float64 (see the module docstring).
+def _centred(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """``x`` minus a robust centre and the rows' squared norms, in a dtype where every
+    exponent of the expansion is finite and precise (``x``'s own where that holds, else
+    float64; see the module docstring), and the largest squared norm. One host read.
 
     Raises:
         ValueError: a row is so far from the others that ``t ||x_i - c||^2`` overflows
@@ -91,15 +91,13 @@ def _centred(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     sample = x64[torch.linspace(0, n - 1, min(n, _CENTRE_ROWS), device=x.device).long()]
     x64 = x64 - sample.median(0).values
     sq64 = (x64 * x64).sum(1)
-    top = float(sq64.max())
+    far = (sq64 > _ROUNDING / (t * torch.finfo(x.dtype).eps)).sum()
+    top, n_far = torch.stack([sq64.max(), far.double()]).tolist()
     for dtype in (x.dtype, torch.float64):
-        info = torch.finfo(dtype)
         # every exponent lies within 4 t max ||x_i||^2 of 0 (Cauchy-Schwarz); 4x headroom
-        if not (math.isfinite(top) and 16.0 * t * top < info.max):
-            continue
-        far = sq64 > _ROUNDING / (t * info.eps)
-        if dtype == torch.float64 or int(far.sum()) <= 1:
-            return x64.to(dtype), sq64.to(dtype)
+        fits = math.isfinite(top) and 16.0 * t * top < torch.finfo(dtype).max
+        if fits and (dtype == torch.float64 or n_far <= 1):
+            return x64.to(dtype), sq64.to(dtype), top
     row = int(sq64.argmax())
     raise ValueError(
         f"row {row} of x is too far from the other rows (largest entry "
@@ -108,9 +106,10 @@ def _centred(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor]:
     )
 
 
-def _fast_scales(sq: torch.Tensor, t: float) -> torch.Tensor | None:
-    """``a = exp(-t ||x_i||^2)`` from the squared norms when the fast path is safe, else None."""
-    return torch.exp(-t * sq) if float(sq.max()) * t <= _SAFE_EXPONENT else None
+def _fast_scales(sq: torch.Tensor, top: float, t: float) -> torch.Tensor | None:
+    """``a = exp(-t ||x_i||^2)`` from the squared norms (``top`` their maximum) when the fast
+    path is safe, else None."""
+    return torch.exp(-t * sq) if top * t <= _SAFE_EXPONENT else None
 
 
 def _block_exponents(
@@ -174,8 +173,8 @@ def _fast_pass(
 
 def pair_logsumexp(x: torch.Tensor, t: float, block: int = DEFAULT_BLOCK) -> torch.Tensor:
     """``log sum_{i<j} exp(-t ||x_i - x_j||^2)`` as a 0-d float64 tensor (no autograd)."""
-    x, sq = _centred(x.detach(), t)
-    scales = _fast_scales(sq, t)
+    x, sq, top = _centred(x.detach(), t)
+    scales = _fast_scales(sq, top, t)
     if scales is None:
         return _lse_general(x, sq, t, block)
     return torch.log(_fast_pass(x, scales, t, block, with_grad=False)[0])
@@ -197,8 +196,8 @@ class _LogMeanPairPotential(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x: torch.Tensor, t: float, block: int) -> torch.Tensor:
         n, dtype = x.shape[0], x.dtype
-        x, sq = _centred(x.detach(), t)
-        scales = _fast_scales(sq, t)
+        x, sq, top = _centred(x.detach(), t)
+        scales = _fast_scales(sq, top, t)
         grad = None
         if scales is None:
             lse = _lse_general(x, sq, t, block)
