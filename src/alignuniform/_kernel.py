@@ -33,12 +33,14 @@ others, and the float32 value became -3.80 instead of -4.35), a median is not mo
 any minority of far rows.
 
 Precision. The expansion's rounding error in an exponent is about
-``t eps (||x_i||^2 + ||x_j||^2)``. For a single far row that is harmless: its distance to
-every other row is as large as its norm, so the error is relative to ``t d^2`` and its
-terms stay negligible. Two or more far rows may be close to each other (a far cluster),
-and then their pair terms would be wrong: where more than one row has
-``t eps ||x_i||^2 > 1e-3`` (:data:`_ROUNDING`; for float32 at t = 2, a norm above 90 from
-the centre), the computation runs in float64.
+``t eps (||x_i||^2 + ||x_j||^2)``: small next to ``t d^2`` wherever the distances are
+comparable to the norms, as in a cloud around its centre. For a single far row it is
+harmless too: its distance to every other row is as large as its norm, so the error is
+relative to ``t d^2`` and its terms stay negligible. Two or more far rows may be close to
+each other (a far cluster), and then their pair terms would be wrong: where more than one
+row lies over 4 times the median distance from the centre (:data:`_FAR` in squares) with
+``t eps ||x_i||^2 > 1e-3`` (:data:`_ROUNDING`; for float32 at t = 2, a norm above 90), the
+computation runs in float64.
 
 Range. The expansion forms values up to ``4 t max ||x_i||^2``; where that would overflow
 the input's dtype (a float32 row of norm 1e19 or more, after centring), the computation
@@ -59,9 +61,11 @@ DEFAULT_BLOCK = 1024
 #: Rows sampled (evenly spaced) for the median that centres the rows.
 _CENTRE_ROWS = 1024
 
-#: Largest rounding error ``t eps ||x_i||^2`` (in an exponent) of two or more rows for which
-#: the input's dtype is kept; beyond it the computation runs in float64.
+#: Two or more rows with a rounding error ``t eps ||x_i||^2`` (in an exponent) above
+#: ``_ROUNDING`` and a squared distance from the centre above ``_FAR`` times the median one
+#: make the computation run in float64.
 _ROUNDING = 1e-3
+_FAR = 16.0
 
 #: Largest ``t ||x||^2`` for the fast path. Then every factor lies in [e^-40, e^40] and
 #: every pair term ``exp(-t ||x_i - x_j||^2) >= e^-80``, all normal float32 numbers.
@@ -88,10 +92,12 @@ def _centred(x: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor, flo
     """
     x64 = x.double()
     n = x.shape[0]
-    sample = x64[torch.linspace(0, n - 1, min(n, _CENTRE_ROWS), device=x.device).long()]
-    x64 = x64 - sample.median(0).values
+    pick = torch.linspace(0, n - 1, min(n, _CENTRE_ROWS), device=x.device).long()
+    x64 = x64 - x64[pick].median(0).values
     sq64 = (x64 * x64).sum(1)
-    far = (sq64 > _ROUNDING / (t * torch.finfo(x.dtype).eps)).sum()
+    typical = sq64[pick].median()
+    limit = typical.new_tensor(_ROUNDING / (t * torch.finfo(x.dtype).eps))
+    far = (sq64 > torch.maximum(limit, _FAR * typical)).sum()
     top, n_far = torch.stack([sq64.max(), far.double()]).tolist()
     for dtype in (x.dtype, torch.float64):
         # every exponent lies within 4 t max ||x_i||^2 of 0 (Cauchy-Schwarz); 4x headroom
