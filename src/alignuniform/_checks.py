@@ -61,21 +61,27 @@ NORM_EPS = 1e-12
 
 
 def normalisable(x: torch.Tensor, name: str, hint: str) -> None:
-    """Refuse rows of ``x`` whose L2 norm is below :data:`NORM_EPS`, naming the first one.
+    """Refuse rows of ``x`` whose L2 norm is below :data:`NORM_EPS`, naming the first one,
+    and rows whose norm overflows ``x``'s dtype (``F.normalize`` would divide them by
+    infinity and return a zero row).
 
     Args:
         x: (N, d) tensor that is about to be L2-normalised row by row.
         name: the argument's name, for the message.
-        hint: how the caller can avoid the error (appended to the message).
+        hint: how the caller can avoid a zero row (appended to the message).
     """
-    bad = torch.linalg.vector_norm(x, dim=1) <= NORM_EPS
-    if bool(bad.any()):
-        rows = bad.nonzero().flatten()
-        more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
-        raise ValueError(
-            f"row {int(rows[0])} of {name}{more} is zero (norm <= {NORM_EPS:g}): it has no "
-            f"direction, so it cannot be L2-normalised; {hint}"
-        )
+    norm = torch.linalg.vector_norm(x, dim=1)
+    for bad, why, fix in (
+        (norm <= NORM_EPS, f"is zero (norm <= {NORM_EPS:g}): it has no direction", hint),
+        (torch.isinf(norm), f"has a norm beyond the {x.dtype} range", f"pass {name}.double()"),
+    ):
+        if bool(bad.any()):
+            rows = bad.nonzero().flatten()
+            more = f" (and {len(rows) - 1} more)" if len(rows) > 1 else ""
+            raise ValueError(
+                f"row {int(rows[0])} of {name}{more} {why}, so it cannot be L2-normalised; "
+                f"{fix}"
+            )
 
 
 def common_dtype(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:

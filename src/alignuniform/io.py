@@ -95,9 +95,27 @@ def to_json(obj: Any, *, indent: int | None = 2, sort_keys: bool = False) -> str
         return json.dumps(obj, indent=indent, sort_keys=sort_keys, allow_nan=False,
                           default=_json_default)
     except ValueError as err:
+        found = _non_finite(obj, "")
+        what = f"{found[0] or 'the value'} is {found[1]}" if found else str(err)
         raise ValueError(
-            f"cannot write strict JSON: {err} (replace NaN/Infinity by null or a string)"
+            f"cannot write strict JSON: {what} (replace NaN/Infinity by null or a string)"
         ) from err
+
+
+def _non_finite(obj: Any, where: str) -> tuple[str, float] | None:
+    """The path (e.g. ``runs[2].uniformity``) and value of the first NaN or infinity in
+    ``obj``, looking inside NumPy and torch values as :func:`to_json` serialises them."""
+    if isinstance(obj, float):
+        return None if math.isfinite(obj) else (where, obj)
+    if isinstance(obj, dict):
+        items = ((f"{where}.{k}" if where else str(k), v) for k, v in obj.items())
+    elif isinstance(obj, (list, tuple)):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(obj))
+    elif callable(getattr(obj, "tolist", None)):
+        return _non_finite(obj.tolist(), where)
+    else:
+        return None
+    return next((hit for key, v in items if (hit := _non_finite(v, key))), None)
 
 
 def _json_default(value: Any) -> Any:

@@ -22,6 +22,7 @@ Examples:
 
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 from typing import Any
@@ -209,22 +210,29 @@ def uniformity_bound(dim: int, t: float = 2.0) -> float:
     return float(special.gammaln(dim / 2) - nu * math.log(t) + math.log(special.ive(nu, 2 * t)))
 
 
+#: Counts the sampled updates of every :class:`Uniformity` in the process: each draws its
+#: keys from a seed no other update shares.
+_KEY_DRAWS = itertools.count()
+
+
 def _flag_rows(batch: object, name: str, normalize: bool) -> tuple[torch.Tensor, torch.Tensor]:
     """Prepare a batch without reading its values on the host.
 
-    Returns the (normalised) rows and a boolean mask of the bad rows: a non-finite norm
-    (a NaN or Inf entry, or a norm that overflows) or, when normalising, a zero one. The
-    caller counts them in a state and refuses them at ``compute``. One norm per row serves
-    both checks and the normalisation (``torch.isfinite(x).all(1)`` costs three times as
-    much on a CPU).
+    Returns the (normalised) rows and a boolean mask of the bad rows: a NaN or Inf entry
+    or, when normalising, a zero norm or one beyond the dtype's range (dividing by an
+    infinite norm would give a zero row). The caller counts them in a state and refuses
+    them at ``compute``. Without normalisation a large finite row is measured as given
+    (the kernel works in float64 where float32 would overflow), so only its entries are
+    checked: ``x.abs().amax(1)`` is NaN or Inf exactly where an entry is (the norm would
+    also be Inf for a row of finite entries beyond 1e19), at 0.4 times the cost of
+    ``torch.isfinite(x).all(1)`` on a CPU.
     """
     x = _checks.embeddings(batch, name, check_values=False).detach()
+    if not normalize:
+        return x, ~torch.isfinite(x.abs().amax(1))
     norm = torch.linalg.vector_norm(x, dim=1)
-    bad = ~torch.isfinite(norm)
-    if normalize:
-        bad |= norm <= _checks.NORM_EPS
-        x = x / norm.clamp_min(_checks.NORM_EPS)[:, None]  # what F.normalize computes
-    return x, bad
+    bad = ~torch.isfinite(norm) | (norm <= _checks.NORM_EPS)
+    return x / norm.clamp_min(_checks.NORM_EPS)[:, None], bad  # what F.normalize computes
 
 
 def _check_state(metric: Alignment | Uniformity, count: torch.Tensor) -> None:
@@ -237,14 +245,58 @@ def _check_state(metric: Alignment | Uniformity, count: torch.Tensor) -> None:
     if n == 0:
         raise ValueError(f"{name}.compute() called before any update()")
     if n_bad:
-        zero = " or zero (no direction to L2-normalise)" if metric.normalize else ""
+        zero = (
+            " or had a zero norm (no direction) or one beyond the dtype's range, so they "
+            "cannot be L2-normalised" if metric.normalize else ""
+        )
         raise ValueError(
             f"{name}: {n_bad} rows given to update() were NaN/Inf{zero}; "
             f"metrics.{name.lower()}() on a batch names the first such row"
         )
 
 
-class Alignment(Metric):
+class _RowMetric(Metric):
+    """A metric of (N, d) rows whose width ``d`` is fixed from the first update (or merge)
+    to the next ``reset``: a batch of another width is refused when it arrives, whether it
+    comes through ``update``, ``forward`` or ``merge_state``."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._dim: int | None = None
+
+    def _check_width(self, width: int | None, what: str) -> None:
+        if width is None:
+            return
+        if self._dim is not None and width != self._dim:
+            raise ValueError(
+                f"{type(self).__name__}: {what} has {width} dimensions but earlier batches "
+                f"had {self._dim}"
+            )
+        self._dim = width
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        # torchmetrics resets the state (and with it the width) before the batch's update
+        x = args[0] if args else kwargs.get("x")
+        if isinstance(x, torch.Tensor) and x.ndim == 2:
+            self._check_width(x.shape[1], "x")
+        return super().forward(*args, **kwargs)
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        if isinstance(incoming_state, _RowMetric):
+            width = incoming_state._dim
+        else:  # a state dict: its rows, where it holds them
+            rows = incoming_state.get("rows") if isinstance(incoming_state, dict) else None
+            chunks = [rows] if isinstance(rows, torch.Tensor) else list(rows or [])
+            width = chunks[0].shape[1] if chunks and chunks[0].ndim == 2 else None
+        self._check_width(width, "the merged state")
+        super().merge_state(incoming_state)
+
+    def reset(self) -> None:
+        super().reset()
+        self._dim = None
+
+
+class Alignment(_RowMetric):
     """Alignment as a ``torchmetrics.Metric``: the mean of ``||x_i - y_i||^alpha`` over
     every positive pair given to ``update``, as :func:`alignment` computes it.
 
@@ -290,6 +342,7 @@ class Alignment(Metric):
         x, bad_x = _flag_rows(x, "x", self.normalize)
         y, bad_y = _flag_rows(y, "y", self.normalize)
         _checks.same_shape(x, y)
+        self._check_width(x.shape[1], "x")
         self.total += _alignment_terms(x, y, self.alpha).sum()
         self.count += x.shape[0]
         self.invalid += (bad_x | bad_y).sum()
@@ -300,7 +353,7 @@ class Alignment(Metric):
         return self.total / self.count
 
 
-class Uniformity(Metric):
+class Uniformity(_RowMetric):
     """Uniformity as a ``torchmetrics.Metric``: :func:`uniformity` of every row given to
     ``update`` (not a mean of per-batch values: it is the log of a mean over all pairs).
 
@@ -321,10 +374,14 @@ class Uniformity(Metric):
       all pairs (a U-statistic); its log, the value, is biased low by about
       ``var / (2 mean^2)`` of that estimate (Jensen). While at most K rows have been seen
       it is exact. Memory: at most 2K x (d + 2) values per process (the subset is pruned
-      back to K once 2K rows are held, so that an update costs O(batch), not O(K)). The
-      keys come from a generator seeded by ``(seed, rank, update index)``, so the global
-      random state is untouched and a run is reproducible. For a confidence interval, use
-      ``uniformity(x, n_pairs=...)`` on stored embeddings.
+      back to K once 2K rows are held, after ``update``, ``forward`` and ``merge_state``
+      alike, so that an update costs O(batch), not O(K)). The keys come from a generator
+      seeded by ``(seed, rank, n)`` with ``n`` counting the sampled updates of every
+      ``Uniformity`` in the process: no two updates draw the same keys, whatever the
+      metric, so shards merge as independent samples, and ``forward`` (which
+      torchmetrics runs on a reset state) draws fresh ones each batch; the global random
+      state is untouched, and a script that makes the same calls is reproducible. For a
+      confidence interval, use ``uniformity(x, n_pairs=...)`` on stored embeddings.
 
     ``update`` never reads values on the host; NaN/Inf rows (and zero rows when
     normalising) are counted on the device and refused by ``compute``.
@@ -363,7 +420,6 @@ class Uniformity(Metric):
             raise ValueError(f"max_rows must be None (exact) or an integer >= 2, got {max_rows!r}")
         self.max_rows = None if max_rows is None else int(max_rows)
         self.seed, self.block_size = int(seed), int(block_size)
-        self._dim: int | None = None
         self.add_state("rows", [], dist_reduce_fx="cat")
         self.add_state("keys", [], dist_reduce_fx="cat")
         self.add_state("seen", torch.zeros((), dtype=torch.long), dist_reduce_fx="sum")
@@ -372,28 +428,47 @@ class Uniformity(Metric):
     def update(self, x: torch.Tensor) -> None:
         """Add a batch of embeddings (N, d)."""
         x, bad = _flag_rows(x, "x", self.normalize)
-        if self._dim is not None and x.shape[1] != self._dim:
-            raise ValueError(f"x has {x.shape[1]} dimensions but earlier batches had {self._dim}")
-        self._dim = x.shape[1]
+        self._check_width(x.shape[1], "x")
         self.seen += x.shape[0]
         self.invalid += bad.sum()
+        self.rows.append(x)
         if self.max_rows is None:
-            self.rows.append(x)
             return
         gen = torch.Generator(device=x.device).manual_seed(self._key_seed())
-        self.rows.append(x)
         keys = torch.rand(x.shape[0], generator=gen, device=x.device, dtype=torch.float64)
         self.keys.append(keys)
-        # pruned once more than 2K rows are held: O(batch) per update, amortised
-        if sum(k.shape[0] for k in self.keys) > 2 * self.max_rows:
-            # with compute_on_cpu=True the held chunks live on the CPU, the new one may not
-            rows = torch.cat([r.to(x.device) for r in self.rows])
-            keys = torch.cat([k.to(x.device) for k in self.keys])
-            self.rows, self.keys = self._bottom(rows, keys)
+        self._prune()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        value = super().forward(*args, **kwargs)
+        self._prune()  # torchmetrics appends the batch's rows to the held ones
+        return value
+
+    def merge_state(self, incoming_state: dict[str, Any] | Metric) -> None:
+        if isinstance(incoming_state, Uniformity) and (
+            (incoming_state.max_rows is None) != (self.max_rows is None)
+        ):
+            raise ValueError(
+                "Uniformity.merge_state: cannot merge an exact-mode state (max_rows=None) "
+                "with a sampled one: the exact rows carry no sampling keys"
+            )
+        super().merge_state(incoming_state)
+        self._prune()
 
     def _key_seed(self) -> int:
-        state = np.random.SeedSequence([self.seed, get_rank(), self._update_count])
+        state = np.random.SeedSequence([self.seed, get_rank(), next(_KEY_DRAWS)])
         return int(state.generate_state(1)[0])
+
+    def _prune(self) -> None:
+        """Keep the bottom K of the held rows once more than 2K are held (sampled mode):
+        O(batch) per update, amortised."""
+        if self.max_rows is None or sum(k.shape[0] for k in self.keys) <= 2 * self.max_rows:
+            return
+        # with compute_on_cpu=True the held chunks live on the CPU, the newest may not
+        device = self.keys[-1].device
+        rows = torch.cat([r.to(device) for r in self.rows])
+        keys = torch.cat([k.to(device) for k in self.keys])
+        self.rows, self.keys = self._bottom(rows, keys)
 
     def _bottom(
         self, rows: torch.Tensor, keys: torch.Tensor
@@ -420,7 +495,3 @@ class Uniformity(Metric):
         if rows.shape[0] < 2:
             raise ValueError(f"Uniformity needs at least 2 rows, got {rows.shape[0]}")
         return _exact_uniformity(rows, self.t, self.block_size)
-
-    def reset(self) -> None:
-        super().reset()
-        self._dim = None
