@@ -125,14 +125,6 @@ def test_load_encoder_random_init_is_the_seeded_build_of_the_stored_architecture
         load_encoder(save_checkpoint(tmp_path / "bad.pt", state), random_init=True)
 
 
-def test_default_device_is_cuda_only_where_available(monkeypatch):
-    assert checkpoint.default_device("cpu") == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    assert checkpoint.default_device() == torch.device("cpu")
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
-    assert checkpoint.default_device() == torch.device("cuda")
-
-
 def test_load_encoder_errors_for_misfit_weights_or_missing_config(tmp_path):
     _, state = _encoder_state()
     state["config"]["model"] = dict(MODEL_CFG, feat_dim=9)

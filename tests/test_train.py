@@ -351,13 +351,13 @@ def test_an_unusable_out_or_device_is_refused_before_the_data_load(tmp_path, no_
             train(config, read_only, progress=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     for device in ("cuda", "cuda:1"):
-        with pytest.raises(ValueError, match=f"device={device} but no CUDA GPU is available"):
+        with pytest.raises(ValueError, match=f"device '{device}': no CUDA GPU is available"):
             train(load_config(_tiny(tmp_path), [f"device={device}"]), tmp_path / "gpu",
                   progress=False)
     assert not (tmp_path / "gpu").exists()
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
-    with pytest.raises(ValueError, match=r"device=cuda:2 but there are 2 CUDA devices"):
+    with pytest.raises(ValueError, match=r"device 'cuda:2': there are 2 CUDA devices"):
         train(load_config(_tiny(tmp_path), ["device=cuda:2"]), tmp_path / "gpu", progress=False)
 
 

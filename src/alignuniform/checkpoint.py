@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
+from alignuniform.devices import default_device
 from alignuniform.io import atomic_write
 from alignuniform.models import build_model
 
@@ -133,15 +134,6 @@ def load_checkpoint(path: str | Path, map_location: str | torch.device = "cpu") 
     return state
 
 
-def default_device(device: str | torch.device | None = None) -> torch.device:
-    """``device`` as a ``torch.device``; ``None``: CUDA when available, else the CPU.
-
-    >>> default_device("cpu")
-    device(type='cpu')
-    """
-    return torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
-
-
 def load_encoder(
     path: str | Path, *, device: str | torch.device | None = None, random_init: bool = False,
     seed: int = 0,
@@ -156,7 +148,7 @@ def load_encoder(
     Args:
         path: A checkpoint written by ``alignuniform.train`` (or any dict with ``"model"``
             and ``"config"["model"]`` = ``{"name": ..., "feat_dim": ..., "kwargs": {...}}``).
-        device: Where the encoder goes (:func:`default_device`: CUDA when available).
+        device: Where the encoder goes (``devices.default_device``: CUDA when available).
         random_init: Return the architecture as training starts it instead of the trained
             weights: ``build_model(..., seed=seed)``, the architecture's own initialisation
             (SmallAlexNet's N(0, 0.02), not PyTorch's layer defaults); with the run's seed

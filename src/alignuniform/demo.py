@@ -171,8 +171,9 @@ def run_demo(
     Returns:
         The ``results.json`` content.
     """
-    from alignuniform.checkpoint import default_device, load_encoder
+    from alignuniform.checkpoint import load_encoder
     from alignuniform.data import build_recipe
+    from alignuniform.devices import default_device
     from alignuniform.evaluate import evaluate_encoder, make_monitor
     from alignuniform.evaluate.results import save_results
     from alignuniform.io import read_jsonl

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from alignuniform.devices import default_device
+
 
 def is_distributed() -> bool:
     """True inside an initialised process group."""
@@ -100,7 +102,7 @@ def init_from_env(device: str = "auto") -> DistributedContext:
         device: "auto" (CUDA if available), "cpu", "cuda" or "cuda:N".
     """
     if device == "auto":
-        device = "cuda" if torch.cuda.is_available() else "cpu"
+        device = default_device().type
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     on_cuda = device.startswith("cuda")

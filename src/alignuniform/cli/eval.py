@@ -100,11 +100,13 @@ def format_table(results: dict) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from alignuniform.devices import default_device
     from alignuniform.evaluate import evaluate_checkpoint, save_results
     from alignuniform.io import check_writable_dir
 
     out = args.out or args.checkpoint.parent / ("eval_random" if args.random_init else "eval")
     check_writable_dir(out)  # before the work, not after it
+    default_device(args.device)  # a missing GPU or a typo: one line, before the checkpoint
     if not args.checkpoint.is_file():
         raise FileNotFoundError(f"no checkpoint at {args.checkpoint}")
     results = evaluate_checkpoint(

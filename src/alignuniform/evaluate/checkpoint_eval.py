@@ -215,13 +215,13 @@ def evaluate_checkpoint(
             run's seed these are the run's initial weights.
         n_train, n_test: Evaluate on seeded random subsets of these sizes (``None``: all).
         seed: Seed of the subsets, the random init and everything in ``evaluate_encoder``.
-        device: Where to run (``checkpoint.default_device``: CUDA when available).
+        device: Where to run (``devices.default_device``: CUDA when available).
         **kwargs: Passed to :func:`evaluate_encoder` (``protocol``, ``paper_epochs``, ...).
 
     Returns:
         The :func:`evaluate_encoder` dict plus ``"checkpoint"`` and ``"data"`` entries.
     """
-    from alignuniform.checkpoint import default_device, load_encoder
+    from alignuniform.checkpoint import load_encoder
     from alignuniform.data import (
         RECIPES,
         build_augment_recipe,
@@ -229,6 +229,7 @@ def evaluate_checkpoint(
         build_recipe,
         build_run_splits,
     )
+    from alignuniform.devices import default_device
 
     device = default_device(device)
     model, config = load_encoder(path, device=device, random_init=random_init, seed=seed)

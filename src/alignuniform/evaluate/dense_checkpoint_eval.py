@@ -124,7 +124,7 @@ def evaluate_dense_checkpoint(
         random_init: The checkpoint's architecture as training starts it
             (``checkpoint.load_encoder``'s seeded build) instead of its trained weights.
         seed: Seed of the scenes, the views, the probe and the sampled locations.
-        device: Where to run (``checkpoint.default_device``: CUDA when available).
+        device: Where to run (``devices.default_device``: CUDA when available).
 
     Returns:
         ``{variant: {map: {"miou", "pixel_accuracy", "dense_alignment",
@@ -135,8 +135,9 @@ def evaluate_dense_checkpoint(
         ValueError: An unknown variant or map, or "dense" maps of an encoder without a
             dense head.
     """
-    from alignuniform.checkpoint import default_device, load_encoder
+    from alignuniform.checkpoint import load_encoder
     from alignuniform.data import run_dataset_kwargs
+    from alignuniform.devices import default_device
 
     if not variants or set(variants) - set(VARIANTS):
         raise ValueError(f"variants must be among {sorted(VARIANTS)}, got {list(variants)}")

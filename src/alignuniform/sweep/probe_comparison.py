@@ -43,8 +43,9 @@ def compare_probes(out_dir: str | Path, *, encoders: int = 5, epochs: int = 100,
     import torch
 
     from alignuniform._registry import resolve
-    from alignuniform.checkpoint import default_device, load_encoder
+    from alignuniform.checkpoint import load_encoder
     from alignuniform.data import RECIPES, RecipeSpec, build_recipe, build_run_splits
+    from alignuniform.devices import default_device
     from alignuniform.evaluate import evaluate_encoder, probe_augmentation
     from alignuniform.evaluate.features import random_subset
 

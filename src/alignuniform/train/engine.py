@@ -61,6 +61,7 @@ from alignuniform.data import (
     build_recipe,
     run_dataset_kwargs,
 )
+from alignuniform.devices import check_device
 from alignuniform.distributed import (
     DistributedContext,
     barrier,
@@ -102,23 +103,6 @@ def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Da
         generator = torch.Generator().manual_seed(seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])  # type: ignore[arg-type]
     return dataset
-
-
-def _check_device(device: str) -> None:
-    """Refuse a CUDA device this machine lacks, before any work (init would raise later)."""
-    if not device.startswith("cuda"):
-        return
-    if not torch.cuda.is_available():
-        raise ValueError(
-            f"device={device} but no CUDA GPU is available here (torch.cuda.is_available() "
-            "is False); use device=cpu, or device=auto to take a GPU when there is one"
-        )
-    index = device.partition(":")[2]
-    count = torch.cuda.device_count()
-    if index and int(index) >= count:
-        raise ValueError(
-            f"device={device} but there are {count} CUDA devices (cuda:0 to cuda:{count - 1})"
-        )
 
 
 def _build_loader(config: TrainConfig, ctx: DistributedContext, progress: bool
@@ -364,7 +348,8 @@ def train(
         raise TypeError(f"config must be a TrainConfig (see load_config), got {type(config)}")
     out_dir = Path(out_dir)
     writer_class = _summary_writer_class() if config.tensorboard else None
-    _check_device(config.device)
+    if config.device != "auto":
+        check_device(config.device)
     owns_group = not is_distributed()
     ctx = init_from_env(config.device)
     lock = None
