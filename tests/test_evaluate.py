@@ -492,6 +492,12 @@ def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, cap
         assert message in err and "Traceback" not in err
     assert main(["eval", str(checkpoint), "--n-train", "10", "--k", "20", "--no-progress"]) == 2
     assert "only 10 reference samples" in capsys.readouterr().err
+    # 1-D signals for an image CNN: said in terms of the data, not of a missing batch axis
+    assert main(["eval", str(checkpoint), "--data", "mnist1d", "--n-train", "40",
+                 "--n-test", "20", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert ("small_cnn encoder was trained on 'synthetic' and cannot read 'mnist1d' items "
+            "(shape (1, 40)") in err and "unsqueeze" not in err and err.count("\n") == 1
 
 
 def test_cli_eval_scores_on_the_test_zip_beside_the_training_zip(tmp_path, monkeypatch):

@@ -14,7 +14,7 @@ import dataclasses
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor, nn
@@ -35,6 +35,9 @@ from alignuniform.evaluate.features import (
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
+
+if TYPE_CHECKING:
+    from alignuniform.train.config import TrainConfig
 
 
 def _layer_numbers(
@@ -185,6 +188,23 @@ def evaluate_encoder(
     return results
 
 
+def _check_encoder_reads(model: nn.Module, transform: Callable, items: Dataset, name: str,
+                         config: TrainConfig) -> None:
+    """Refuse, in one line, a data set whose items the checkpoint's encoder cannot take (say
+    1-D signals for an image CNN), before any features are extracted."""
+    x = transform(items[0][0]).unsqueeze(0)
+    try:
+        with torch.no_grad():
+            model(x.to(next(model.parameters()).device))
+    except (ValueError, RuntimeError) as err:
+        raise ValueError(
+            f"the checkpoint's {config.model.name} encoder was trained on "
+            f"{config.data.name!r} and cannot read {name!r} items (shape "
+            f"{tuple(x.shape[1:])} after the {name}_eval recipe); evaluate it on data of its "
+            f"kind, e.g. --data {config.data.name}"
+        ) from err
+
+
 def evaluate_checkpoint(
     path: str | Path,
     *,
@@ -252,6 +272,8 @@ def evaluate_checkpoint(
     )
     train_set = random_subset(train_set, n_train, seed)
     test_set = random_subset(test_set, n_test, seed + 1)
+    if not same_data:
+        _check_encoder_reads(model, build_recipe(f"{recipe_name}_eval"), test_set, name, config)
     build = build_batch_recipe if batched else build_recipe
     results = evaluate_encoder(
         model, train_set, test_set,
