@@ -89,6 +89,7 @@ def test_config_errors_name_the_problem(tmp_path):
     ("device=banana", r"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got 'banana'"),
     ("device=cuda:x", r"device must be .*got 'cuda:x'"),
     ("data.subset=0", r"data.subset must be >= 1"),
+    ("data.batch_size=1", r"data.batch_size must be >= 2 \(uniformity and contrastive"),
     ("queue.momentum=1", r"queue.momentum must be in \[0, 1\) .*got 1.0"),
     ("queue.momentum=-0.1", r"queue.momentum must be in \[0, 1\)"),
     ("queue.size=-1", r"queue.size must be >= 0"),
@@ -100,6 +101,14 @@ def test_config_errors_name_the_problem(tmp_path):
 def test_config_refuses_values_no_run_can_use(override, message):
     with pytest.raises(ValueError, match=message):
         load_config(None, [override])
+
+
+def test_loss_errors_read_as_config_keys():
+    with pytest.raises(ValueError, match=r"^bad loss section: at least one weight must be "
+                       r"positive, got \{'w_contrastive': 0.0, 'w_align': 0.0"):
+        load_config(None, ["loss.w_align=0", "loss.w_uniform=0"])  # not "loss.at least one"
+    with pytest.raises(ValueError, match=r"^bad dense section: dense.tau must be"):
+        load_config(None, ["dense.w_contrastive=1", "dense.tau=-1"])
 
 
 def test_a_queue_needs_a_loss_term_that_uses_negatives():

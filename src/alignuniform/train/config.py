@@ -88,6 +88,14 @@ class ModelConfig:
     sync_bn: bool = False
 
 
+def _keyed(section: str, values: object, err: ValueError) -> str:
+    """A loss's message in config terms: ``"tau must be > 0"`` becomes ``"loss.tau must be
+    > 0"``; a message that does not start with one of the section's keys is kept as is."""
+    message = str(err)
+    names = {f.name for f in dataclasses.fields(values)}  # type: ignore[arg-type]
+    return f"{section}.{message}" if message.split(" ", 1)[0] in names else message
+
+
 @dataclass
 class LossConfig:
     """Weights and parameters of ``alignuniform.LossCombination``.
@@ -126,7 +134,7 @@ class LossConfig:
             try:
                 return LossCombination(**dataclasses.asdict(self))
             except ValueError as err:
-                raise ValueError(f"bad loss section: loss.{err}") from err
+                raise ValueError(f"bad loss section: {_keyed('loss', self, err)}") from err
         if self.w_nt_xent:
             raise ValueError(
                 "loss.w_nt_xent cannot use a queue (NT-Xent's negatives are the batch's other "
@@ -295,7 +303,7 @@ class TrainConfig:
                 intra_batch=self.queue.intra_batch,
             )
         except ValueError as err:
-            raise ValueError(f"bad dense section: dense.{err}") from err
+            raise ValueError(f"bad dense section: {_keyed('dense', d, err)}") from err
 
 
 # ---------------------------------------------------------------------------------------------

@@ -84,8 +84,12 @@ def validate(config: TrainConfig) -> None:
         raise ValueError(
             f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {config.device!r}"
         )
-    for name, value in (("epochs", config.epochs), ("data.batch_size", config.data.batch_size),
-                        ("model.feat_dim", config.model.feat_dim),
+    if config.data.batch_size < 2:
+        raise ValueError(
+            f"data.batch_size must be >= 2 (uniformity and contrastive terms compare the rows "
+            f"of a batch, and BatchNorm needs two), got {config.data.batch_size}"
+        )
+    for name, value in (("epochs", config.epochs), ("model.feat_dim", config.model.feat_dim),
                         ("monitor_every", config.monitor_every)):
         if value < 1:
             raise ValueError(f"{name} must be >= 1, got {value}")
