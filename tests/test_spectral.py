@@ -78,9 +78,11 @@ def test_ranks_match_eigh():
     lam = np.linalg.eigvalsh(np.cov(z.astype(np.float64).T))[::-1]
     assert spectral.effective_rank(z) == pytest.approx(_exp_entropy(lam, 0.0), rel=1e-9)
     assert spectral.stable_rank(z) == pytest.approx(lam.sum() / lam[0], rel=1e-9)
-    # float16 and float64 inputs: float64 arithmetic either way
+    # float16 and float64 inputs: the same values, in float64 arithmetic either way
     zt = torch.from_numpy(z)
-    assert spectral.effective_rank(zt.double()) == pytest.approx(spectral.effective_rank(zt))
+    assert spectral.effective_rank(zt.double()) == spectral.effective_rank(zt)
+    half = zt.half()
+    assert spectral.rankme(half) == pytest.approx(spectral.rankme(half.double()), rel=1e-12)
 
 
 def test_alpha_matches_least_squares():
@@ -111,10 +113,11 @@ def test_w2_matches_reference():
 
 def test_isotropic_gaussian_rankme_close_to_d():
     # N = 50 d: the singular values spread by about +-1/sqrt(50) (Marchenko-Pastur), which
-    # costs about 0.1% of the entropy; eps = 1e-7 adds < d * eps * |log eps| ~ 5e-5
+    # costs a few tenths of a percent of the entropy (observed d - 0.09); tolerance 0.2; eps
+    # = 1e-7 adds < d * eps * |log eps| ~ 5e-5
     d = 32
     z = torch.randn(50 * d, d, generator=torch.Generator().manual_seed(0))
-    assert d - 0.1 < spectral.rankme(z) <= d
+    assert d - 0.2 < spectral.rankme(z) <= d
     assert d * 0.95 < spectral.effective_rank(z) <= d
 
 
@@ -132,7 +135,7 @@ def test_rank_k_bounded_by_k():
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
 def test_alpha_req_recovers_power_law(alpha):
     # Z = G diag(k^(-alpha/2)) Q: covariance eigenvalues k^-alpha up to sampling noise; with
-    # N = 40 d the fitted slope over ranks 2..d/2 is within 0.05 of alpha (observed < 0.02)
+    # N = 40 d the fitted slope over ranks 2..d/2 is within 0.05 of alpha (observed < 0.006)
     d, n = 128, 40 * 128
     g = np.random.default_rng(3)
     q, _ = np.linalg.qr(g.standard_normal((d, d)))
@@ -144,7 +147,7 @@ def test_alpha_req_recovers_power_law(alpha):
 
 def test_alpha_req_flat_and_collapsed():
     z = torch.randn(8000, 64, generator=torch.Generator().manual_seed(0))
-    assert abs(spectral.alpha_req(z)) < 0.1
+    assert abs(spectral.alpha_req(z)) < 0.1  # the Marchenko-Pastur tilt: observed 0.064
     collapsed = torch.randn(100, 1) @ torch.randn(1, 64)  # rank 1
     with pytest.raises(ValueError, match="collapsed"):
         spectral.alpha_req(collapsed)
@@ -173,8 +176,9 @@ def test_w2_uniform_sphere_small_and_collapse_sqrt2():
     g = torch.Generator().manual_seed(0)
     w_small = spectral.gaussian_w2_uniformity(torch.randn(2_000, m, generator=g))
     w_large = spectral.gaussian_w2_uniformity(torch.randn(50_000, m, generator=g))
-    # the large-N limit is 0; the finite-N bias shrinks like N^(-1/2)
-    assert w_large < 0.05 and w_large < w_small
+    # the large-N limit is 0; the finite-N bias shrinks like N^(-1/2): 25x the rows, 1/5
+    assert w_large < 0.02
+    assert 3.5 < w_small / w_large < 7
     collapsed = torch.ones(100, m) + 1e-3 * torch.randn(100, m, generator=g)
     assert spectral.gaussian_w2_uniformity(collapsed) == pytest.approx(math.sqrt(2), abs=1e-2)
 
@@ -320,6 +324,27 @@ def test_lidar_metric_streaming_merge_forward():
     for batch in batches:
         assert float(f(batch)) == pytest.approx(spectral.lidar(batch), rel=1e-9)
     assert float(f.compute()) == pytest.approx(one_shot, rel=1e-9)
+
+
+def test_states_merge_equals_one_pass():
+    z = torch.from_numpy(_anisotropic(600, 16))
+    a, b = spectral.SpectralState(16, normalize=True), spectral.SpectralState(16, normalize=True)
+    a.update(z[:250])
+    b.update(z[250:])
+    a.merge(b)
+    whole = spectral.SpectralState.of(z, normalize=True)
+    assert a.rankme() == pytest.approx(whole.rankme(), rel=1e-12)
+    assert a.gaussian_w2() == pytest.approx(spectral.gaussian_w2_uniformity(z), rel=1e-12)
+    v = torch.randn(40, 3, 16) + torch.randn(40, 1, 16)
+    la, lb = spectral.LidarState(16), spectral.LidarState(16)
+    la.update(v[:10])
+    lb.update(v[10:])
+    la.merge(lb)
+    assert la.lidar() == pytest.approx(spectral.lidar(v), rel=1e-10)
+    with pytest.raises(ValueError, match="normalize=True"):
+        spectral.SpectralState.of(z).gaussian_w2()
+    with pytest.raises(ValueError, match=r"\(B, 16\)"):
+        a.update(torch.randn(5, 8))
 
 
 def test_metric_nan_batch_raises_at_compute():
