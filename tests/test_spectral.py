@@ -240,6 +240,14 @@ def test_bad_embeddings(fn):
         fn(torch.randn(50))
 
 
+def test_normalize_refuses_zero_rows():
+    z = torch.randn(20, 4)
+    z[5] = 0
+    assert math.isfinite(spectral.rankme(z))
+    with pytest.raises(ValueError, match="row 5 of z is zero"):
+        spectral.rankme(z, normalize=True)
+
+
 def test_d_greater_than_n_is_bounded_by_n():
     z = torch.randn(10, 64, generator=torch.Generator().manual_seed(0))
     assert 9 < spectral.rankme(z) <= 10

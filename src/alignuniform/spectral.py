@@ -62,6 +62,12 @@ def _tensor(z: object) -> object:
     return torch.from_numpy(z) if isinstance(z, np.ndarray) else z
 
 
+def _dim(dim: int) -> int:
+    if int(dim) < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    return int(dim)
+
+
 def _exp_entropy(weights: torch.Tensor, eps: float) -> float:
     """``exp(-sum p log p)`` with ``p = w / sum(w) + eps`` (RankMe's and LiDAR's smoothing)."""
     total = weights.sum()
@@ -86,8 +92,7 @@ class SpectralState:
     """
 
     def __init__(self, dim: int, *, normalize: bool = False, device: Any = None) -> None:
-        if int(dim) < 1:
-            raise ValueError(f"dim must be >= 1, got {dim}")
+        dim = _dim(dim)
         self.normalize = normalize
         self.count = torch.zeros((), dtype=torch.float64, device=device)
         self.total = torch.zeros(dim, dtype=torch.float64, device=device)
@@ -95,8 +100,11 @@ class SpectralState:
 
     @classmethod
     def of(cls, z: object, *, normalize: bool = False) -> SpectralState:
-        """The state of the (N >= 2, d) embeddings ``z`` (tensor or array), values checked."""
+        """The state of the (N >= 2, d) embeddings ``z`` (tensor or array), values checked
+        (with ``normalize``, zero rows refused: they have no direction)."""
         x = _checks.embeddings(_tensor(z), "z", min_rows=2)
+        if normalize:
+            _checks.normalisable(x, "z", "drop such rows, or pass normalize=False")
         state = cls(x.shape[1], normalize=normalize, device=x.device)
         state.update(x)
         return state
@@ -235,7 +243,8 @@ def rankme(
 
     Published variants, as options: the paper's is the default; reptrix's ``get_rankme``
     (the PCA explained-variance ratio) is ``rankme(z, center=True, squared=True)``;
-    stable-pretraining's ``RankMe`` callback smooths with ``eps=1e-5``: ``rankme(z, eps=1e-5)``.
+    stable-pretraining's ``RankMe`` callback centres and smooths with ``1e-5``:
+    ``rankme(z, center=True, eps=1e-5)``.
 
     Raises:
         ValueError: fewer than 2 rows, NaN/Inf, or all singular values zero.
@@ -307,15 +316,13 @@ def gaussian_w2_uniformity(z: object) -> float:
     ``sqrt(||mu||^2 + 1 + tr(Sigma) - (2 / sqrt(m)) tr(Sigma^(1/2)))``.
 
     Lower is more uniform: 0 for the uniform sphere's limit, ``sqrt(2)`` for rows that all
-    point one way. (The paper reports ``-W2`` so that higher is better; we report W2.)
+    point one way (some implementations report ``-W2``, higher better; this is W2).
     ``Sigma`` is the covariance with 1/N, so ``||mu||^2 + tr(Sigma) = 1`` exactly.
 
     Raises:
         ValueError: fewer than 2 rows, NaN/Inf, or a zero row (no direction).
     """
-    x = _checks.embeddings(_tensor(z), "z", min_rows=2)
-    _checks.normalisable(x, "z", "drop such rows")
-    return SpectralState.of(x, normalize=True).gaussian_w2()
+    return SpectralState.of(z, normalize=True).gaussian_w2()
 
 
 class LidarState:
@@ -328,6 +335,7 @@ class LidarState:
     """
 
     def __init__(self, dim: int, *, device: Any = None) -> None:
+        dim = _dim(dim)
         kw: dict[str, Any] = {"dtype": torch.float64, "device": device}
         self.count = torch.zeros((), **kw)
         self.dof = torch.zeros((), **kw)
@@ -437,7 +445,7 @@ class _Spectral(Metric):
 
     def __init__(self, dim: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        SpectralState(dim)  # validates dim
+        dim = _dim(dim)
         f64 = torch.float64
         self.add_state("count", torch.zeros((), dtype=f64), dist_reduce_fx="sum")
         self.add_state("total", torch.zeros(dim, dtype=f64), dist_reduce_fx="sum")
@@ -455,7 +463,9 @@ class _Spectral(Metric):
 
 
 class RankMe(_Spectral):
-    """Streaming :func:`rankme`: ``RankMe(dim, eps=..., center=..., normalize=..., squared=...)``.
+    """Streaming :func:`rankme`: ``RankMe(dim, eps=..., center=..., normalize=..., squared=...)``
+    (with ``normalize``, zero rows stay zero rather than being refused: ``update`` never
+    reads values back to the host).
 
     Examples:
         >>> import torch
@@ -543,6 +553,7 @@ class LiDAR(Metric):
 
     def __init__(self, dim: int, *, delta: float = 1e-4, eps: float = 1e-8, **kwargs: Any):
         super().__init__(**kwargs)
+        dim = _dim(dim)
         self.delta, self.eps = delta, eps
         for name, shape in (
             ("count", ()), ("dof", ()), ("total", (dim,)), ("gram", (dim, dim)),
