@@ -6,7 +6,9 @@ W2 distance to the uniform sphere (Fang et al., ICLR 2024). Each is a function o
 embeddings (LiDAR: (n, q, d) views) and a ``torchmetrics.Metric`` whose states are a count,
 a row sum and a Gram matrix (LiDAR: the class means' sum and Gram and the within-class
 scatter), all summed across DDP processes: 100,000 x 512 embeddings stream in one pass in
-d x d memory. The arithmetic is float64 whatever the input dtype.
+d x d memory. The arithmetic is float64 whatever the input dtype. The Metrics take the
+dimension up front (``RankMe(512)``): every process then holds states of the same shape,
+also one that saw no batch, so DDP can sum them.
 
 Every function needs at least 2 rows and finite values and raises ``ValueError`` otherwise;
 an all-zero (rank-0) input raises too, as does anything whose spectrum leaves the metric
