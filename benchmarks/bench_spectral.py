@@ -2,14 +2,14 @@
 
 Same float32 inputs for both, each candidate in a fresh subprocess that reports its time and
 its peak memory (peak RSS above the RSS once the input exists, after a small warm-up call).
-Ours streams the rows in batches through :class:`alignuniform.spectral.SpectralState` (one
+Ours streams the rows in batches through :class:`alignuniform.metrics.spectral.SpectralState` (one
 pass feeds RankMe and alpha-ReQ; a second state of normalised rows fed in the same loop gives
 W2); reptrix runs a full PCA per metric. Our RankMe and alpha use the variants that equal
 reptrix's (centred, squared; ranks 11..100 weighted 1/k), so the values are compared too.
 
 reptrix's LiDAR materialises an (n, d, d) float32 tensor (10.5 GB for n = 10,000, d = 512),
 so the peer comparison runs at ``LIDAR_PEER_N`` samples and ours also at the full
-``LIDAR_N``. The two LiDARs differ by definition (see :func:`alignuniform.spectral.lidar`):
+``LIDAR_N``. The two LiDARs differ by definition (see :func:`alignuniform.metrics.spectral.lidar`):
 only time and memory are compared.
 """
 
@@ -37,10 +37,10 @@ def views(n: int, q: int = Q, d: int = D) -> torch.Tensor:
 
 
 def ours_spectral(z: torch.Tensor) -> dict:
-    from alignuniform import spectral
+    from alignuniform import metrics
 
-    raw = spectral.SpectralState(z.shape[1])
-    unit = spectral.SpectralState(z.shape[1], normalize=True)
+    raw = metrics.SpectralState(z.shape[1])
+    unit = metrics.SpectralState(z.shape[1], normalize=True)
     for batch in z.split(BATCH):
         raw.update(batch)
         unit.update(batch)
@@ -58,9 +58,9 @@ def reptrix_spectral(z: torch.Tensor) -> dict:
 
 
 def ours_lidar(v: torch.Tensor) -> dict:
-    from alignuniform import spectral
+    from alignuniform import metrics
 
-    state = spectral.LidarState(v.shape[2])
+    state = metrics.LidarState(v.shape[2])
     for batch in v.split(BATCH // Q):
         state.update(batch)
     return {"lidar": state.lidar()}

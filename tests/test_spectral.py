@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from alignuniform import spectral
+from alignuniform import metrics
 
 RNG = np.random.default_rng(0)
 
@@ -66,7 +66,7 @@ def test_rankme_matches_svd(shape, center, squared, normalize):
     ref_z = z / np.linalg.norm(z, axis=1, keepdims=True) if normalize else z
     s = _ref_svals(ref_z, center)
     ref = _exp_entropy(s**2 if squared else s, 1e-7)
-    got = spectral.rankme(
+    got = metrics.rankme(
         torch.from_numpy(z), center=center, squared=squared, normalize=normalize
     )
     assert got == pytest.approx(ref, rel=1e-6)
@@ -76,13 +76,13 @@ def test_rankme_matches_svd(shape, center, squared, normalize):
 def test_ranks_match_eigh():
     z = _anisotropic(400, 24)
     lam = np.linalg.eigvalsh(np.cov(z.astype(np.float64).T))[::-1]
-    assert spectral.effective_rank(z) == pytest.approx(_exp_entropy(lam, 0.0), rel=1e-9)
-    assert spectral.stable_rank(z) == pytest.approx(lam.sum() / lam[0], rel=1e-9)
+    assert metrics.effective_rank(z) == pytest.approx(_exp_entropy(lam, 0.0), rel=1e-9)
+    assert metrics.stable_rank(z) == pytest.approx(lam.sum() / lam[0], rel=1e-9)
     # float16 and float64 inputs: the same values, in float64 arithmetic either way
     zt = torch.from_numpy(z)
-    assert spectral.effective_rank(zt.double()) == spectral.effective_rank(zt)
+    assert metrics.effective_rank(zt.double()) == metrics.effective_rank(zt)
     half = zt.half()
-    assert spectral.rankme(half) == pytest.approx(spectral.rankme(half.double()), rel=1e-12)
+    assert metrics.rankme(half) == pytest.approx(metrics.rankme(half.double()), rel=1e-12)
 
 
 def test_alpha_matches_least_squares():
@@ -90,22 +90,22 @@ def test_alpha_matches_least_squares():
     lam = np.linalg.eigvalsh(np.cov(z.astype(np.float64).T))[::-1]
     k = np.arange(5, 31)
     ref = -np.polyfit(np.log(k), np.log(lam[k - 1]), 1)[0]
-    assert spectral.alpha_req(z, fit_range=(5, 30)) == pytest.approx(ref, rel=1e-8)
+    assert metrics.alpha_req(z, fit_range=(5, 30)) == pytest.approx(ref, rel=1e-8)
     default_k = np.arange(2, 33)  # 2 .. K // 2 with K = 64
     ref = -np.polyfit(np.log(default_k), np.log(lam[default_k - 1]), 1)[0]
-    assert spectral.alpha_req(z) == pytest.approx(ref, rel=1e-8)
+    assert metrics.alpha_req(z) == pytest.approx(ref, rel=1e-8)
 
 
 def test_lidar_matches_reference():
     v = RNG.standard_normal((60, 4, 10)) + 3 * RNG.standard_normal((60, 1, 10))
     for delta in (1e-4, 0.5):
-        got = spectral.lidar(torch.from_numpy(v.astype(np.float32)), delta=delta)
+        got = metrics.lidar(torch.from_numpy(v.astype(np.float32)), delta=delta)
         assert got == pytest.approx(_ref_lidar(v.astype(np.float32), delta, 1e-8), rel=1e-7)
 
 
 def test_w2_matches_reference():
     z = _anisotropic(300, 12)
-    assert spectral.gaussian_w2_uniformity(z) == pytest.approx(_ref_w2(z), rel=1e-9)
+    assert metrics.gaussian_w2_uniformity(z) == pytest.approx(_ref_w2(z), rel=1e-9)
 
 
 # --- closed forms ------------------------------------------------------------------------
@@ -117,19 +117,19 @@ def test_isotropic_gaussian_rankme_close_to_d():
     # = 1e-7 adds < d * eps * |log eps| ~ 5e-5
     d = 32
     z = torch.randn(50 * d, d, generator=torch.Generator().manual_seed(0))
-    assert d - 0.2 < spectral.rankme(z) <= d
-    assert d * 0.95 < spectral.effective_rank(z) <= d
+    assert d - 0.2 < metrics.rankme(z) <= d
+    assert d * 0.95 < metrics.effective_rank(z) <= d
 
 
 def test_rank_k_bounded_by_k():
     g = torch.Generator().manual_seed(0)
     z = torch.randn(500, 3, generator=g) @ torch.randn(3, 20, generator=g)
     # exactly 3 non-zero singular values: eps adds 17 terms of -eps log eps ~ 2.7e-5
-    assert 2 < spectral.rankme(z) <= 3 + 20 * 1e-7 * -math.log(1e-7)
-    assert spectral.rankme(z, eps=0.0) <= 3 + 1e-9
-    assert spectral.rankme(z, eps=1e-3) > spectral.rankme(z, eps=1e-7)  # eps raises it
-    assert spectral.effective_rank(z) <= 3 + 1e-9
-    assert 1 <= spectral.stable_rank(z) <= 3 + 1e-9
+    assert 2 < metrics.rankme(z) <= 3 + 20 * 1e-7 * -math.log(1e-7)
+    assert metrics.rankme(z, eps=0.0) <= 3 + 1e-9
+    assert metrics.rankme(z, eps=1e-3) > metrics.rankme(z, eps=1e-7)  # eps raises it
+    assert metrics.effective_rank(z) <= 3 + 1e-9
+    assert 1 <= metrics.stable_rank(z) <= 3 + 1e-9
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])
@@ -141,18 +141,18 @@ def test_alpha_req_recovers_power_law(alpha):
     q, _ = np.linalg.qr(g.standard_normal((d, d)))
     scale = np.arange(1, d + 1) ** (-alpha / 2)
     z = (g.standard_normal((n, d)) * scale) @ q
-    assert spectral.alpha_req(z.astype(np.float32)) == pytest.approx(alpha, abs=0.05)
-    assert spectral.alpha_req(z, weighted=True) == pytest.approx(alpha, abs=0.05)
+    assert metrics.alpha_req(z.astype(np.float32)) == pytest.approx(alpha, abs=0.05)
+    assert metrics.alpha_req(z, weighted=True) == pytest.approx(alpha, abs=0.05)
 
 
 def test_alpha_req_flat_and_collapsed():
     z = torch.randn(8000, 64, generator=torch.Generator().manual_seed(0))
-    assert abs(spectral.alpha_req(z)) < 0.1  # the Marchenko-Pastur tilt: observed 0.064
+    assert abs(metrics.alpha_req(z)) < 0.1  # the Marchenko-Pastur tilt: observed 0.064
     collapsed = torch.randn(100, 1) @ torch.randn(1, 64)  # rank 1
     with pytest.raises(ValueError, match="collapsed"):
-        spectral.alpha_req(collapsed)
+        metrics.alpha_req(collapsed)
     with pytest.raises(ValueError, match="fit_range"):
-        spectral.alpha_req(z, fit_range=(10, 65))
+        metrics.alpha_req(z, fit_range=(10, 65))
 
 
 def test_lidar_invariant_to_invertible_map():
@@ -162,25 +162,25 @@ def test_lidar_invariant_to_invertible_map():
     )
     a = g.standard_normal((12, 12)) + 3 * np.eye(12)
     # delta -> 0: the generalised eigenvalues of (A^T Sb A, A^T Sw A) are those of (Sb, Sw)
-    before = spectral.lidar(v, delta=1e-10)
-    after = spectral.lidar(v @ a, delta=1e-10)
+    before = metrics.lidar(v, delta=1e-10)
+    after = metrics.lidar(v @ a, delta=1e-10)
     assert after == pytest.approx(before, rel=1e-5)
     # a large delta breaks it: the check can fail
-    assert spectral.lidar(v @ (10 * a), delta=1.0) != pytest.approx(
-        spectral.lidar(v, delta=1.0), rel=1e-3
+    assert metrics.lidar(v @ (10 * a), delta=1.0) != pytest.approx(
+        metrics.lidar(v, delta=1.0), rel=1e-3
     )
 
 
 def test_w2_uniform_sphere_small_and_collapse_sqrt2():
     m = 16
     g = torch.Generator().manual_seed(0)
-    w_small = spectral.gaussian_w2_uniformity(torch.randn(2_000, m, generator=g))
-    w_large = spectral.gaussian_w2_uniformity(torch.randn(50_000, m, generator=g))
+    w_small = metrics.gaussian_w2_uniformity(torch.randn(2_000, m, generator=g))
+    w_large = metrics.gaussian_w2_uniformity(torch.randn(50_000, m, generator=g))
     # the large-N limit is 0; the finite-N bias shrinks like N^(-1/2): 25x the rows, 1/5
     assert w_large < 0.02
     assert 3.5 < w_small / w_large < 7
     collapsed = torch.ones(100, m) + 1e-3 * torch.randn(100, m, generator=g)
-    assert spectral.gaussian_w2_uniformity(collapsed) == pytest.approx(math.sqrt(2), abs=1e-2)
+    assert metrics.gaussian_w2_uniformity(collapsed) == pytest.approx(math.sqrt(2), abs=1e-2)
 
 
 # --- reptrix, where the definitions coincide -----------------------------------------------
@@ -190,15 +190,15 @@ def test_reptrix_rankme_is_centred_squared():
     rankme_mod = pytest.importorskip("reptrix.rankme")
     z = torch.from_numpy(_anisotropic(400, 32))
     ref = rankme_mod.get_rankme(z)
-    assert spectral.rankme(z, center=True, squared=True) == pytest.approx(ref, rel=1e-5)
-    assert spectral.rankme(z) != pytest.approx(ref, rel=1e-3)  # the paper's differs
+    assert metrics.rankme(z, center=True, squared=True) == pytest.approx(ref, rel=1e-5)
+    assert metrics.rankme(z) != pytest.approx(ref, rel=1e-3)  # the paper's differs
 
 
 def test_reptrix_alpha_on_its_fit_range():
     alpha_mod = pytest.importorskip("reptrix.alpha")
     z = torch.from_numpy(_anisotropic(2000, 128))
     ref = alpha_mod.get_alpha(z)[0]
-    assert spectral.alpha_req(z, fit_range=(11, 100), weighted=True) == pytest.approx(
+    assert metrics.alpha_req(z, fit_range=(11, 100), weighted=True) == pytest.approx(
         ref, rel=1e-4
     )
 
@@ -211,21 +211,21 @@ def test_reptrix_lidar_is_ours_rescaled_then_pca():
     n, q, d, delta = 80, 4, 16, 1e-3
     v = (RNG.standard_normal((n, q, d)) + 2 * RNG.standard_normal((n, 1, d))).astype(np.float32)
     ref = lidar_mod.get_lidar(torch.from_numpy(v), n, q, del_sigma_augs=delta)
-    state = spectral.LidarState(d)
+    state = metrics.LidarState(d)
     state.update(torch.from_numpy(v))
     mat = state.matrix(delta / (q - 1)).numpy()
     ratio = np.linalg.eigvalsh(np.cov(mat.T))[::-1]
     ratio = ratio[: d] / ratio.sum()
     assert _exp_entropy(np.clip(ratio, 0, None), 1e-7) == pytest.approx(ref, rel=1e-5)
-    assert spectral.lidar(v) != pytest.approx(ref, rel=1e-2)
+    assert metrics.lidar(v) != pytest.approx(ref, rel=1e-2)
 
 
 # --- bad input -----------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("fn", [
-    spectral.rankme, spectral.effective_rank, spectral.stable_rank, spectral.alpha_req,
-    spectral.gaussian_w2_uniformity,
+    metrics.rankme, metrics.effective_rank, metrics.stable_rank, metrics.alpha_req,
+    metrics.gaussian_w2_uniformity,
 ])
 def test_bad_embeddings(fn):
     z = torch.randn(50, 8)
@@ -243,44 +243,44 @@ def test_bad_embeddings(fn):
 def test_normalize_refuses_zero_rows():
     z = torch.randn(20, 4)
     z[5] = 0
-    assert math.isfinite(spectral.rankme(z))
+    assert math.isfinite(metrics.rankme(z))
     with pytest.raises(ValueError, match="row 5 of z is zero"):
-        spectral.rankme(z, normalize=True)
+        metrics.rankme(z, normalize=True)
 
 
 def test_d_greater_than_n_is_bounded_by_n():
     z = torch.randn(10, 64, generator=torch.Generator().manual_seed(0))
-    assert 9 < spectral.rankme(z) <= 10
-    assert spectral.effective_rank(z) <= 9 + 1e-9  # centred: rank N - 1
-    assert math.isfinite(spectral.alpha_req(z))  # fits ranks 2..4 of the 9
+    assert 9 < metrics.rankme(z) <= 10
+    assert metrics.effective_rank(z) <= 9 + 1e-9  # centred: rank N - 1
+    assert math.isfinite(metrics.alpha_req(z))  # fits ranks 2..4 of the 9
 
 
 def test_bad_views():
     with pytest.raises(ValueError, match="q >= 2"):
-        spectral.lidar(torch.randn(20, 1, 8))
+        metrics.lidar(torch.randn(20, 1, 8))
     with pytest.raises(ValueError, match=r"\(n samples, q views, d\)"):
-        spectral.lidar(torch.randn(20, 8))
+        metrics.lidar(torch.randn(20, 8))
     with pytest.raises(ValueError, match="at least 2 samples"):
-        spectral.lidar(torch.randn(1, 4, 8))
+        metrics.lidar(torch.randn(1, 4, 8))
     v = torch.randn(20, 4, 8)
     v[0, 0, 0] = float("inf")
     with pytest.raises(ValueError, match="NaN or Inf"):
-        spectral.lidar(v)
+        metrics.lidar(v)
     with pytest.raises(ValueError, match="zero"):  # every sample's views the same point
-        spectral.lidar(torch.ones(20, 4, 8) + 0.1 * torch.randn(20, 4, 8).mean(0))
+        metrics.lidar(torch.ones(20, 4, 8) + 0.1 * torch.randn(20, 4, 8).mean(0))
 
 
 # --- streaming Metrics -----------------------------------------------------------------------
 
 
 _METRICS = [
-    (lambda d: spectral.RankMe(d), spectral.rankme),
-    (lambda d: spectral.RankMe(d, center=True, squared=True, normalize=True),
-     lambda z: spectral.rankme(z, center=True, squared=True, normalize=True)),
-    (lambda d: spectral.EffectiveRank(d), spectral.effective_rank),
-    (lambda d: spectral.StableRank(d), spectral.stable_rank),
-    (lambda d: spectral.AlphaReQ(d, weighted=True), lambda z: spectral.alpha_req(z, weighted=True)),
-    (lambda d: spectral.GaussianW2(d), spectral.gaussian_w2_uniformity),
+    (lambda d: metrics.RankMe(d), metrics.rankme),
+    (lambda d: metrics.RankMe(d, center=True, squared=True, normalize=True),
+     lambda z: metrics.rankme(z, center=True, squared=True, normalize=True)),
+    (lambda d: metrics.EffectiveRank(d), metrics.effective_rank),
+    (lambda d: metrics.StableRank(d), metrics.stable_rank),
+    (lambda d: metrics.AlphaReQ(d, weighted=True), lambda z: metrics.alpha_req(z, weighted=True)),
+    (lambda d: metrics.GaussianW2(d), metrics.gaussian_w2_uniformity),
 ]
 
 
@@ -317,46 +317,46 @@ def test_lidar_metric_streaming_merge_forward():
             np.float32
         )
     )
-    one_shot = spectral.lidar(v)
+    one_shot = metrics.lidar(v)
     batches = v.split(30)
-    m = spectral.LiDAR(d)
+    m = metrics.LiDAR(d)
     for b in batches:
         m.update(b)
     assert float(m.compute()) == pytest.approx(one_shot, rel=1e-9)
-    a, b = spectral.LiDAR(d), spectral.LiDAR(d)
+    a, b = metrics.LiDAR(d), metrics.LiDAR(d)
     a.update(torch.cat(batches[:1]))
     b.update(torch.cat(batches[1:]))
     a.merge_state(b)
     assert float(a.compute()) == pytest.approx(one_shot, rel=1e-9)
-    f = spectral.LiDAR(d)
+    f = metrics.LiDAR(d)
     for batch in batches:
-        assert float(f(batch)) == pytest.approx(spectral.lidar(batch), rel=1e-9)
+        assert float(f(batch)) == pytest.approx(metrics.lidar(batch), rel=1e-9)
     assert float(f.compute()) == pytest.approx(one_shot, rel=1e-9)
 
 
 def test_states_merge_equals_one_pass():
     z = torch.from_numpy(_anisotropic(600, 16))
-    a, b = spectral.SpectralState(16, normalize=True), spectral.SpectralState(16, normalize=True)
+    a, b = metrics.SpectralState(16, normalize=True), metrics.SpectralState(16, normalize=True)
     a.update(z[:250])
     b.update(z[250:])
     a.merge(b)
-    whole = spectral.SpectralState.of(z, normalize=True)
+    whole = metrics.SpectralState.of(z, normalize=True)
     assert a.rankme() == pytest.approx(whole.rankme(), rel=1e-12)
-    assert a.gaussian_w2() == pytest.approx(spectral.gaussian_w2_uniformity(z), rel=1e-12)
+    assert a.gaussian_w2() == pytest.approx(metrics.gaussian_w2_uniformity(z), rel=1e-12)
     v = torch.randn(40, 3, 16) + torch.randn(40, 1, 16)
-    la, lb = spectral.LidarState(16), spectral.LidarState(16)
+    la, lb = metrics.LidarState(16), metrics.LidarState(16)
     la.update(v[:10])
     lb.update(v[10:])
     la.merge(lb)
-    assert la.lidar() == pytest.approx(spectral.lidar(v), rel=1e-10)
+    assert la.lidar() == pytest.approx(metrics.lidar(v), rel=1e-10)
     with pytest.raises(ValueError, match="normalize=True"):
-        spectral.SpectralState.of(z).gaussian_w2()
+        metrics.SpectralState.of(z).gaussian_w2()
     with pytest.raises(ValueError, match=r"\(B, 16\)"):
         a.update(torch.randn(5, 8))
 
 
 def test_metric_nan_batch_raises_at_compute():
-    m = spectral.RankMe(4)
+    m = metrics.RankMe(4)
     m.update(torch.randn(10, 4))
     m.update(torch.full((3, 4), float("nan")))
     with pytest.raises(ValueError, match="NaN"):
