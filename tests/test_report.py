@@ -38,13 +38,13 @@ def _drawn_plane(monkeypatch, tmp_path, points, **kwargs):
     """The figure ``plane_figure`` saves (and checks the PNG it wrote)."""
     from alignuniform.report import figures
 
-    drawn, save = [], figures._save
+    drawn, save = [], figures.save_figure
 
     def keep(fig, path):
         drawn.append(fig)
         return save(fig, path)
 
-    monkeypatch.setattr(figures, "_save", keep)
+    monkeypatch.setattr(figures, "save_figure", keep)
     assert _is_png_with_ink(plane_figure(points, tmp_path / "p.png", **kwargs))
     (fig,) = drawn
     return fig

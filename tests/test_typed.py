@@ -99,7 +99,7 @@ def test_dotted_overrides_are_yaml_values_set_in_place():
 
 def test_settings_built_in_code_follow_the_same_rules():
     from alignuniform.text.settings import SimCSEConfig
-    from alignuniform.theory import experiments as E
+    from alignuniform.theory import wang_isola_experiments as E
     from alignuniform.theory.suite import QUICK, TheorySettings
 
     assert TheorySettings() == TheorySettings() and QUICK.sampling.n == 5000
