@@ -29,7 +29,7 @@ HOST_ONLY = frozenset({
     "UniformityEstimate", "uniformity_bound", "LocationPairs", "PAIR_SCHEMES",
     "PIXPRO_THRESHOLD", "bin_centres", "location_pairs", "pair_precision_recall",
     "flatten_locations", "DenseUniformity", "AUCorrelation", "au_correlation",
-    "dense_au_correlation",
+    "dense_au_correlation", "SpectralState", "LidarState",
 })
 
 
@@ -70,6 +70,12 @@ def _queue() -> tuple[torch.Tensor, ...]:
 def _raw() -> tuple[torch.Tensor, ...]:
     # not unit rows: the metrics' normalisation is part of what is compared
     return (3 * torch.randn(B, D, generator=_gen(4), dtype=torch.float64),)
+
+
+def _lidar_views() -> tuple[torch.Tensor, ...]:
+    # 12 samples x 4 views: each sample's views scattered around its own centre
+    centres = torch.randn(12, 1, D, generator=_gen(8), dtype=torch.float64)
+    return (centres + 0.3 * torch.randn(12, 4, D, generator=_gen(9), dtype=torch.float64),)
 
 
 def _maps() -> tuple[torch.Tensor, ...]:
@@ -147,6 +153,15 @@ CASES: list[Case] = [
          lambda dev, x: _metric(metrics.Uniformity(max_rows=2 * B), *_split(x)), _raw),
     # dense
     Case("geometric_pairs", "geometric_pairs", lambda dev, f1, f2: _pairs(dev), _maps),
+    *(Case(name, name, (lambda f: lambda dev, x: f(x))(getattr(metrics, name)), _raw)
+      for name in ("rankme", "effective_rank", "stable_rank", "alpha_req",
+                   "gaussian_w2_uniformity")),
+    Case("lidar", "lidar", lambda dev, v: metrics.lidar(v), _lidar_views),
+    *(Case(name, name, (lambda cls: lambda dev, x: _metric(cls(D).to(dev), *_split(x)))(
+        getattr(metrics, name)), _raw)
+      for name in ("RankMe", "EffectiveRank", "StableRank", "AlphaReQ", "GaussianW2")),
+    Case("LiDAR", "LiDAR", lambda dev, v: _metric(metrics.LiDAR(D).to(dev), (v[:5],), (v[5:],)),
+         _lidar_views),
     Case("feature_argmax_pairs", "feature_argmax_pairs",
          lambda dev, f1, f2: dense.feature_argmax_pairs(f1, f2), _maps),
     Case("mutual_nn_pairs", "mutual_nn_pairs",
