@@ -133,3 +133,15 @@ def test_overrides_may_follow_options_in_any_order(tmp_path, monkeypatch, capsys
     with pytest.raises(SystemExit):  # and commands without overrides take none
         main(["theory", "--out", str(tmp_path / "t"), "a=1"])
     assert "unrecognized arguments: a=1" in capsys.readouterr().err
+
+
+def test_resume_into_an_empty_folder_says_it_starts_fresh(tmp_path, monkeypatch, capsys):
+    import alignuniform.train as train_module
+
+    monkeypatch.setattr(train_module, "train", lambda config, out, **kw: out)
+    argv = ["train", "--config", "stl10_align_uniform", "--out", str(tmp_path / "r"), "--resume"]
+    assert main(argv) == 0
+    assert f"no checkpoint in {tmp_path / 'r'} to resume: starting a fresh run there" in (
+        capsys.readouterr().out)
+    (tmp_path / "r" / "checkpoint.pt").write_bytes(b"x")  # a run to continue: no such line
+    assert main(argv) == 0 and "starting a fresh run" not in capsys.readouterr().out

@@ -592,3 +592,17 @@ def test_resume_refuses_a_checkpoint_whose_bytes_were_damaged(tmp_path):
     ckpt.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=rf"{ckpt} is corrupt"):
         train(load_config(out / "config.yaml", ["epochs=2"]), out, resume=True, progress=False)
+
+
+def test_a_queue_larger_than_an_epoch_warns_and_a_smaller_one_does_not(tmp_path):
+    import warnings
+
+    # 48 images in batches of 16: an epoch enqueues 48 keys
+    with pytest.warns(UserWarning, match=r"queue.size=64 is larger than the 48 keys an epoch "
+                      r"enqueues \(3 batches of 16\): for the first 2 epochs .*queue.size=16\)"):
+        train(load_config(_tiny(tmp_path), ["epochs=1", "queue.size=64"]), tmp_path / "big",
+              progress=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message="queue.size")
+        train(load_config(_tiny(tmp_path), ["epochs=1", "queue.size=32"]), tmp_path / "small",
+              progress=False)

@@ -61,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"seed={args.seed}")
     config = load_config(args.config, overrides)
     check_writable_dir(args.out)  # before the monitor loads its data (train checks again)
+    if args.resume and not (args.out / "checkpoint.pt").exists() and is_main_process():
+        print(f"no checkpoint in {args.out} to resume: starting a fresh run there")
     monitor = _monitor(config) if args.monitor else None
     out = train(config, args.out, resume=args.resume, monitor=monitor,
                 progress=not args.no_progress)

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -103,6 +104,23 @@ def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Da
         generator = torch.Generator().manual_seed(seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])  # type: ignore[arg-type]
     return dataset
+
+
+def _warn_if_queue_outgrows_epoch(config: TrainConfig, per_epoch: int) -> None:
+    """Warn when the queue holds more keys than an epoch enqueues: it then repeats images of
+    older epochs, and its first epochs draw negatives from its random initial vectors."""
+    size, batch = config.queue.size, config.data.batch_size
+    if size <= per_epoch:
+        return
+    half = max(batch, per_epoch // 2 // batch * batch)  # a valid size: a multiple of the batch
+    warnings.warn(
+        f"queue.size={size} is larger than the {per_epoch} keys an epoch enqueues "
+        f"({per_epoch // batch} batches of {batch}): for the first "
+        f"{math.ceil(size / per_epoch)} epochs part of the queue is its random initial "
+        "vectors, and then it holds several keys of each image; MoCo's queue is a fraction "
+        f"of the data set (e.g. queue.size={half})",
+        stacklevel=3,
+    )
 
 
 def _build_loader(config: TrainConfig, ctx: DistributedContext, progress: bool
@@ -177,6 +195,7 @@ class _Run:
         self.model = model
         self.mq: MomentumQueue | None = None
         if config.queue.size:
+            _warn_if_queue_outgrows_epoch(config, len(self.loader) * data.batch_size)
             # with dense terms, also DenseCL's queue of dense keys
             dense_dim = (cast(DenseEncoder, model).dense_dim if config.dense.active
                          else None)
