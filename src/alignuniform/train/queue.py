@@ -107,7 +107,8 @@ class MomentumQueue(nn.Module):
                              .to(device))
         self.register_buffer("ptr", torch.zeros((), dtype=torch.long, device=device))
         self.dense = dense_dim is not None
-        if dense_dim is not None:  # drawn after the global queue: the global keys do not depend on it
+        if dense_dim is not None:  # drawn after the global queue, so the global keys are
+            # the same with or without it
             self.register_buffer("dense_queue", F.normalize(
                 torch.randn(size, dense_dim, generator=g), dim=1).to(device))
 
