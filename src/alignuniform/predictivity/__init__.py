@@ -32,15 +32,32 @@ Examples:
     1.0
 """
 
-from alignuniform.predictivity.association import (RANK_STATISTICS, association,
-                                                   au_correlation_null, cv_fit_association,
-                                                   permutation_summary, permutations)
-from alignuniform.predictivity.correlations import (correlation, finite_or_none, kendall_rows,
-                                                    pearson_rows, percentile_interval,
-                                                    rank_correlations, spearman_rows)
-from alignuniform.predictivity.fits import (AUCorrelation, LinearFit, au_correlation,
-                                            cv_operator, dense_au_correlation,
-                                            fit_combination, fit_linear)
+from alignuniform.predictivity.association import (
+    RANK_STATISTICS,
+    association,
+    au_correlation_null,
+    cv_fit_association,
+    permutation_summary,
+    permutations,
+)
+from alignuniform.predictivity.correlations import (
+    correlation,
+    finite_or_none,
+    kendall_rows,
+    pearson_rows,
+    percentile_interval,
+    rank_correlations,
+    spearman_rows,
+)
+from alignuniform.predictivity.fits import (
+    AUCorrelation,
+    LinearFit,
+    au_correlation,
+    cv_operator,
+    dense_au_correlation,
+    fit_combination,
+    fit_linear,
+)
 from alignuniform.predictivity.selection import DIRECTIONS, selection_regret
 from alignuniform.predictivity.table import predict_table
 

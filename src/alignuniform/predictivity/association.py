@@ -35,9 +35,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from alignuniform.predictivity.correlations import (finite_or_none, kendall_rows,
-                                                    pearson_rows, percentile_interval,
-                                                    spearman_rows)
+from alignuniform.predictivity.correlations import (
+    finite_or_none,
+    kendall_rows,
+    pearson_rows,
+    percentile_interval,
+    spearman_rows,
+)
 from alignuniform.predictivity.fits import as_vector, au_correlation, cv_operator, fit_linear
 
 __all__ = ["RANK_STATISTICS", "permutations", "permutation_summary", "association",

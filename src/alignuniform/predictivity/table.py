@@ -16,8 +16,11 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from alignuniform.predictivity.association import (association, au_correlation_null,
-                                                   cv_fit_association)
+from alignuniform.predictivity.association import (
+    association,
+    au_correlation_null,
+    cv_fit_association,
+)
 from alignuniform.predictivity.correlations import finite_or_none
 from alignuniform.predictivity.fits import au_correlation
 from alignuniform.predictivity.selection import DIRECTIONS, selection_regret
