@@ -438,3 +438,43 @@ def test_predict_table_is_strict_json_and_skips_missing_cells():
         predictivity.predict_table(rows, {"rankme": "best"}, ["acc"])
     with pytest.raises(ValueError, match="label"):
         predictivity.predict_table(rows, {"rankme": "higher"}, ["acc"], groups="missing")
+
+
+def test_kendall_heatmap(tmp_path, monkeypatch):
+    from matplotlib.image import imread
+
+    from alignuniform.report import predictivity_figures as pf
+
+    rng = np.random.default_rng(20)
+    acc = rng.uniform(0.3, 0.9, 12)
+    rows = [{"rankme": float(v), "uniformity": float(rng.normal()), "acc": float(v), "g": i % 3}
+            for i, v in enumerate(acc)]
+    tables = {
+        "planted": predictivity.predict_table(rows, {"rankme": "higher", "uniformity": "lower"},
+                                              ["acc"], groups="g", fit=None, n_boot=0,
+                                              n_perm=99),
+        "rankme only": predictivity.predict_table(rows, {"rankme": "higher"}, ["acc"],
+                                                  fit=None, n_boot=0, n_perm=99),
+    }
+    grid = pf.kendall_grid(tables, "acc")
+    assert grid.metrics == ["rankme", "uniformity"] and grid.studies == list(tables)
+    unif = tables["planted"]["accuracies"]["acc"]["metrics"]["uniformity"]["kendall"]
+    np.testing.assert_allclose(grid.tau, [[1, 1], [unif["value"], np.nan]])
+    np.testing.assert_allclose(grid.p_value, [[0.01, 0.01], [unif["p_value"], np.nan]])
+    within = pf.kendall_grid(tables, "acc", within=True)
+    assert within.tau[0, 0] == 1 and np.isnan(within.tau[0, 1])  # no groups in study 2
+    drawn = {}
+    monkeypatch.setattr(pf, "save_figure", lambda fig, path: drawn.setdefault("fig", fig))
+    pf.kendall_heatmap(tables, tmp_path / "unused.png", accuracy="acc")
+    ax = drawn["fig"].axes[0]
+    texts = sorted(t.get_text() for t in ax.texts)
+    star = "*" if unif["p_value"] < 0.05 else ""
+    assert texts == sorted(["+1.00*", "+1.00*", f"{unif['value']:+.2f}{star}", "n/a"])
+    image = ax.images[0]
+    assert image.norm.vmin == -1 and image.norm.vmax == 1  # centred at 0
+    assert image.cmap.name.startswith("RdBu")
+    monkeypatch.undo()
+    out = pf.kendall_heatmap(tables, tmp_path / "heat.png", accuracy="acc")
+    assert out == tmp_path / "heat.png" and imread(out).std() > 0.01
+    with pytest.raises(ValueError, match="at least one"):
+        pf.kendall_heatmap(tables, tmp_path / "none.png", accuracy="miou")
