@@ -185,6 +185,7 @@ def test_association_against_scipy():
     boot = [stats.kendalltau(x[i], y[i])[0] for i in resamples]
     assert (out["kendall"]["low"], out["kendall"]["high"]) == pytest.approx(
         tuple(np.quantile(boot, [0.025, 0.975])), abs=1e-12)
+    assert (out["n_perm"], out["seed"], out["alternative"]) == (99, 3, "two-sided")
     assert out == predictivity.association(x, y, n_boot=300, n_perm=99, seed=3)  # seeded
     # more permutations leave the interval alone (separate streams)
     assert predictivity.association(x, y, n_boot=300, n_perm=5, seed=3)["kendall"]["low"] == \

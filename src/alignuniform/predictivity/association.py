@@ -158,9 +158,10 @@ def association(metric: np.ndarray, accuracy: np.ndarray, *, groups: np.ndarray 
         seed: Seeds the resamples and the permutations (separate streams).
 
     Returns:
-        ``{"n", "spearman": S, "kendall": S}`` with ``S = {"value", "low", "high",
-        "p_value", "null_q95"}`` (two-sided), and with ``groups`` also ``"within": {"groups":
-        [{"group", "n", "spearman", "kendall"}, ...], "spearman": S, "kendall": S}``: the
+        ``{"n", "n_boot", "n_perm", "seed", "alternative", "spearman": S, "kendall": S}``
+        with ``S = {"value", "low", "high", "p_value", "null_q95"}`` (two-sided), and with
+        ``groups`` also ``"within": {"groups": [{"group", "n", "spearman", "kendall"}, ...],
+        "spearman": S, "kendall": S}``: the
         pooled statistic is the mean of the per-group values weighted by group size (groups
         with fewer than 2 encoders or a constant column left out), its interval from
         resamples drawn within each group, its null from permutations within each group.
@@ -172,7 +173,8 @@ def association(metric: np.ndarray, accuracy: np.ndarray, *, groups: np.ndarray 
     boot_rng, perm_rng = _streams(seed)
     resamples = boot_rng.integers(0, n, (n_boot, n))
     perms = permutations(n, n_perm, perm_rng)
-    out: dict = {"n": n}
+    out: dict = {"n": n, "n_boot": n_boot, "n_perm": n_perm, "seed": seed,
+                 "alternative": "two-sided"}
     for name, fn in RANK_STATISTICS.items():
         value = fn(x[None], y[None])[0]
         out[name] = _entry(value, fn(x[resamples], y[resamples]), n_boot,
@@ -219,7 +221,8 @@ def cv_fit_association(features: np.ndarray, accuracy: np.ndarray, *,
             accuracies redoes the cross-validated fit on them.
 
     Returns:
-        ``{"n", "cv", "coef", "intercept", "r2", "q2", "spearman": S, "kendall": S}``:
+        ``{"n", "n_boot", "n_perm", "seed", "alternative", "cv", "coef", "intercept", "r2",
+        "q2", "spearman": S, "kendall": S}``:
         ``coef`` and ``r2`` from the fit on all encoders, ``q2 = 1 - PRESS / TSS`` out of
         fold, ``S`` as in :func:`association` with ``alternative="greater"`` (all ``None``
         when a left-out fit is not defined: too few encoders or groups).
@@ -234,7 +237,9 @@ def cv_fit_association(features: np.ndarray, accuracy: np.ndarray, *,
     design = np.column_stack([x, np.ones(n)])
     labels = np.arange(n) if groups is None else np.asarray(groups)
     fit = fit_linear(design, y, loo="refit", groups=labels)
-    out: dict = {"n": n, "cv": "leave-one-out" if groups is None else "leave-one-group-out",
+    out: dict = {"n": n, "n_boot": n_boot, "n_perm": n_perm, "seed": seed,
+                 "alternative": "greater",
+                 "cv": "leave-one-out" if groups is None else "leave-one-group-out",
                  "coef": [finite_or_none(c) for c in fit.coef[:-1]],
                  "intercept": finite_or_none(fit.coef[-1]), "r2": finite_or_none(fit.r2),
                  "q2": finite_or_none(fit.loo_r2)}
