@@ -1,48 +1,30 @@
-"""Does a metric predict downstream performance across encoders? Arrays in, numbers out.
+"""Least-squares fits judged out of sample, and the AU-correlation scalar built on them.
 
-One row per encoder (a sweep's trial, a checkpoint): a metric column (alignment,
-uniformity, ...) and a performance column (linear accuracy, mIoU, ...).
+:func:`fit_linear` is the one least-squares fit: coefficients, in-sample ``R^2``, and each
+row predicted by a fit that did not see it (``loo="hat"``: exact leave-one-out from one fit
+through the hat matrix; ``loo="refit"``: one fit per left-out group of rows, which leaves out
+every copy of a bootstrap-duplicated encoder, or a whole fold when the groups are folds),
+with ``Q^2 = 1 - PRESS / TSS``. :func:`cv_operator` is the matrix that maps targets to those
+left-out predictions (they are linear in the targets), so a permutation null over many
+permuted targets costs one matrix product. Two uses:
 
-Correlations
-    :func:`spearman_rows`, :func:`kendall_rows` and :func:`pearson_rows` take ``(B, n)``
-    arrays and give one coefficient per row pair, so ``B`` bootstrap resamples cost one
-    call (NaN where a row is constant). :func:`rank_correlations` gives Spearman's rho and
-    Kendall's tau-b of one pair of columns with 95% percentile bootstrap intervals over
-    resamples the caller draws. :func:`correlation` is one Pearson or Spearman coefficient
-    of two vectors, ``None`` when either is constant relative to its scale.
-
-Linear fits judged out of sample
-    :func:`fit_linear` is the one least-squares fit: coefficients, in-sample ``R^2``, and
-    each row predicted by a fit that did not see it (``loo="hat"``: exact leave-one-out
-    from one fit through the hat matrix; ``loo="refit"``: one fit per left-out group of
-    rows, which leaves out every copy of a bootstrap-duplicated encoder, or a whole fold
-    when the groups are folds), with ``Q^2 = 1 - PRESS / TSS``. Two uses:
-
-    - :func:`fit_combination`: ``acc ≈ a·align + b·unif + c`` (the sweep analysis);
-    - :func:`au_correlation` (and :func:`dense_au_correlation` over per-encoder dicts).
+- :func:`fit_combination`: ``acc ≈ a·align + b·unif + c`` (the sweep analysis);
+- :func:`au_correlation` (and :func:`dense_au_correlation` over per-encoder dicts).
 
 The AU-correlation scalar (ours; the BMVC 2022 paper's own is not public)
     Over a set of encoders with alignment ``a_k``, uniformity ``u_k`` and downstream
     performance ``p_k`` (e.g. dense mIoU): fit ``p = b0 + b1 a + b2 u`` by least squares
     leaving each encoder out in turn and predict it; the scalar is the Pearson (or Spearman)
     correlation between these leave-one-out predictions and ``p``. It is 1 when the two
-    metrics predict performance perfectly and near 0 (or negative) when they carry no
-    information out of sample; with only 3 fitted numbers it does not reward overfitting the
-    way the in-sample multiple R does (reported too, with the cross-validated
+    metrics predict performance perfectly; with no information it is not 0 but negative on
+    average (about -0.2 for 18-36 encoders of pure noise, a leave-one-out fit anticorrelates
+    with its left-out target), so judge it by its permutation null
+    (:func:`alignuniform.predictivity.nulls.au_correlation_null`), not by an interval that
+    excludes 0. With only 3 fitted numbers it does not reward overfitting the way the
+    in-sample multiple R does (reported too, with the cross-validated
     ``Q^2 = 1 - PRESS / TSS``). A 95% percentile bootstrap interval resamples encoders with
     replacement and repeats the whole leave-one-out fit on each resample (leaving out every
     copy of an encoder).
-
-Examples:
-    >>> import numpy as np
-    >>> from alignuniform import predictivity
-    >>> align = np.array([0.2, 0.5, 0.9, 0.4, 0.7, 0.3])
-    >>> unif = np.array([-3.0, -2.1, -1.5, -2.8, -1.9, -2.5])
-    >>> acc = 0.9 - 0.3 * align - 0.1 * unif
-    >>> round(predictivity.au_correlation(align, unif, acc, n_boot=0).value, 6)
-    1.0
-    >>> round(predictivity.fit_combination(align, unif, acc)["loo_r2"], 6)
-    1.0
 """
 
 from __future__ import annotations
@@ -54,111 +36,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = [
-    "pearson_rows",
-    "spearman_rows",
-    "kendall_rows",
-    "correlation",
-    "rank_correlations",
-    "finite_or_none",
-    "LinearFit",
-    "fit_linear",
-    "fit_combination",
-    "AUCorrelation",
-    "au_correlation",
-    "dense_au_correlation",
-]
+from alignuniform.predictivity.correlations import correlation
 
-_CHUNK = 64  # rows of kendall_rows' (rows, n, n) sign tensors held at once
-
-
-# ---------------------------------------------------------------------------- correlations
-
-
-def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson's r of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
-    x = x - x.mean(-1, keepdims=True)
-    y = y - y.mean(-1, keepdims=True)
-    den = np.sqrt((x * x).sum(-1) * (y * y).sum(-1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(den > 0, (x * y).sum(-1) / np.where(den > 0, den, 1), np.nan)
-
-
-def _ranks(a: np.ndarray) -> np.ndarray:
-    """Average ranks along the last axis (ties share their mean rank), as scipy's."""
-    from scipy.stats import rankdata
-
-    return rankdata(a, axis=-1)
-
-
-def spearman_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Spearman's rho of each row pair of ``(B, n)`` arrays (NaN where a row is constant)."""
-    return pearson_rows(_ranks(x), _ranks(y))
-
-
-def kendall_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Kendall's tau-b of each row pair of ``(B, n)`` arrays (exact, ties handled)."""
-    out = []
-    for s in range(0, len(x), _CHUNK):
-        sx = np.sign(x[s:s + _CHUNK, :, None] - x[s:s + _CHUNK, None, :])
-        sy = np.sign(y[s:s + _CHUNK, :, None] - y[s:s + _CHUNK, None, :])
-        num = (sx * sy).sum((1, 2))
-        den = np.sqrt((sx * sx).sum((1, 2)) * (sy * sy).sum((1, 2)))
-        with np.errstate(invalid="ignore", divide="ignore"):
-            out.append(np.where(den > 0, num / np.where(den > 0, den, 1), np.nan))
-    return np.concatenate(out) if out else np.empty(0)
-
-
-def correlation(x: np.ndarray, y: np.ndarray, method: str = "pearson") -> float | None:
-    """One Pearson (or Spearman) coefficient of two vectors.
-
-    ``None`` when either vector is constant up to ``1e-12`` of its scale (a stricter test
-    than :func:`pearson_rows`' exact one: predictions that differ only by rounding count as
-    constant).
-    """
-    if method == "spearman":
-        from scipy.stats import rankdata
-
-        x, y = rankdata(x), rankdata(y)
-    sx, sy = x.std(), y.std()
-    if sx < 1e-12 * max(1.0, abs(x).max()) or sy < 1e-12 * max(1.0, abs(y).max()):
-        return None
-    return float(np.mean((x - x.mean()) * (y - y.mean())) / (sx * sy))
-
-
-def finite_or_none(value: float | None) -> float | None:
-    """``value`` as a float, or ``None`` when it is missing or not finite (how the
-    analyses write a number that cannot be computed)."""
-    return float(value) if value is not None and math.isfinite(value) else None
-
-
-def rank_correlations(x: np.ndarray, y: np.ndarray,
-                      resamples: np.ndarray | None = None) -> dict:
-    """Spearman's rho and Kendall's tau-b of ``y`` against ``x``, with bootstrap intervals.
-
-    Args:
-        x, y: One number per row.
-        resamples: ``(B, n)`` row indices, one bootstrap resample per row (``None``: no
-            interval).
-
-    Returns:
-        ``{"spearman": {"value", "low", "high"}, "kendall": {...}}``; ``None`` for a value
-        that is not defined, and no interval when more than 10% of the resamples are
-        constant.
-    """
-    out = {}
-    for name, fn in (("spearman", spearman_rows), ("kendall", kendall_rows)):
-        value = fn(x[None], y[None])[0]
-        entry = {"value": finite_or_none(value), "low": None, "high": None}
-        if resamples is not None and math.isfinite(value):
-            boot = fn(x[resamples], y[resamples])
-            boot = boot[np.isfinite(boot)]
-            if len(boot) >= 0.9 * len(resamples):  # constant resamples are rare unless n is tiny
-                entry["low"], entry["high"] = (float(q) for q in np.quantile(boot,
-                                                                             [0.025, 0.975]))
-        out[name] = entry
-    return out
-
+__all__ = ["LinearFit", "fit_linear", "cv_operator", "fit_combination", "AUCorrelation",
+           "au_correlation", "dense_au_correlation", "as_vector"]
 
 # ---------------------------------------------------------------------------- linear fits
 
@@ -243,6 +124,35 @@ def fit_linear(design: np.ndarray, y: np.ndarray, *, loo: str = "hat",
     return LinearFit(coef, fitted, loo_pred, loo_resid, r2, loo_r2)
 
 
+def cv_operator(design: np.ndarray, groups: np.ndarray | None = None) -> np.ndarray | None:
+    """The ``(n, n)`` matrix ``M`` with ``M @ y`` = each row of ``y`` predicted by the
+    least-squares fit on the other groups (``fit_linear(design, y, loo="refit",
+    groups=groups).loo_pred`` up to rounding, for every ``y`` at once).
+
+    Left-out predictions are linear in the targets: the rows of group ``g`` get
+    ``X_g X_{-g}^+ y_{-g}``. ``None`` when a left-out fit is not defined (fewer distinct
+    groups left than columns + 1). Default groups: each row its own (leave-one-out).
+
+    Examples:
+        >>> import numpy as np
+        >>> x = np.column_stack([np.arange(5.0), np.ones(5)])
+        >>> y = np.array([0.0, 1.0, 3.0, 2.0, 5.0])
+        >>> m = cv_operator(x)
+        >>> bool(np.allclose(m @ y, fit_linear(x, y, loo="refit").loo_pred))
+        True
+    """
+    n = len(design)
+    groups = np.arange(n) if groups is None else np.asarray(groups)
+    op = np.zeros((n, n))
+    for g in np.unique(groups):
+        out = groups == g
+        train = ~out
+        if len(np.unique(groups[train])) < design.shape[1] + 1:
+            return None
+        op[np.ix_(out, train)] = design[out] @ np.linalg.pinv(design[train])
+    return op
+
+
 def fit_combination(align: np.ndarray, unif: np.ndarray, acc: np.ndarray) -> dict:
     """Least squares ``acc ≈ a·align + b·unif + c``, with leave-one-out predictions (hat
     matrix).
@@ -291,7 +201,7 @@ class AUCorrelation:
         return dict(self.__dict__)
 
 
-def _as_vector(v: object, name: str) -> np.ndarray:
+def as_vector(v: object, name: str) -> np.ndarray:
     if isinstance(v, torch.Tensor):
         v = v.detach().cpu().numpy()
     arr = np.asarray(v, dtype=np.float64)
@@ -326,8 +236,8 @@ def au_correlation(
     """
     if method not in ("pearson", "spearman"):
         raise ValueError(f"method must be 'pearson' or 'spearman', got {method!r}")
-    a, u = _as_vector(align, "align"), _as_vector(uniform, "uniform")
-    p = _as_vector(performance, "performance")
+    a, u = as_vector(align, "align"), as_vector(uniform, "uniform")
+    p = as_vector(performance, "performance")
     if not len(a) == len(u) == len(p):
         raise ValueError(f"align, uniform, performance have {len(a)}, {len(u)}, {len(p)} values")
     n = len(p)
