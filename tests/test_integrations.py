@@ -131,7 +131,7 @@ def _ddp_worker(out: str) -> None:
 
     values, ex, ey = _common.held_out_values(
         model, pairs, embed, t=2.0, alpha=2.0, batch_size=4, rank=rank, world=world,
-        all_gather=_common.torch_all_gather)
+        all_gather=_common.torch_all_gather, spectral=_common.SPECTRAL_KEYS)
     torch.save({"values": values, "ex": ex, "ey": ey, "rows": sum(calls) // 2},
                Path(out) / f"rank{rank}.pt")
     dist.destroy_process_group()
@@ -160,6 +160,8 @@ def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
         torch.testing.assert_close(got["ey"], zy)
         assert got["values"]["align"] == pytest.approx(metrics.alignment(zx, zy), abs=1e-6)
         assert got["values"]["uniform"] == pytest.approx(metrics.uniformity(zx), abs=1e-6)
+        for name, value in _spectral_reference(zx).items():  # of all 11 rows, not a shard
+            assert got["values"][name] == pytest.approx(value, rel=1e-5), name
 
 
 # ---------------------------------------------------------------- Lightning
@@ -253,6 +255,8 @@ def test_lightning_callback_under_two_process_ddp(tmp_path):
     final = ranks[0]["history"][-1]
     assert final["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-6)
     assert final["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-6)
+    for name, value in _spectral_reference(zx).items():  # of the gathered 41 rows
+        assert final[name] == pytest.approx(value, rel=1e-5), name
 
 
 def test_lightning_guard_warns_and_stops_a_collapsing_fit(tmp_path):
@@ -462,6 +466,50 @@ def test_hf_callback_in_sentence_transformers_trainer(tmp_path):
         zy = model.encode(held_y, convert_to_tensor=True)
     assert logged[-1]["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-4)
     assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-4)
+
+
+
+def test_hf_guard_stops_a_collapsing_transformers_trainer(tmp_path):
+    """A real ``transformers.Trainer`` (needs accelerate) on the alignment-only linear model:
+    the guard warns and ends training at the first collapsed evaluation; ``collapsed`` is
+    logged through ``trainer.log``."""
+    pytest.importorskip("accelerate")
+    from transformers import Trainer, TrainingArguments
+
+    from alignuniform.integrations.hf import AlignUniformCallback
+
+    class Collapsing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 4)
+
+        def forward(self, x, y):
+            return {"loss": (self.net(x) - self.net(y)).pow(2).sum(1).mean()}
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    train = [{"x": a, "y": a + torch.randn(8)} for a in x]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=40, per_device_train_batch_size=16,
+        learning_rate=0.2, optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0,
+        weight_decay=0.0, logging_steps=1000, report_to="none", save_strategy="no",
+        use_cpu=True, disable_tqdm=True, seed=0,
+    )
+    cb = AlignUniformCallback(held_out_pairs(40), every_n_steps=4, collapse="stop",
+                              embed=lambda model, batch: model.net(batch))
+    model = Collapsing()
+    trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[cb])
+    cb.attach(trainer)
+    with pytest.warns(CollapseWarning, match="stopping training"):
+        trainer.train()
+    flags = [h["collapsed"] for h in cb.history]
+    assert flags[:-1] == [0.0] * (len(flags) - 1) and flags[-1] == 1.0
+    assert trainer.state.global_step == cb.history[-1]["step"] < 40
+    logged = [r for r in trainer.state.log_history if "collapsed" in r]
+    assert [r["collapsed"] for r in logged] == flags
+    with torch.no_grad():
+        z = model.net(held_out_pairs(40)[0])
+    assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(z), rel=1e-4)
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":
