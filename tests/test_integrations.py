@@ -192,19 +192,11 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
         def log_metrics(self, metrics, step=None):
             self.rows.append((step, dict(metrics)))
 
-    torch.manual_seed(0)
-    train = torch.utils.data.TensorDataset(torch.randn(64, 8))
-    loader = torch.utils.data.DataLoader(train, batch_size=16)  # 4 steps per epoch
     hx, hy = held_out_pairs(40)
     cb = AlignUniformCallback((hx, hy), every_n_steps=4, t=2.0, alpha=2.0, batch_size=16)
     logger = Memory()
     module = lightning_module(pl)
-    trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", devices=1, logger=logger, callbacks=[cb],
-        log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )
-    trainer.fit(module, loader)
+    trainer = _fit(pl, module, cb, tmp_path, logger=logger)
 
     logged = {step: m for step, m in logger.rows if "uniform" in m}
     assert sorted(logged) == [4, 8]  # every 4 steps, although log_every_n_steps=50
