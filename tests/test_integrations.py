@@ -67,8 +67,10 @@ def _collapsing_module(pl):
     return Collapsing()
 
 
-def _fit(pl, module, callback, tmp_path, epochs=2, logger=False):
+def _fit(pl, make_module, callback, tmp_path, epochs=2, logger=False):
+    """Fit ``make_module(pl)``, built after seeding, on 64 random rows in batches of 16."""
     torch.manual_seed(0)
+    module = make_module(pl)
     train = torch.utils.data.TensorDataset(torch.randn(64, 8))
     trainer = pl.Trainer(
         max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
@@ -195,8 +197,8 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
     hx, hy = held_out_pairs(40)
     cb = AlignUniformCallback((hx, hy), every_n_steps=4, t=2.0, alpha=2.0, batch_size=16)
     logger = Memory()
-    module = lightning_module(pl)
-    trainer = _fit(pl, module, cb, tmp_path, logger=logger)
+    trainer = _fit(pl, lightning_module, cb, tmp_path, logger=logger)
+    module = trainer.lightning_module
 
     logged = {step: m for step, m in logger.rows if "uniform" in m}
     assert sorted(logged) == [4, 8]  # every 4 steps, although log_every_n_steps=50
@@ -259,7 +261,7 @@ def test_lightning_guard_warns_and_stops_a_collapsing_fit(tmp_path):
     cb = AlignUniformCallback((hx, hy), every_n_steps=4, prefix="val/", spectral=False,
                               collapse=CollapseGuard(action="stop"))
     with pytest.warns(CollapseWarning, match=r"collapsed at step 8: uniform .*stopping"):
-        trainer = _fit(pl, _collapsing_module(pl), cb, tmp_path, epochs=4)
+        trainer = _fit(pl, _collapsing_module, cb, tmp_path, epochs=4)
     assert trainer.global_step == 8  # 16 steps planned: stopped at the first collapsed one
     assert [(h["step"], h["val/collapsed"]) for h in cb.history] == [(4, 0.0), (8, 1.0)]
     assert float(trainer.callback_metrics["val/collapsed"]) == 1.0
@@ -267,7 +269,7 @@ def test_lightning_guard_warns_and_stops_a_collapsing_fit(tmp_path):
         z = trainer.lightning_module(hx)
     # the guard's evidence is the metrics of the final embeddings: close to one point
     assert cb.history[-1]["val/uniform"] == pytest.approx(metrics.uniformity(z), rel=1e-6)
-    assert metrics.uniformity(z) > 0.1 * metrics.uniformity_bound(4)
+    assert metrics.uniformity(z) > 0.2 * metrics.uniformity_bound(4)
     assert cb.history[-1]["val/rankme"] == pytest.approx(metrics.rankme(z), rel=1e-6)
     assert set(cb.history[-1]) == {"step", "val/align", "val/uniform", "val/uniform_bound",
                                    "val/rankme", "val/collapsed"}  # RankMe for the guard only
@@ -280,14 +282,14 @@ def test_lightning_guard_that_warns_lets_the_fit_run_and_a_healthy_fit_is_silent
     pairs = held_out_pairs(40)
     cb = AlignUniformCallback(pairs, every_n_steps=4, collapse="warn")
     with pytest.warns(CollapseWarning, match="training continues"):
-        trainer = _fit(pl, _collapsing_module(pl), cb, tmp_path, epochs=4)
+        trainer = _fit(pl, _collapsing_module, cb, tmp_path, epochs=4)
     assert trainer.global_step == 16
     assert [h["collapsed"] for h in cb.history] == [0.0, 1.0, 1.0, 1.0]
 
     healthy = AlignUniformCallback(pairs, every_n_steps=4, collapse="stop")
     with warnings.catch_warnings():
         warnings.simplefilter("error", CollapseWarning)
-        trainer = _fit(pl, lightning_module(pl), healthy, tmp_path, epochs=4)
+        trainer = _fit(pl, lightning_module, healthy, tmp_path, epochs=4)
     assert trainer.global_step == 16
     assert [h["collapsed"] for h in healthy.history] == [0.0] * 4
     assert min(h["rankme"] for h in healthy.history) > 3  # of at most 4: far from the line
@@ -295,7 +297,8 @@ def test_lightning_guard_that_warns_lets_the_fit_run_and_a_healthy_fit_is_silent
 
 def test_guard_thresholds_on_collapsed_and_spread_embeddings():
     """Each test on the embeddings it is for: a point fails both, two antipodal clusters
-    (dimensional collapse to a line) only RankMe's, a Gaussian neither."""
+    (collapse to a line) RankMe's and, at d = 16, the default uniformity test's but not one
+    at a tenth of the bound, a Gaussian neither."""
     g = torch.Generator().manual_seed(0)
     gauss = torch.randn(200, 16, generator=g)
     point = torch.ones(200, 16) + 1e-4 * gauss
@@ -310,9 +313,11 @@ def test_guard_thresholds_on_collapsed_and_spread_embeddings():
     guard = CollapseGuard()
     assert guard.reason(values(gauss)) is None
     assert values(line)["uniform"] == pytest.approx(math.log((1 + math.exp(-8)) / 2), abs=0.02)
-    assert guard.reason(values(line)).startswith("RankMe 1")
+    assert "RankMe 1" in guard.reason(values(line))
+    assert guard.reason(values(line)).startswith("uniform -0.69")  # > 0.2 x -3.51
+    assert CollapseGuard(uniform_fraction_below=0.1).reason(values(line)).startswith("RankMe")
     assert "uniform" in guard.reason(values(point)) and "RankMe" in guard.reason(values(point))
-    assert CollapseGuard(rankme_below=None).reason(values(line)) is None
+    assert CollapseGuard(0.1, rankme_below=None).reason(values(line)) is None
     assert CollapseGuard(uniform_fraction_below=None).reason(values(point)).startswith("RankMe")
     assert guard.reason({"uniform": -3.0, "uniform_bound": -3.5, "rankme": math.nan}) is None
     with pytest.warns(CollapseWarning, match="step 7"):

@@ -5,11 +5,13 @@ Two signals, either one enough:
 
 - **uniformity** (Wang & Isola): ``uniform`` lies between ``uniform_bound`` (the uniform
   sphere, e.g. -3.94 for d = 128, t = 2) and 0 (every row the same point). The guard fires
-  when ``uniform`` reaches less than ``uniform_fraction_below`` (default 0.1) of the bound:
-  ``uniform > 0.1 * uniform_bound``. With t = 2 that is a mean squared distance between rows
-  of about 0.18, a mean cosine similarity of about 0.9: every embedding within some 25 degrees
-  of one direction. Two antipodal clusters (uniformity ``log((1 + e^-8) / 2) = -0.69``) or a
-  circle (-1.57) stay above it: they are dimensional collapse, RankMe's to catch.
+  when ``uniform`` reaches less than ``uniform_fraction_below`` (default 0.2) of the bound:
+  ``uniform > 0.2 * uniform_bound``, the definition of a collapsed encoder in the sweeps
+  (their ``analysis.collapse_fraction``, 0.2 by default), so a run the guard stops is one a
+  sweep would flag. At t = 2 (bound -3.5 to -4) embeddings whose mean cosine similarity
+  exceeds about 0.8 are flagged (Jensen: ``uniform >= -2 t (1 - mean cos)``), and so are two
+  antipodal clusters (``log((1 + e^-8) / 2) = -0.69``) from d = 16 on; a circle (-1.57), a
+  dimensional collapse, is RankMe's to catch.
 - **RankMe** (Garrido et al.): the effective number of directions of the embeddings, 1 for
   a point or a line, about d for isotropic ones. The guard fires when it falls below
   ``rankme_below`` (default 2: the embeddings span about one direction). A fraction of d
@@ -19,7 +21,7 @@ Two signals, either one enough:
 Examples:
     >>> guard = CollapseGuard(action="stop")
     >>> guard.reason({"uniform": -0.02, "uniform_bound": -3.9, "rankme": 1.0})
-    'uniform -0.02 > 0.1 x uniform_bound -3.9; RankMe 1 < 2'
+    'uniform -0.02 > 0.2 x uniform_bound -3.9; RankMe 1 < 2'
     >>> guard.reason({"uniform": -3.5, "uniform_bound": -3.9, "rankme": 60.0}) is None
     True
 """
@@ -55,7 +57,7 @@ class CollapseGuard:
             (every process, so DDP stops together).
     """
 
-    uniform_fraction_below: float | None = 0.1
+    uniform_fraction_below: float | None = 0.2
     rankme_below: float | None = 2.0
     action: Literal["warn", "stop"] = "warn"
 

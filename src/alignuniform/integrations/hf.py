@@ -77,7 +77,7 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
     all-gathered, so every process holds the same values.
 
     With ``collapse`` (a :class:`~alignuniform.integrations.collapse.CollapseGuard`, or
-    ``"warn"``/``"stop"`` for its default thresholds: uniformity under a tenth of its bound,
+    ``"warn"``/``"stop"`` for its default thresholds: uniformity under a fifth of its bound,
     or RankMe under 2), each evaluation also logs ``collapsed`` (1.0 or 0.0); when collapsed,
     the main process issues a :class:`~alignuniform.integrations.collapse.CollapseWarning`,
     and with ``action="stop"`` every process sets ``control.should_training_stop``, so

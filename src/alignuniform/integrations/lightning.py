@@ -46,7 +46,7 @@ class AlignUniformCallback(_pl.Callback):  # type: ignore[name-defined]
     loggers write on rank 0 only, as Lightning's loggers do.
 
     With ``collapse`` (a :class:`~alignuniform.integrations.collapse.CollapseGuard`, or
-    ``"warn"``/``"stop"`` for its default thresholds: uniformity under a tenth of its bound,
+    ``"warn"``/``"stop"`` for its default thresholds: uniformity under a fifth of its bound,
     or RankMe under 2), each evaluation also logs ``collapsed`` (1.0 or 0.0); when collapsed,
     rank 0 issues a :class:`~alignuniform.integrations.collapse.CollapseWarning`, and with
     ``action="stop"`` every process sets ``trainer.should_stop``, so the fit ends after
