@@ -10,8 +10,8 @@ Two signals, either one enough:
   (their ``analysis.collapse_fraction``, 0.2 by default), so a run the guard stops is one a
   sweep would flag. At t = 2 (bound -3.5 to -4) embeddings whose mean cosine similarity
   exceeds about 0.8 are flagged (Jensen: ``uniform >= -2 t (1 - mean cos)``), and so are two
-  antipodal clusters (``log((1 + e^-8) / 2) = -0.69``) from d = 16 on; a circle (-1.57), a
-  dimensional collapse, is RankMe's to catch.
+  antipodal clusters (``log((1 + e^-8) / 2) = -0.69``) from d = 16 on. A circle (-1.57), a
+  dimensional collapse, passes it: RankMe (about 2) measures that one.
 - **RankMe** (Garrido et al.): the effective number of directions of the embeddings, 1 for
   a point or a line, about d for isotropic ones. The guard fires when it falls below
   ``rankme_below`` (default 2: the embeddings span about one direction). A fraction of d
