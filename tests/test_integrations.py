@@ -1,5 +1,6 @@
 """The Lightning and Hugging Face callbacks with real trainers on CPU: the logged values equal
-``metrics.alignment``/``uniformity`` of the same embeddings computed directly."""
+``metrics.alignment``/``uniformity``/``rankme``/... of the same embeddings computed directly,
+and their collapse guard warns and stops a training run that collapses, and only that one."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import os
 import socket
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,68 @@ import torch
 
 from alignuniform import metrics
 from alignuniform.integrations import _common
+from alignuniform.integrations.collapse import CollapseGuard, CollapseWarning, as_guard
 from tests.helpers import held_out_pairs, lightning_module
+
+
+def _spectral_reference(z: torch.Tensor) -> dict[str, float]:
+    """The spectral metrics by brute force in float64: SVD of the rows, eigenvalues of the
+    1/N covariance of the normalised rows (W2) and of the centred scatter."""
+    z = z.double()
+    s = torch.linalg.svdvals(z)
+    p = s / s.sum() + 1e-7
+    lam = torch.linalg.eigvalsh((z - z.mean(0)).T @ (z - z.mean(0))).flip(0).clamp_min(0)
+    lam = lam[: min(len(z) - 1, z.shape[1])]
+    q = lam / lam.sum()
+    k = torch.arange(2, max(4, len(lam) // 2) + 1, dtype=torch.float64)
+    slope = torch.linalg.lstsq(torch.stack([-k.log(), torch.ones_like(k)], 1),
+                               lam[k.long() - 1].log()[:, None]).solution[0, 0]
+    u = torch.nn.functional.normalize(z, dim=1)
+    mu, cov = u.mean(0), torch.cov(u.T, correction=0)
+    root = torch.linalg.eigvalsh(cov).clamp_min(0).sqrt().sum()
+    w2 = (mu @ mu + 1 + cov.trace() - 2 / math.sqrt(z.shape[1]) * root).sqrt()
+    return {"rankme": float((-(p * p.log()).sum()).exp()),
+            "effective_rank": float((-(q * q.log()).sum()).exp()),
+            "stable_rank": float(lam.sum() / lam[0]), "alpha_req": float(slope),
+            "gaussian_w2": float(w2)}
+
+
+def _collapsing_module(pl):
+    """A linear 8 -> 4 module trained on alignment alone, of its raw outputs, between rows and
+    noisy copies: the loss is minimised by a constant output, and SGD gets there in ~8 steps."""
+
+    class Collapsing(pl.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 4)
+
+        def forward(self, x):
+            return self.net(x)
+
+        def training_step(self, batch, batch_idx):
+            (x,) = batch
+            g = torch.Generator().manual_seed(batch_idx)
+            y = x + torch.randn(x.shape, generator=g)
+            return (self(x) - self(y)).pow(2).sum(1).mean()
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(self.parameters(), lr=0.2)
+
+    return Collapsing()
+
+
+def _fit(pl, make_module, callback, tmp_path, epochs=2, logger=False):
+    """Fit ``make_module(pl)``, built after seeding, on 64 random rows in batches of 16."""
+    torch.manual_seed(0)
+    module = make_module(pl)
+    train = torch.utils.data.TensorDataset(torch.randn(64, 8))
+    trainer = pl.Trainer(
+        max_epochs=epochs, accelerator="cpu", devices=1, logger=logger, callbacks=[callback],
+        log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
+        enable_model_summary=False, default_root_dir=tmp_path,
+    )
+    trainer.fit(module, torch.utils.data.DataLoader(train, batch_size=16))  # 4 steps/epoch
+    return trainer
 
 # ---------------------------------------------------------------- shared pieces
 
@@ -70,7 +133,7 @@ def _ddp_worker(out: str) -> None:
 
     values, ex, ey = _common.held_out_values(
         model, pairs, embed, t=2.0, alpha=2.0, batch_size=4, rank=rank, world=world,
-        all_gather=_common.torch_all_gather)
+        all_gather=_common.torch_all_gather, spectral=_common.SPECTRAL_KEYS)
     torch.save({"values": values, "ex": ex, "ey": ey, "rows": sum(calls) // 2},
                Path(out) / f"rank{rank}.pt")
     dist.destroy_process_group()
@@ -99,6 +162,8 @@ def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
         torch.testing.assert_close(got["ey"], zy)
         assert got["values"]["align"] == pytest.approx(metrics.alignment(zx, zy), abs=1e-6)
         assert got["values"]["uniform"] == pytest.approx(metrics.uniformity(zx), abs=1e-6)
+        for name, value in _spectral_reference(zx).items():  # of all 11 rows, not a shard
+            assert got["values"][name] == pytest.approx(value, rel=1e-5), name
 
 
 # ---------------------------------------------------------------- Lightning
@@ -129,19 +194,11 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
         def log_metrics(self, metrics, step=None):
             self.rows.append((step, dict(metrics)))
 
-    torch.manual_seed(0)
-    train = torch.utils.data.TensorDataset(torch.randn(64, 8))
-    loader = torch.utils.data.DataLoader(train, batch_size=16)  # 4 steps per epoch
     hx, hy = held_out_pairs(40)
     cb = AlignUniformCallback((hx, hy), every_n_steps=4, t=2.0, alpha=2.0, batch_size=16)
     logger = Memory()
-    module = lightning_module(pl)
-    trainer = pl.Trainer(
-        max_epochs=2, accelerator="cpu", devices=1, logger=logger, callbacks=[cb],
-        log_every_n_steps=50, enable_checkpointing=False, enable_progress_bar=False,
-        enable_model_summary=False, default_root_dir=tmp_path,
-    )
-    trainer.fit(module, loader)
+    trainer = _fit(pl, lightning_module, cb, tmp_path, logger=logger)
+    module = trainer.lightning_module
 
     logged = {step: m for step, m in logger.rows if "uniform" in m}
     assert sorted(logged) == [4, 8]  # every 4 steps, although log_every_n_steps=50
@@ -155,6 +212,11 @@ def test_lightning_callback_logs_the_metrics_of_the_module(tmp_path):
     assert logged[4]["uniform"] != final["uniform"]  # the module trained in between
     assert float(trainer.callback_metrics["uniform"]) == pytest.approx(final["uniform"])
     assert [h["step"] for h in cb.history] == [4, 8]
+    reference = _spectral_reference(zx)
+    assert set(reference) == set(_common.SPECTRAL_KEYS)
+    for name, value in reference.items():
+        assert final[name] == pytest.approx(value, rel=1e-5), name
+    assert "collapsed" not in final  # no guard, no collapse key
 
 
 @pytest.mark.slow
@@ -187,6 +249,110 @@ def test_lightning_callback_under_two_process_ddp(tmp_path):
     final = ranks[0]["history"][-1]
     assert final["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-6)
     assert final["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-6)
+    for name, value in _spectral_reference(zx).items():  # of the gathered 41 rows
+        assert final[name] == pytest.approx(value, rel=1e-5), name
+
+
+def test_lightning_guard_warns_and_stops_a_collapsing_fit(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch")
+    from alignuniform.integrations.lightning import AlignUniformCallback
+
+    hx, hy = held_out_pairs(40)
+    cb = AlignUniformCallback((hx, hy), every_n_steps=4, prefix="val/", spectral=False,
+                              collapse=CollapseGuard(action="stop"))
+    with pytest.warns(CollapseWarning, match=r"collapsed at step 8: uniform .*stopping"):
+        trainer = _fit(pl, _collapsing_module, cb, tmp_path, epochs=4)
+    assert trainer.global_step == 8  # 16 steps planned: stopped at the first collapsed one
+    assert [(h["step"], h["val/collapsed"]) for h in cb.history] == [(4, 0.0), (8, 1.0)]
+    assert float(trainer.callback_metrics["val/collapsed"]) == 1.0
+    with torch.no_grad():
+        z = trainer.lightning_module(hx)
+    # the guard's evidence is the metrics of the final embeddings: close to one point
+    assert cb.history[-1]["val/uniform"] == pytest.approx(metrics.uniformity(z), rel=1e-6)
+    assert metrics.uniformity(z) > 0.2 * metrics.uniformity_bound(4)
+    assert cb.history[-1]["val/rankme"] == pytest.approx(metrics.rankme(z), rel=1e-6)
+    assert set(cb.history[-1]) == {"step", "val/align", "val/uniform", "val/uniform_bound",
+                                   "val/rankme", "val/collapsed"}  # RankMe for the guard only
+
+
+def test_lightning_guard_that_warns_lets_the_fit_run_and_a_healthy_fit_is_silent(tmp_path):
+    pl = pytest.importorskip("lightning.pytorch")
+    from alignuniform.integrations.lightning import AlignUniformCallback
+
+    pairs = held_out_pairs(40)
+    cb = AlignUniformCallback(pairs, every_n_steps=4, collapse="warn")
+    with pytest.warns(CollapseWarning, match="training continues"):
+        trainer = _fit(pl, _collapsing_module, cb, tmp_path, epochs=4)
+    assert trainer.global_step == 16
+    assert [h["collapsed"] for h in cb.history] == [0.0, 1.0, 1.0, 1.0]
+
+    healthy = AlignUniformCallback(pairs, every_n_steps=4, collapse="stop")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        trainer = _fit(pl, lightning_module, healthy, tmp_path, epochs=4)
+    assert trainer.global_step == 16
+    assert [h["collapsed"] for h in healthy.history] == [0.0] * 4
+    assert min(h["rankme"] for h in healthy.history) > 3  # of at most 4: far from the line
+
+
+def test_guard_thresholds_on_collapsed_and_spread_embeddings():
+    """Each test on the embeddings it is for: a point fails both, two antipodal clusters
+    (collapse to a line) RankMe's and, at d = 16, the default uniformity test's but not one
+    at a tenth of the bound, a Gaussian neither."""
+    g = torch.Generator().manual_seed(0)
+    gauss = torch.randn(200, 16, generator=g)
+    point = torch.ones(200, 16) + 1e-4 * gauss
+    line = torch.sign(gauss[:, :1]) * torch.ones(1, 16) + 1e-4 * gauss
+
+    def values(z):
+        out, _, _ = _common.held_out_values(torch.nn.Identity(), (z, z), lambda m, b: m(b),
+                                            t=2.0, alpha=2.0, batch_size=64,
+                                            spectral=("rankme",))
+        return out
+
+    guard = CollapseGuard()
+    assert guard.reason(values(gauss)) is None
+    assert values(line)["uniform"] == pytest.approx(math.log((1 + math.exp(-8)) / 2), abs=0.02)
+    assert "RankMe 1" in guard.reason(values(line))
+    assert guard.reason(values(line)).startswith("uniform -0.69")  # > 0.2 x -3.51
+    assert CollapseGuard(uniform_fraction_below=0.1).reason(values(line)).startswith("RankMe")
+    assert "uniform" in guard.reason(values(point)) and "RankMe" in guard.reason(values(point))
+    assert CollapseGuard(0.1, rankme_below=None).reason(values(line)) is None
+    assert CollapseGuard(uniform_fraction_below=None).reason(values(point)).startswith("RankMe")
+    assert guard.reason({"uniform": -3.0, "uniform_bound": -3.5, "rankme": math.nan}) is None
+    with pytest.warns(CollapseWarning, match="step 7"):
+        assert guard.check(values(point), 7, main_process=True) is not None
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", CollapseWarning)
+        assert guard.check(values(point), 7, main_process=False) is not None  # no warning
+
+
+def test_guard_arguments():
+    assert as_guard(None) is None
+    assert as_guard("stop") == CollapseGuard(action="stop")
+    with pytest.raises(ValueError, match="collapse must be"):
+        as_guard("halt")
+    with pytest.raises(ValueError, match="action"):
+        CollapseGuard(action="halt")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="uniform_fraction_below"):
+        CollapseGuard(uniform_fraction_below=1.5)
+    with pytest.raises(ValueError, match="rankme_below"):
+        CollapseGuard(rankme_below=0)
+    with pytest.raises(ValueError, match="unknown spectral"):
+        _common.spectral_values(torch.eye(3), ("lidar",))
+    assert _common.spectral_names(False, None) == ()
+    assert _common.spectral_names(False, CollapseGuard(rankme_below=None)) == ()
+
+
+def test_spectral_values_match_brute_force_and_are_nan_where_undefined():
+    z = torch.randn(30, 6, generator=torch.Generator().manual_seed(3)) + 0.5
+    got = _common.spectral_values(z)
+    for name, value in _spectral_reference(z).items():
+        assert got[name] == pytest.approx(value, rel=1e-6), name
+    same = _common.spectral_values(torch.ones(5, 6))  # every row the same: a point
+    assert same["rankme"] == pytest.approx(1.0, abs=1e-4)
+    assert same["gaussian_w2"] == pytest.approx(math.sqrt(2))  # all one way: W2 = sqrt(2)
+    assert all(math.isnan(same[k]) for k in ("effective_rank", "stable_rank", "alpha_req"))
 
 
 # ---------------------------------------------------------------- Hugging Face
@@ -257,7 +423,10 @@ def test_hf_callback_on_the_packaged_minilm_through_the_callback_api():
     assert trainer.callback_handler.callbacks == [cb]
     state.global_step = 4
     cb.on_step_end(args, state, control, model=model)
-    assert trainer.logged == [{k: v for k, v in got.items() if k in _common.KEYS}]
+    assert trainer.logged == [{k: v for k, v in got.items() if k not in ("epoch", "step")}]
+    assert set(trainer.logged[0]) == set(_common.KEYS + _common.SPECTRAL_KEYS)
+    for name, value in _spectral_reference(zx).items():
+        assert got[name] == pytest.approx(value, rel=1e-3, abs=1e-4), name
 
 
 def test_hf_callback_in_sentence_transformers_trainer(tmp_path):
@@ -294,6 +463,50 @@ def test_hf_callback_in_sentence_transformers_trainer(tmp_path):
         zy = model.encode(held_y, convert_to_tensor=True)
     assert logged[-1]["align"] == pytest.approx(metrics.alignment(zx, zy), rel=1e-4)
     assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(zx), rel=1e-4)
+
+
+
+def test_hf_guard_stops_a_collapsing_transformers_trainer(tmp_path):
+    """A real ``transformers.Trainer`` (needs accelerate) on the alignment-only linear model:
+    the guard warns and ends training at the first collapsed evaluation; ``collapsed`` is
+    logged through ``trainer.log``."""
+    pytest.importorskip("accelerate")
+    from transformers import Trainer, TrainingArguments
+
+    from alignuniform.integrations.hf import AlignUniformCallback
+
+    class Collapsing(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = torch.nn.Linear(8, 4)
+
+        def forward(self, x, y):
+            return {"loss": (self.net(x) - self.net(y)).pow(2).sum(1).mean()}
+
+    torch.manual_seed(0)
+    x = torch.randn(64, 8)
+    train = [{"x": a, "y": a + torch.randn(8)} for a in x]
+    args = TrainingArguments(
+        output_dir=str(tmp_path), max_steps=40, per_device_train_batch_size=16,
+        learning_rate=0.2, optim="sgd", lr_scheduler_type="constant", max_grad_norm=0.0,
+        weight_decay=0.0, logging_steps=1000, report_to="none", save_strategy="no",
+        use_cpu=True, disable_tqdm=True, seed=0,
+    )
+    cb = AlignUniformCallback(held_out_pairs(40), every_n_steps=4, collapse="stop",
+                              embed=lambda model, batch: model.net(batch))
+    model = Collapsing()
+    trainer = Trainer(model=model, args=args, train_dataset=train, callbacks=[cb])
+    cb.attach(trainer)
+    with pytest.warns(CollapseWarning, match="stopping training"):
+        trainer.train()
+    flags = [h["collapsed"] for h in cb.history]
+    assert flags[:-1] == [0.0] * (len(flags) - 1) and flags[-1] == 1.0
+    assert trainer.state.global_step == cb.history[-1]["step"] < 40
+    logged = [r for r in trainer.state.log_history if "collapsed" in r]
+    assert [r["collapsed"] for r in logged] == flags
+    with torch.no_grad():
+        z = model.net(held_out_pairs(40)[0])
+    assert logged[-1]["uniform"] == pytest.approx(metrics.uniformity(z), rel=1e-4)
 
 
 if __name__ == "__main__" and len(sys.argv) == 3 and sys.argv[1] == "--worker":

@@ -1,5 +1,6 @@
 """What both callbacks share: embed held-out positive pairs (sharded over processes), gather
-them, and compute the three numbers with :mod:`alignuniform.metrics`."""
+them, and compute alignment, uniformity and the spectral metrics with
+:mod:`alignuniform.metrics`."""
 
 from __future__ import annotations
 
@@ -11,9 +12,12 @@ from typing import Any
 import torch
 
 from alignuniform import metrics
+from alignuniform.integrations.collapse import CollapseGuard
 
-#: the keys the callbacks log
+#: the keys the callbacks always log
 KEYS = ("align", "uniform", "uniform_bound")
+#: the spectral metrics the callbacks log with ``spectral=True``
+SPECTRAL_KEYS = ("rankme", "effective_rank", "stable_rank", "alpha_req", "gaussian_w2")
 
 
 def require(module: str, extra: str, what: str):
@@ -101,13 +105,15 @@ def held_out_values(
     world: int = 1,
     all_gather: Callable[[torch.Tensor], torch.Tensor] | None = None,
     uniformity_pairs: int | None = None,
+    spectral: Sequence[str] = (),
 ) -> tuple[dict[str, float], torch.Tensor, torch.Tensor]:
-    """``{"align", "uniform", "uniform_bound"}`` of the model's embeddings of ``pairs``.
+    """``{"align", "uniform", "uniform_bound"}`` and the ``spectral`` metrics (names from
+    :data:`SPECTRAL_KEYS`, see :func:`spectral_values`) of the model's embeddings of ``pairs``.
 
     The model is put in eval mode and restored; each process embeds every ``world``-th
-    pair and the shards are gathered, so every process returns the same values. Alignment
-    is over all pairs, uniformity over the embeddings of ``x`` (exact unless
-    ``uniformity_pairs``), both L2-normalised.
+    pair and the shards are gathered, so every process returns the same values, computed on
+    all the pairs. Alignment is over all pairs, uniformity over the embeddings of ``x``
+    (exact unless ``uniformity_pairs``), both L2-normalised.
 
     Returns:
         ``(values, x embeddings, y embeddings)``.
@@ -134,8 +140,66 @@ def held_out_values(
         "align": float(metrics.alignment(ex, ey, alpha=alpha)),
         "uniform": float(uniform),
         "uniform_bound": metrics.uniformity_bound(ex.shape[1], t),
+        **spectral_values(ex, spectral),
     }
     return values, ex, ey
+
+
+def spectral_values(z: torch.Tensor, names: Sequence[str] = SPECTRAL_KEYS) -> dict[str, float]:
+    """The spectral metrics ``names`` of the (N, d) embeddings ``z``, by
+    :mod:`alignuniform.metrics`' definitions: :func:`~alignuniform.metrics.rankme`,
+    ``effective_rank``, ``stable_rank`` and ``alpha_req`` of the rows as embedded (not
+    normalised), ``gaussian_w2`` (:func:`~alignuniform.metrics.gaussian_w2_uniformity`) of the
+    L2-normalised rows. A metric the spectrum leaves undefined (alpha-ReQ or the ranks of
+    collapsed embeddings, alpha-ReQ of fewer than 5 rows or 4 dimensions) is NaN, so that a
+    training run keeps logging the same keys.
+
+    Examples:
+        >>> out = spectral_values(torch.eye(4), ("rankme", "stable_rank"))
+        >>> round(out["rankme"], 3), round(out["stable_rank"], 3)
+        (4.0, 3.0)
+        >>> out = spectral_values(torch.ones(5, 3), ("rankme", "alpha_req"))  # one point
+        >>> round(out["rankme"], 3), out["alpha_req"]
+        (1.0, nan)
+    """
+    unknown = set(names) - set(SPECTRAL_KEYS)
+    if unknown:
+        raise ValueError(f"unknown spectral metrics {sorted(unknown)}; known: {SPECTRAL_KEYS}")
+    if not names:
+        return {}
+    rows = metrics.SpectralState.of(z)
+    compute = {
+        "rankme": rows.rankme, "effective_rank": rows.effective_rank,
+        "stable_rank": rows.stable_rank, "alpha_req": rows.alpha_req,
+        "gaussian_w2": lambda: metrics.gaussian_w2_uniformity(z),
+    }
+    out = {}
+    for name in names:
+        try:
+            out[name] = float(compute[name]())
+        except ValueError:  # undefined for this spectrum (see each metric's Raises)
+            out[name] = math.nan
+    return out
+
+
+def spectral_names(spectral: bool, guard: CollapseGuard | None) -> tuple[str, ...]:
+    """The spectral metrics a callback computes: all with ``spectral``, else RankMe alone
+    when its collapse guard reads it."""
+    if spectral:
+        return SPECTRAL_KEYS
+    return ("rankme",) if guard is not None and guard.needs_rankme else ()
+
+
+def guard_step(
+    guard: CollapseGuard | None, values: dict[str, float], step: int, main_process: bool
+) -> bool:
+    """Apply a callback's collapse guard to its unprefixed ``values`` at ``step``: add
+    ``collapsed`` (1.0 or 0.0), warn if collapsed; whether training should stop."""
+    if guard is None:
+        return False
+    why = guard.check(values, step, main_process=main_process)
+    values["collapsed"] = float(why is not None)
+    return why is not None and guard.action == "stop"
 
 
 def torch_all_gather(tensor: torch.Tensor) -> torch.Tensor:

@@ -1,5 +1,6 @@
-"""Held-out alignment and uniformity logged from a Hugging Face ``transformers.Trainer`` or
-sentence-transformers' ``SentenceTransformerTrainer``.
+"""Held-out alignment, uniformity and spectral metrics logged from a Hugging Face
+``transformers.Trainer`` or sentence-transformers' ``SentenceTransformerTrainer``, with
+optional collapse detection.
 
 Examples:
     >>> from alignuniform.integrations.hf import AlignUniformCallback
@@ -20,10 +21,11 @@ from typing import Any
 import torch
 
 from alignuniform.integrations import _common
+from alignuniform.integrations.collapse import CollapseGuard, CollapseWarning, as_guard
 
 _tf = _common.require("transformers", "hf", "alignuniform.integrations.hf")
 
-__all__ = ["AlignUniformCallback", "default_embed"]
+__all__ = ["AlignUniformCallback", "CollapseGuard", "CollapseWarning", "default_embed"]
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +64,10 @@ def default_embed(model: Any, batch: Any) -> torch.Tensor:
 
 class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
     """Every ``every_n_steps`` optimizer steps, embed held-out positive pairs with the
-    trainer's model and log ``align``, ``uniform`` and ``uniform_bound`` (with ``prefix``).
+    trainer's model and log ``align``, ``uniform``, ``uniform_bound`` and, with ``spectral``,
+    ``rankme``, ``effective_rank``, ``stable_rank``, ``alpha_req`` and ``gaussian_w2`` of the
+    embeddings of ``x`` (:func:`alignuniform.integrations._common.spectral_values`; NaN where
+    the spectrum leaves one undefined), all with ``prefix``.
 
     A ``TrainerCallback`` cannot reach ``Trainer.log``, so bind the trainer with
     :meth:`attach` (or ``trainer=``): the values then go through ``trainer.log``, into
@@ -70,6 +75,13 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
     Unbound, they are appended to ``state.log_history`` only (with a warning once).
     Under DDP each process embeds every ``world_size``-th pair and the shards are
     all-gathered, so every process holds the same values.
+
+    With ``collapse`` (a :class:`~alignuniform.integrations.collapse.CollapseGuard`, or
+    ``"warn"``/``"stop"`` for its default thresholds: uniformity under a fifth of its bound,
+    or RankMe under 2), each evaluation also logs ``collapsed`` (1.0 or 0.0); when collapsed,
+    the main process issues a :class:`~alignuniform.integrations.collapse.CollapseWarning`,
+    and with ``action="stop"`` every process sets ``control.should_training_stop``, so
+    training ends after this step.
 
     Args:
         pairs: ``(x, y)`` held-out inputs, ``y[i]`` the positive of ``x[i]``: lists of
@@ -81,9 +93,12 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
         prefix: prepended to the logged names (e.g. ``"eval_"``).
         trainer: the trainer to log through (or call :meth:`attach` later).
         uniformity_pairs: sample this many pairs for uniformity instead of all.
+        spectral: also log the spectral metrics (one d x d eigendecomposition per
+            evaluation). Off, RankMe is still computed (and logged) when ``collapse`` reads it.
+        collapse: collapse detection: a ``CollapseGuard``, ``"warn"``, ``"stop"`` or ``None``.
 
     Attributes:
-        history: one ``{"step", "align", "uniform", "uniform_bound"}`` dict per evaluation.
+        history: one dict per evaluation: ``step`` and the logged values.
     """
 
     def __init__(
@@ -97,6 +112,8 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
         prefix: str = "",
         trainer: Any = None,
         uniformity_pairs: int | None = None,
+        spectral: bool = True,
+        collapse: CollapseGuard | str | None = None,
     ) -> None:
         self.pairs = _common.check_pairs(pairs)
         self.every_n_steps = _common.check_every(every_n_steps)
@@ -105,6 +122,8 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
         self.batch_size = int(batch_size)
         self.prefix = prefix
         self.uniformity_pairs = uniformity_pairs
+        self.spectral = bool(spectral)
+        self.collapse = as_guard(collapse)
         self.trainer = None
         self.history: list[dict[str, float]] = []
         self._warned = False
@@ -119,25 +138,33 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
         return self
 
     def compute(self, args: Any, model: Any) -> dict[str, float]:
-        """The three values now (every process must call it under DDP)."""
+        """The values now, with prefix, ``collapsed`` left out (every process must call it
+        under DDP)."""
+        return {self.prefix + k: v for k, v in self._values(args, model).items()}
+
+    def _values(self, args: Any, model: Any) -> dict[str, float]:
         world = int(getattr(args, "world_size", 1) or 1)
         values, _, _ = _common.held_out_values(
             model, self.pairs, self.embed, t=self.t, alpha=self.alpha,
             batch_size=self.batch_size, rank=int(getattr(args, "process_index", 0) or 0),
             world=world, all_gather=_common.torch_all_gather if world > 1 else None,
             uniformity_pairs=self.uniformity_pairs,
+            spectral=_common.spectral_names(self.spectral, self.collapse),
         )
-        return {self.prefix + k: v for k, v in values.items()}
+        return values
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         step = state.global_step
         if step == 0 or step % self.every_n_steps or model is None:
-            return
-        values = self.compute(args, model)
+            return control
+        values = self._values(args, model)
+        if _common.guard_step(self.collapse, values, step, bool(state.is_world_process_zero)):
+            control.should_training_stop = True
+        values = {self.prefix + k: v for k, v in values.items()}
         self.history.append({"step": step, **values})
         if self.trainer is not None:
             self.trainer.log(dict(values))
-            return
+            return control
         if not self._warned and state.is_world_process_zero:
             log.warning(
                 "AlignUniformCallback is not attached to its trainer: values go to "
@@ -145,3 +172,4 @@ class AlignUniformCallback(_tf.TrainerCallback):  # type: ignore[name-defined]
             )
             self._warned = True
         state.log_history.append({**values, "epoch": state.epoch, "step": step})
+        return control
