@@ -10,6 +10,7 @@ formats the results.
 Modules: ``features`` (extraction, held-out alignment), ``probe``, ``knn``,
 ``mean_classifier``, ``checkpoint_eval`` (every number of an encoder or a checkpoint),
 ``monitor`` (the training monitor), ``measurement`` (``alignuniform measure``),
+``spectral_numbers`` (RankMe, ranks, alpha-ReQ, W2, LiDAR as result-file numbers),
 ``dense_probe`` and ``dense_checkpoint_eval`` (mIoU and dense metrics on held-out scenes),
 ``results`` (eval.json).
 
