@@ -21,6 +21,7 @@ from alignuniform.evaluate.measurement import (
     measure,
     measure_files,
 )
+from tests.helpers import lidar_reference, spectral_reference
 
 
 def _data(n=300, d=16, seed=0):
@@ -449,50 +450,16 @@ def test_a_second_measure_into_the_same_out_is_refused(tmp_path, capsys):
 # ---------------------------------------------------------------- spectral metrics
 
 
-def _np_spectral(x: np.ndarray) -> dict:
-    """Float64 numpy references: SVD of the rows, eigenvalues of the 1/N covariance."""
-    x = x.astype(np.float64)
-    s = np.linalg.svd(x, compute_uv=False)
-    p = s / s.sum() + 1e-7
-    lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1].clip(0)[: len(x) - 1]
-    q = lam / lam.sum()
-    q = q[q > 0]
-    k = len(lam)
-    ranks = np.arange(2, min(k, max(4, k // 2)) + 1)
-    slope = np.polyfit(np.log(ranks), np.log(lam[ranks - 1]), 1)[0]
-    u = x / np.linalg.norm(x, axis=1, keepdims=True)
-    mu, cov = u.mean(0), np.cov(u.T, bias=True)
-    root = np.sqrt(np.linalg.eigvalsh(cov).clip(0)).sum()
-    w2 = math.sqrt(mu @ mu + np.trace(cov) + 1 - 2 / math.sqrt(x.shape[1]) * root)
-    return {"rankme": math.exp(-(p * np.log(p)).sum()), "effective_rank":
-            math.exp(-(q * np.log(q)).sum()), "stable_rank": lam.sum() / lam[0],
-            "alpha_req": -slope, "gaussian_w2": w2}
-
-
-def _np_lidar(v: np.ndarray, delta=1e-4, eps=1e-8) -> float:
-    v = v.astype(np.float64)
-    n, q, d = v.shape
-    means = v.mean(1)
-    between = np.cov(means.T)  # 1/(n-1)
-    centred = (v - means[:, None]).reshape(-1, d)
-    within = centred.T @ centred / (n * (q - 1)) + delta * np.eye(d)
-    w, u = np.linalg.eigh(within)
-    root_inv = u @ np.diag(w ** -0.5) @ u.T
-    lam = np.linalg.eigvalsh(root_inv @ between @ root_inv).clip(0)
-    p = lam / lam.sum() + eps
-    return math.exp(-(p * np.log(p)).sum())
-
-
 def test_spectral_metrics_equal_numpy_references_streamed_in_chunks():
     g = np.random.default_rng(3)
     x = (g.standard_normal((500, 12)) * np.linspace(3, 0.2, 12)).astype(np.float32)
     s = measure(x, chunk_rows=37).summary
     unit = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
-    ref = _np_spectral(unit)
+    ref = spectral_reference(unit)
     assert {k: s[k] for k in ref} == pytest.approx(ref, rel=1e-5)
     assert s["lidar"] is None
     raw = measure(x, normalize=False, chunk_rows=64).summary  # raw rows; W2 normalises
-    ref = _np_spectral(x)
+    ref = spectral_reference(x)
     assert {k: raw[k] for k in ref} == pytest.approx(ref, rel=1e-5)
     assert raw["rankme"] != pytest.approx(s["rankme"], rel=1e-3)
     assert list(s) == list(SUMMARY_KEYS)
@@ -504,14 +471,15 @@ def test_lidar_of_views_equals_a_numpy_reference(tmp_path):
     views = (items + 0.4 * g.standard_normal((300, 3, 10))).astype(np.float32)
     x, _, _ = _data(100, 10)
     got = measure(x, views=views, normalize=False, chunk_rows=50)
-    assert got.summary["lidar"] == pytest.approx(_np_lidar(views), rel=1e-6)
+    assert got.summary["lidar"] == pytest.approx(lidar_reference(views), rel=1e-6)
     assert got.views_shape == (300, 3, 10)
     unit = views / np.linalg.norm(views, axis=2, keepdims=True)
-    assert measure(x, views=views).summary["lidar"] == pytest.approx(_np_lidar(unit), rel=1e-5)
+    normalised = measure(x, views=views).summary["lidar"]
+    assert normalised == pytest.approx(lidar_reference(unit), rel=1e-5)
     np.save(tmp_path / "v.npy", views)
     np.save(tmp_path / "x.npy", x)
     fromfile = measure_files(tmp_path / "x.npy", views=tmp_path / "v.npy").summary
-    assert fromfile["lidar"] == pytest.approx(_np_lidar(unit), rel=1e-5)
+    assert fromfile["lidar"] == pytest.approx(lidar_reference(unit), rel=1e-5)
 
 
 @pytest.mark.parametrize("shape", [(20, 1, 4), (1, 3, 4), (20, 4)])
@@ -522,10 +490,10 @@ def test_views_of_the_wrong_shape_are_refused(tmp_path, shape):
         measure(x, views=v)
     np.save(tmp_path / "v.npy", v)
     with pytest.raises(ValueError, match=r"views .*v\.npy must"):
-        measure_files_views(tmp_path, x)
+        _measure_files_views(tmp_path, x)
 
 
-def measure_files_views(tmp_path, x):
+def _measure_files_views(tmp_path, x):
     np.save(tmp_path / "x.npy", x)
     return measure_files(tmp_path / "x.npy", views=tmp_path / "v.npy")
 

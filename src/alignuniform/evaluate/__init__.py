@@ -31,6 +31,7 @@ from alignuniform.evaluate.features import (
     extract_features,
     heldout_alignment,
     heldout_alignments,
+    heldout_alignments_and_lidar,
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
 from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
@@ -55,6 +56,7 @@ __all__ = [
     "extract_features",
     "heldout_alignment",
     "heldout_alignments",
+    "heldout_alignments_and_lidar",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",

@@ -71,19 +71,17 @@ def spectral_numbers(
 
 
 def spectral_numbers_of(
-    x: torch.Tensor, views: torch.Tensor | None = None
+    x: torch.Tensor, lidar: LidarState | None = None
 ) -> tuple[dict[str, float | None], dict[str, str]]:
-    """:func:`spectral_numbers` of (N, d) features in memory (and (n, q, d) views).
+    """:func:`spectral_numbers` of (N, d) features in memory, and LiDAR from a streamed
+    state (e.g. :func:`alignuniform.evaluate.heldout_alignments_and_lidar`'s).
 
-    Raises:
-        ValueError: fewer than 2 rows or NaN/Inf values (bad input, not a degenerate
-            spectrum).
+    Unlike the :mod:`alignuniform.metrics` functions this does not refuse bad features:
+    NaN/Inf values or fewer than 2 rows (a diverged encoder in a sweep) give None with that
+    reason for every metric, so the rest of an evaluation still comes out.
     """
-    state = SpectralState.of(x)
+    state = SpectralState(x.shape[1], device=x.device)
     sphere = SpectralState(x.shape[1], normalize=True, device=x.device)
+    state.update(x)
     sphere.update(x)
-    lidar = None
-    if views is not None:
-        lidar = LidarState(views.shape[2], device=views.device)
-        lidar.update(views)
     return spectral_numbers(state, sphere, lidar)
