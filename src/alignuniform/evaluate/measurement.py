@@ -426,9 +426,10 @@ def measure(
                 f"{views.shape}"
             )
 
-    # normalised rows stay the same when normalised again: then one state serves both
-    state = metrics.SpectralState(d, normalize=normalize)
-    sphere = state if normalize else metrics.SpectralState(d, normalize=True)
+    # rows load_rows normalised are on the sphere already: one Gram matrix serves both
+    state = metrics.SpectralState(d)
+    sphere = (metrics.SpectralState.wrap(state.count, state.total, state.gram, normalize=True)
+              if normalize else metrics.SpectralState(d, normalize=True))
     rows, norm_min, norm_max = load_rows(x, "EMB", normalize=normalize, chunk_rows=chunk_rows,
                                          states=(state,) if normalize else (state, sphere))
     lidar = None if views is None else _lidar_state(views, normalize, chunk_rows)
