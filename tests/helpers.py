@@ -221,3 +221,45 @@ def kill_mid_epoch(config_path: Path, run: Path, epoch: int = 2) -> list[dict]:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
     return steps
+
+
+def spectral_reference(x: np.ndarray) -> dict:
+    """Float64 numpy references of the spectral metrics of (N, d) rows: RankMe of the SVD,
+    ranks and alpha-ReQ (ranks 2..K/2, at least 2..4) of the 1/N covariance's eigenvalues
+    (alpha None when fewer than 3 in range are above 1e-10 x the largest), W2 of the
+    normalised rows' Gaussian."""
+    x = np.asarray(x, dtype=np.float64)
+    s = np.linalg.svd(x, compute_uv=False)
+    p = s / s.sum() + 1e-7
+    lam = np.sort(np.linalg.eigvalsh(np.cov(x.T, bias=True)))[::-1].clip(0)[: len(x) - 1]
+    q = lam / lam.sum()
+    q = q[q > 0]
+    k = len(lam)
+    ranks = np.arange(2, min(k, max(4, k // 2)) + 1)
+    ranks = ranks[lam[ranks - 1] > 1e-10 * lam[0]]
+    alpha = None
+    if len(ranks) >= 3:
+        alpha = -np.polyfit(np.log(ranks), np.log(lam[ranks - 1]), 1)[0]
+    u = x / np.linalg.norm(x, axis=1, keepdims=True)
+    mu, cov = u.mean(0), np.cov(u.T, bias=True)
+    root = np.sqrt(np.linalg.eigvalsh(cov).clip(0)).sum()
+    w2 = math.sqrt(max(mu @ mu + np.trace(cov) + 1 - 2 / math.sqrt(x.shape[1]) * root, 0))
+    return {"rankme": math.exp(-(p * np.log(p)).sum()),
+            "effective_rank": math.exp(-(q * np.log(q)).sum()),
+            "stable_rank": lam.sum() / lam[0], "alpha_req": alpha, "gaussian_w2": w2}
+
+
+def lidar_reference(v: np.ndarray, delta: float = 1e-4, eps: float = 1e-8) -> float:
+    """Float64 numpy LiDAR of (n, q, d) views: the unbiased between-class covariance of the
+    sample means, the within-class scatter over n(q - 1) plus delta I."""
+    v = np.asarray(v, dtype=np.float64)
+    n, q, d = v.shape
+    means = v.mean(1)
+    between = np.cov(means.T).reshape(d, d)  # 1/(n-1)
+    centred = (v - means[:, None]).reshape(-1, d)
+    within = centred.T @ centred / (n * (q - 1)) + delta * np.eye(d)
+    w, u = np.linalg.eigh(within)
+    root_inv = u @ np.diag(w ** -0.5) @ u.T
+    lam = np.linalg.eigvalsh(root_inv @ between @ root_inv).clip(0)
+    p = lam / lam.sum() + eps
+    return math.exp(-(p * np.log(p)).sum())

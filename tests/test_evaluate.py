@@ -471,6 +471,21 @@ def test_cli_eval_writes_json_and_table(checkpoint, tmp_path, capsys):
     for layer, values in res["layers"].items():  # the table shows them
         assert f"{100 * values['linear_acc']:5.1f}%" in printed
         assert f"{values['uniformity']:8.3f}" in printed, layer
+        lines = printed.splitlines()
+        header = next(i for i, line in enumerate(lines) if "RankMe" in line)
+        spectral = next(line for line in lines[header:] if line.startswith(layer))
+        assert spectral.split()[1:3] == [f"{values['rankme']:.1f}",
+                                         f"{values['effective_rank']:.1f}"], layer
+    # an eval.json from before the spectral metrics prints the first table only
+    from alignuniform.cli.eval import format_table
+
+    spectral_keys = ("rankme", "effective_rank", "stable_rank", "alpha_req", "gaussian_w2",
+                     "lidar", "spectral_undefined")
+    old = {**res, "layers": {name: {k: v for k, v in values.items() if k not in spectral_keys}
+                             for name, values in res["layers"].items()}}
+    table = format_table(old).splitlines()
+    assert len(table) == len(format_table(res).splitlines()) - 4
+    assert not any("RankMe" in line for line in table)
 
 
 def test_cli_eval_bad_checkpoints_give_one_line_errors(checkpoint, tmp_path, capsys):
@@ -545,3 +560,39 @@ def test_cli_eval_scores_on_the_test_zip_beside_the_training_zip(tmp_path, monke
     assert (res["data"]["test_split"], res["n_train"], res["n_test"]) == ("test", 27, 15)
     assert res["layers"]["penultimate"]["linear_acc"] * 15 == pytest.approx(
         round(res["layers"]["penultimate"]["linear_acc"] * 15))
+
+
+def test_evaluate_encoder_spectral_metrics_of_the_heldout_features(tmp_path):
+    from alignuniform.data import build_recipe
+    from tests.helpers import lidar_reference, spectral_reference
+
+    model, train, test = MeanColour(), synthetic_images("train", 60), synthetic_images("test", 80)
+    transform, recipe = build_recipe("cifar10_eval"), build_recipe("cifar10")
+    res = ev.evaluate_encoder(model, train, test, transform=transform, recipe=recipe,
+                              weighted_k=20, progress=False)
+    images = torch.stack([transform(x) for x, _ in test])
+    torch.manual_seed(0)  # the alignment pairs: two seeded views of every test item
+    views = [[recipe(x), recipe(x)] for x, _ in test]
+    with torch.no_grad():
+        feats = {"embedding": model(images), "penultimate": model.features(images)}
+        pairs = {name: torch.stack([f(torch.stack([v[k] for v in views])) for k in (0, 1)], 1)
+                 for name, f in (("embedding", model), ("penultimate", model.features))}
+    for name, layer in res["layers"].items():
+        ref = spectral_reference(feats[name].double().numpy())
+        got = {k: layer[k] for k in ref}
+        if ref["alpha_req"] is None:
+            assert got.pop("alpha_req") is None
+            assert "collapsed" in layer["spectral_undefined"]["alpha_req"]
+            ref.pop("alpha_req")
+        assert got == pytest.approx(ref, rel=1e-4), name
+        assert layer["lidar"] == pytest.approx(
+            lidar_reference(pairs[name].double().numpy()), rel=1e-4), name
+    # d = 3 leaves 2 eigenvalues in alpha-ReQ's range 2..3: undefined, with the reason
+    assert res["layers"]["penultimate"]["alpha_req"] is None
+    no_pairs = ev.evaluate_encoder(model, train, test, transform=transform, weighted_k=20,
+                                   progress=False)["layers"]["embedding"]
+    assert no_pairs["lidar"] is None and "lidar" not in no_pairs["spectral_undefined"]
+    assert no_pairs["rankme"] == res["layers"]["embedding"]["rankme"]
+    path = ev.save_results(res, tmp_path / "eval.json")
+    assert ev.load_results(path)["layers"]["penultimate"]["rankme"] == pytest.approx(
+        res["layers"]["penultimate"]["rankme"])

@@ -21,6 +21,7 @@ from alignuniform.evaluate.measurement import (
     measure,
     measure_files,
 )
+from tests.helpers import lidar_reference, spectral_reference
 
 
 def _data(n=300, d=16, seed=0):
@@ -444,3 +445,106 @@ def test_a_second_measure_into_the_same_out_is_refused(tmp_path, capsys):
         assert not (out / "measure.json").exists()
     assert main(["measure", str(tmp_path / "x.npy"), "--out", str(out)]) == 0
     assert (out / "measure.json").exists()
+
+
+# ---------------------------------------------------------------- spectral metrics
+
+
+def test_spectral_metrics_equal_numpy_references_streamed_in_chunks():
+    g = np.random.default_rng(3)
+    x = (g.standard_normal((500, 12)) * np.linspace(3, 0.2, 12)).astype(np.float32)
+    s = measure(x, chunk_rows=37).summary
+    unit = x.astype(np.float64) / np.linalg.norm(x.astype(np.float64), axis=1, keepdims=True)
+    ref = spectral_reference(unit)
+    assert {k: s[k] for k in ref} == pytest.approx(ref, rel=1e-5)
+    assert s["lidar"] is None
+    raw = measure(x, normalize=False, chunk_rows=64).summary  # raw rows; W2 normalises
+    ref = spectral_reference(x)
+    assert {k: raw[k] for k in ref} == pytest.approx(ref, rel=1e-5)
+    assert raw["rankme"] != pytest.approx(s["rankme"], rel=1e-3)
+    assert list(s) == list(SUMMARY_KEYS)
+
+
+def test_lidar_of_views_equals_a_numpy_reference(tmp_path):
+    g = np.random.default_rng(4)
+    items = g.standard_normal((300, 1, 10))
+    views = (items + 0.4 * g.standard_normal((300, 3, 10))).astype(np.float32)
+    x, _, _ = _data(100, 10)
+    got = measure(x, views=views, normalize=False, chunk_rows=50)
+    assert got.summary["lidar"] == pytest.approx(lidar_reference(views), rel=1e-6)
+    assert got.views_shape == (300, 3, 10)
+    unit = views / np.linalg.norm(views, axis=2, keepdims=True)
+    normalised = measure(x, views=views).summary["lidar"]
+    assert normalised == pytest.approx(lidar_reference(unit), rel=1e-5)
+    np.save(tmp_path / "v.npy", views)
+    np.save(tmp_path / "x.npy", x)
+    fromfile = measure_files(tmp_path / "x.npy", views=tmp_path / "v.npy").summary
+    assert fromfile["lidar"] == pytest.approx(lidar_reference(unit), rel=1e-5)
+
+
+@pytest.mark.parametrize("shape", [(20, 1, 4), (1, 3, 4), (20, 4)])
+def test_views_of_the_wrong_shape_are_refused(tmp_path, shape):
+    x, _, _ = _data(50, 4)
+    v = np.ones(shape, dtype=np.float32)
+    with pytest.raises(ValueError, match="VIEWS must"):
+        measure(x, views=v)
+    np.save(tmp_path / "v.npy", v)
+    with pytest.raises(ValueError, match=r"views .*v\.npy must"):
+        _measure_files_views(tmp_path, x)
+
+
+def _measure_files_views(tmp_path, x):
+    np.save(tmp_path / "x.npy", x)
+    return measure_files(tmp_path / "x.npy", views=tmp_path / "v.npy")
+
+
+def test_nan_views_are_refused_naming_the_sample():
+    x, _, _ = _data(50, 4)
+    v = np.ones((30, 2, 4), dtype=np.float32)
+    v[17, 1, 2] = np.nan
+    with pytest.raises(ValueError, match="VIEWS has NaN or Inf values .first: sample 17"):
+        measure(x, views=v, chunk_rows=8)
+
+
+def test_a_collapsed_spectrum_records_null_and_the_command_succeeds(tmp_path, capsys):
+    g = np.random.default_rng(5)
+    x = np.outer(g.standard_normal(60), g.standard_normal(8)).astype(np.float32)  # rank 1
+    same = np.repeat(g.standard_normal((1, 1, 8)), 10, 0).repeat(2, 1).astype(np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "v.npy", same)
+    rc = main(["measure", str(tmp_path / "x.npy"), "--views", str(tmp_path / "v.npy"),
+               "--out", str(tmp_path / "o")])
+    assert rc == 0
+    saved = json.loads((tmp_path / "o" / "measure.json").read_text())
+    assert saved["alpha_req"] is None and saved["lidar"] is None
+    assert saved["rankme"] == pytest.approx(1.0, abs=1e-3)
+    printed = capsys.readouterr().out
+    assert "alpha-ReQ         -  (undefined: only 0 covariance eigenvalues" in printed
+    assert "LiDAR             -  (undefined: the between-class scatter is zero" in printed
+
+
+def test_cli_prints_one_line_per_spectral_metric_after_uniformity(tmp_path, capsys):
+    x, y, _ = _data(200, 8)
+    views = np.stack([x[:50], y[:50]], 1)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "v.npy", views)
+    assert main(["measure", str(tmp_path / "x.npy"), "--views", str(tmp_path / "v.npy"),
+                 "--out", str(tmp_path / "o")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("uniformity bound"))
+    s = measure(x, views=views).summary
+    assert lines[start + 1 : start + 7] == [
+        f"RankMe            {s['rankme']:.1f}  (effective rank of the singular values, of d = 8)",
+        f"effective rank    {s['effective_rank']:.1f}  (of the covariance eigenvalues, of d = 8)",
+        f"stable rank       {s['stable_rank']:.2f}  (covariance trace over its largest "
+        "eigenvalue)",
+        f"alpha-ReQ         {s['alpha_req']:.3f}  (power-law decay of the covariance "
+        "eigenvalues, ranks 2 to K/2)",
+        f"W2 uniformity     {s['gaussian_w2']:.4f}  (Gaussian W2 to the uniform sphere: "
+        "0 uniform, 1.4142 collapsed)",
+        f"LiDAR             {s['lidar']:.1f}  (effective rank of the LDA matrix of 50 "
+        "samples x 2 views, of d = 8)",
+    ]
+    assert lines[start + 7].startswith("5-NN accuracy")
+    assert main(["measure", str(tmp_path / "x.npy"), "--out", str(tmp_path / "o2")]) == 0
+    assert "LiDAR             -  (no views: pass --views)" in capsys.readouterr().out

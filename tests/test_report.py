@@ -406,3 +406,45 @@ def test_report_for_run_names_a_bad_log_line_or_a_truncated_eval_json(run_dir, t
     assert main(["report", str(run_dir), "--out", str(tmp_path / "rep"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert f"{run_dir / 'eval' / 'eval.json'}, line 1" in err and "Traceback" not in err
+
+
+def test_results_table_shows_the_spectral_metrics_where_evaluations_have_them():
+    from alignuniform.report.build import results_table
+
+    old = [{"name": "a", "eval": _fake_eval(0.4, 0.3, 0.2, -1.0)}]
+    before = results_table(old)
+    assert before.columns[-1] == "train s" and len(before.columns) == 10  # as before them
+    new = _fake_eval(0.4, 0.3, 0.2, -1.0)
+    new["layers"]["embedding"].update({"rankme": 1.9876, "effective_rank": 1.5,
+                                       "stable_rank": 1.25, "alpha_req": None,
+                                       "gaussian_w2": 0.1234, "lidar": 1.75})
+    table = results_table([*old, {"name": "b", "eval": new}])
+    assert table.columns[10:] == ["RankMe (emb)", "eff. rank (emb)", "stable rank (emb)",
+                                  "alpha-ReQ (emb)", "W2 unif. (emb)", "LiDAR (emb)"]
+    assert table.rows[0][:10] == before.rows[0] and table.rows[0][10:] == ["n/a"] * 6
+    assert table.rows[1][10:] == ["2.0", "1.5", "1.25", "n/a", "0.123", "1.8"]
+
+
+def test_sweep_page_tables_carry_the_spectral_metrics_where_the_sweep_has_them():
+    from alignuniform.report import sweep_page
+    from alignuniform.sweep.analysis import analyze_rows
+
+    rng = np.random.default_rng(0)
+    rows = [{"id": f"t{i}", "status": "ok", "embedding.alignment": rng.uniform(),
+             "embedding.uniformity": -rng.uniform(1, 3), "embedding.uniformity_bound": -3.9,
+             "embedding.linear_acc": rng.uniform()} for i in range(12)]
+    old = analyze_rows(rows, bootstrap=50)
+    old_corr = sweep_page._correlation_table(old, "spearman")
+    old_top = sweep_page._top_table(rows, [], 5)
+    for i, r in enumerate(rows):
+        r["embedding.rankme"] = 100 * r["embedding.linear_acc"]  # rank-identical to accuracy
+        r["embedding.lidar"] = None if i < 2 else float(rng.uniform())
+    new = analyze_rows(rows, bootstrap=50)
+    corr = sweep_page._correlation_table(new, "spearman")
+    assert corr.columns == [*old_corr.columns, "vs RankMe", "vs LiDAR"]
+    assert [row[: len(old_corr.columns)] for row in corr.rows] == old_corr.rows
+    assert corr.rows[0][-2].startswith("+1.00") and "(n = 10)" in corr.rows[0][-1]
+    top = sweep_page._top_table(rows, [], 5)
+    assert top.columns == [*old_top.columns[:-1], "RankMe", "LiDAR", "collapsed"]
+    best = max(rows, key=lambda r: r["embedding.linear_acc"])
+    assert top.rows[0][-3] == f"{best['embedding.rankme']:.3f}"

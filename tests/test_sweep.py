@@ -454,3 +454,52 @@ def test_a_sweep_of_more_than_a_thousand_trials_needs_yes(tmp_path, capsys, monk
     assert not (tmp_path / "s").exists()  # refused before any trial folder was made
     with pytest.raises(Started, match="1040"):  # confirmed: the sweep starts
         main(["sweep", str(path), "--out", str(tmp_path / "s"), "--yes"])
+
+
+def test_spectral_metrics_are_analysed_where_the_rows_have_them():
+    rows = _rows(40)
+    before = analyze_rows(rows, bootstrap=200, seed=3)
+    assert not any("spectral" in r for r in before["results"])  # a table from before them
+    table_before = format_table(before)
+    assert "rankme" not in table_before
+    rng = np.random.default_rng(8)
+    for i, r in enumerate(rows[:40]):
+        r["embedding.rankme"] = 10 * r["embedding.linear_acc"] + rng.normal(0, 0.01)
+        r["embedding.alpha_req"] = None if i % 4 == 0 else float(rng.uniform())  # undefined
+        r["embedding.lidar"] = None  # no pairs: never a number
+    after = analyze_rows(rows, bootstrap=200, seed=3)
+    # every alignment/uniformity number is the one a table without the columns gets
+    strip = [{k: v for k, v in r.items() if k != "spectral"} for r in after["results"]]
+    assert strip == before["results"]
+    assert format_table(after).startswith(table_before + "\n")
+    blocks = {(r["subset"], r["layer"], r["accuracy"]): r for r in after["results"]}
+    spectral = blocks[("all", "embedding", "linear_acc")]["spectral"]
+    assert list(spectral) == ["rankme", "alpha_req"]  # lidar has no number in any row
+    accs = [r["embedding.linear_acc"] for r in rows[:40]]
+    rho = spectral["rankme"]["spearman"]
+    assert rho["value"] == pytest.approx(stats.spearmanr(
+        [r["embedding.rankme"] for r in rows[:40]], accs)[0])
+    assert rho["low"] <= rho["value"] <= rho["high"] and rho["value"] > 0.9
+    kept = [(r["embedding.alpha_req"], r["embedding.linear_acc"]) for r in rows[:40]
+            if r["embedding.alpha_req"] is not None]
+    assert spectral["alpha_req"]["n"] == len(kept) == 30
+    assert spectral["alpha_req"]["kendall"]["value"] == pytest.approx(
+        stats.kendalltau(*zip(*kept, strict=True))[0])
+    assert {r["layer"] for r in after["results"] if "spectral" in r} == {"embedding"}
+    assert "rho(rankme)" in format_table(after) and "tau(alpha_req)" in format_table(after)
+    json.dumps(after, allow_nan=False)
+
+
+def test_trial_rows_carry_the_spectral_columns_of_every_layer():
+    from alignuniform.evaluate.spectral_numbers import SPECTRAL_KEYS
+    from alignuniform.sweep.trial import SPECTRAL_COLUMNS, row_from_results
+
+    assert SPECTRAL_COLUMNS == SPECTRAL_KEYS
+    layer = {"alignment": 0.5, "uniformity": -2.0, "uniformity_bound": -3.9, "linear_acc": 0.4,
+             "knn5_acc": 0.3, "dim": 8, "rankme": 7.5, "effective_rank": 6.0,
+             "stable_rank": 3.0, "alpha_req": None, "gaussian_w2": 0.2, "lidar": float("nan"),
+             "spectral_undefined": {"alpha_req": "collapsed"}}
+    row = row_from_results({"layers": {"embedding": layer}})
+    assert row["embedding.rankme"] == 7.5 and row["embedding.gaussian_w2"] == 0.2
+    assert row["embedding.alpha_req"] is None and row["embedding.lidar"] is None
+    assert "embedding.spectral_undefined" not in row

@@ -61,8 +61,23 @@ def _pct(value: float | None) -> str:
     return "     -" if value is None else f"{100 * value:5.1f}%"
 
 
-def _num(value: float | None, width: int = 7) -> str:
-    return f"{'-':>{width}}" if value is None else f"{value:{width}.3f}"
+def _num(value: float | None, width: int = 7, digits: int = 3) -> str:
+    return f"{'-':>{width}}" if value is None else f"{value:{width}.{digits}f}"
+
+
+def _spectral_table(layers: dict) -> list[str]:
+    """The spectral metrics of each layer, a second table (none for results without them)."""
+    if not any("rankme" in r for r in layers.values()):
+        return []
+    lines = [f"{'layer':<12} {'RankMe':>7} {'effrank':>7} {'stable':>7} {'alpha':>6} "
+             f"{'W2':>6} {'LiDAR':>7}"]
+    for name, r in layers.items():
+        lines.append(
+            f"{name:<12} {_num(r.get('rankme'), 7, 1)} {_num(r.get('effective_rank'), 7, 1)} "
+            f"{_num(r.get('stable_rank'), 7, 2)} {_num(r.get('alpha_req'), 6)} "
+            f"{_num(r.get('gaussian_w2'), 6)} {_num(r.get('lidar'), 7, 1)}"
+        )
+    return lines
 
 
 def format_table(results: dict) -> str:
@@ -81,6 +96,7 @@ def format_table(results: dict) -> str:
             f"{_pct(r['knn_weighted_acc']):>6} {_pct(r.get('mean_acc')):>6} {_num(r['alignment'])} "
             f"{_num(r['uniformity'], 8)} {_num(r['uniformity_bound'], 8)}"
         )
+    lines += _spectral_table(results["layers"])
     for name, r in results["layers"].items():
         if "fast_vs_paper" in r:
             fp, fast, paper = r["fast_vs_paper"], r["probe_fast"], r["probe_paper"]
@@ -96,6 +112,12 @@ def format_table(results: dict) -> str:
         "mean = nearest class centroid (cosine); "
         f"alignment/uniformity (t={s['t']}) on normalised {data['test_split']} features"
     )
+    if any("rankme" in r for r in results["layers"].values()):
+        lines.append(
+            f"RankMe, effective rank (effrank), stable rank, alpha-ReQ and LiDAR of the "
+            f"{data['test_split']} features as the layer gives them, W2 uniformity of them "
+            "normalised; LiDAR: each item's two alignment views one class"
+        )
     return "\n".join(lines)
 
 

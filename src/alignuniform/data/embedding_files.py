@@ -3,8 +3,8 @@
 :func:`read_array` reads one array from ``.npy`` (memory-mapped: nothing is read until the
 rows are used), ``.npz``, ``.pt`` (a tensor, or a dict entry), ``.safetensors``, ``.parquet``
 (a list/array column, or all numeric columns) and ``.csv``/``.tsv`` of numbers.
-:func:`read_embeddings`, :func:`read_pairs` and :func:`read_labels` add the shape and type
-checks of each role, with messages that name the file.
+:func:`read_embeddings`, :func:`read_pairs`, :func:`read_labels` and :func:`read_views`
+add the shape and type checks of each role, with messages that name the file.
 
 Examples:
     >>> from alignuniform.data.embedding_files import read_embeddings, read_labels
@@ -24,6 +24,7 @@ __all__ = [
     "read_embeddings",
     "read_labels",
     "read_pairs",
+    "read_views",
 ]
 
 #: file suffixes :func:`read_array` understands
@@ -301,4 +302,25 @@ def read_labels(path: str | Path, n: int, key: str | None = None) -> np.ndarray:
     a = _as_index(a, path, "labels")
     if (a < 0).any():
         raise ValueError(f"labels {path}: {int((a < 0).sum())} labels are negative")
+    return a
+
+
+def read_views(path: str | Path, key: str | None = None) -> np.ndarray:
+    """A (n, q, d) numeric array: q >= 2 augmented views of each of n >= 2 samples (LiDAR's
+    input; a memmap for ``.npy``); values not yet checked. Only the formats that hold
+    N-dimensional arrays can: .npy, .npz, .pt/.pth, .safetensors."""
+    path = Path(path)
+    a = read_array(path, key)
+    _numeric(a, path, "views")
+    if a.ndim != 3:
+        tables = path.suffix.lower() in (".parquet", ".csv", ".tsv")
+        flat = " (.parquet/.csv/.tsv hold 2-D tables only: save views as .npy)" if tables else ""
+        raise ValueError(
+            f"views {path} must be 3-D (n samples x q views x d dimensions), got shape "
+            f"{a.shape}{flat}"
+        )
+    if a.shape[0] < 2 or a.shape[1] < 2 or a.shape[2] == 0:
+        raise ValueError(
+            f"views {path} must hold q >= 2 views of n >= 2 samples, got shape {a.shape}"
+        )
     return a

@@ -10,6 +10,7 @@ formats the results.
 Modules: ``features`` (extraction, held-out alignment), ``probe``, ``knn``,
 ``mean_classifier``, ``checkpoint_eval`` (every number of an encoder or a checkpoint),
 ``monitor`` (the training monitor), ``measurement`` (``alignuniform measure``),
+``spectral_numbers`` (RankMe, ranks, alpha-ReQ, W2, LiDAR as result-file numbers),
 ``dense_probe`` and ``dense_checkpoint_eval`` (mIoU and dense metrics on held-out scenes),
 ``results`` (eval.json).
 
@@ -30,6 +31,7 @@ from alignuniform.evaluate.features import (
     extract_features,
     heldout_alignment,
     heldout_alignments,
+    heldout_alignments_and_lidar,
 )
 from alignuniform.evaluate.knn import knn_accuracy, knn_predict
 from alignuniform.evaluate.mean_classifier import MeanClassifier, mean_classifier_accuracy
@@ -54,6 +56,7 @@ __all__ = [
     "extract_features",
     "heldout_alignment",
     "heldout_alignments",
+    "heldout_alignments_and_lidar",
     "knn_accuracy",
     "knn_predict",
     "linear_probe",

@@ -1,7 +1,9 @@
 """Every number of the paper's evaluation for an encoder (:func:`evaluate_encoder`) or a
 training checkpoint on its run's data (:func:`evaluate_checkpoint`, what ``alignuniform
 eval`` and each sweep trial report): linear probe, k-NN, mean classifier, held-out
-alignment and exact uniformity, per layer, with the settings that produced them.
+alignment and exact uniformity, and the label-free spectral metrics of the same held-out
+features (:mod:`alignuniform.evaluate.spectral_numbers`), per layer, with the settings that
+produced them.
 
 The dense counterpart (dense probe and metrics on held-out scenes) is
 ``evaluate.dense_checkpoint_eval``; the cheap per-epoch numbers of a training run are
@@ -29,12 +31,14 @@ from alignuniform.evaluate.features import (
     Mapped,
     extract_features,
     heldout_alignments,
+    heldout_alignments_and_lidar,
     model_device,
     random_subset,
 )
 from alignuniform.evaluate.knn import knn_accuracy
 from alignuniform.evaluate.mean_classifier import mean_classifier_accuracy
 from alignuniform.evaluate.probe import linear_probe, linear_probe_paper, probe_augmentation
+from alignuniform.evaluate.spectral_numbers import spectral_numbers_of
 
 if TYPE_CHECKING:
     from alignuniform.train.config import TrainConfig
@@ -90,7 +94,10 @@ def evaluate_encoder(
 
     The probe, the k-NN and the mean classifiers are fitted on ``train_set`` and scored on
     ``test_set``; alignment is measured on two ``recipe`` views of every test image (seeded),
-    uniformity exactly over all test embeddings, both on L2-normalised features.
+    uniformity exactly over all test embeddings, both on L2-normalised features. The
+    spectral metrics are of the same test features as the layer gives them (the penultimate
+    layer not normalised); LiDAR takes the two alignment views of each test item as one
+    class, so it needs ``recipe``.
 
     Args:
         model: The encoder.
@@ -118,8 +125,10 @@ def evaluate_encoder(
         ``{"layers": {name: {...}}, "settings": {...}, "n_train", "n_test", "seconds"}``;
         each layer holds ``linear_acc``, ``knn5_acc``, ``knn_weighted_acc``, ``mean_acc``
         (the mean classifier: nearest class centroid, cosine), ``alignment``,
-        ``alignment_full``, ``uniformity``, ``uniformity_bound``, ``dim`` and the probe
-        details.
+        ``alignment_full``, ``uniformity``, ``uniformity_bound``, ``dim``, the probe
+        details, the spectral metrics (``rankme``, ``effective_rank``, ``stable_rank``,
+        ``alpha_req``, ``gaussian_w2``, ``lidar``: None where undefined, or ``lidar``
+        without ``recipe``) and ``spectral_undefined``, the reason for each None.
     """
     if protocol not in ("fast", "paper", "both"):
         raise ValueError(f"protocol must be 'fast', 'paper' or 'both', got {protocol!r}")
@@ -158,7 +167,8 @@ def evaluate_encoder(
             results["layers"][name]["probe_paper"] = res
     if recipe is not None:
         tic = time.perf_counter()
-        aligned = heldout_alignments(model, test_set, recipe, seed=seed, alpha=alpha, **run)
+        aligned, lidars = heldout_alignments_and_lidar(model, test_set, recipe, seed=seed,
+                                                       alpha=alpha, **run)
         aligned_full = aligned if full_recipe is None else heldout_alignments(
             model, test_set, full_recipe, seed=seed, alpha=alpha, **run)
         seconds["alignment"] = time.perf_counter() - tic
@@ -167,6 +177,12 @@ def evaluate_encoder(
         layer["linear_acc"] = probe["accuracy"]
         layer["alignment"] = aligned.get(name) if recipe is not None else None
         layer["alignment_full"] = aligned_full.get(name) if recipe is not None else None
+        tic = time.perf_counter()
+        values, reasons = spectral_numbers_of(
+            test.layer(name).to(device), lidars.get(name) if recipe is not None else None)
+        layer.update(values)
+        layer["spectral_undefined"] = reasons
+        seconds[f"{name}_spectral"] = time.perf_counter() - tic
         if protocol == "both":
             fast_s = seconds["features"] + layer["probe_fast"]["seconds"]
             layer["fast_vs_paper"] = {

@@ -1,4 +1,4 @@
-"""Features of a frozen encoder and alignment on held-out positive pairs."""
+"""Features of a frozen encoder, and alignment and LiDAR on held-out positive pairs."""
 
 from __future__ import annotations
 
@@ -178,6 +178,28 @@ class _Views(Dataset):
         return (*(self.augment(x) for _ in range(self.views)), y)
 
 
+def heldout_alignments_and_lidar(
+    model: nn.Module,
+    dataset: Dataset,
+    recipe: Callable,
+    *,
+    seed: int = 0,
+    alpha: float = 2.0,
+    batch_size: int = 256,
+    device: str | torch.device | None = None,
+    num_workers: int = 0,
+    progress: bool = True,
+) -> tuple[dict[str, float], dict[str, metrics.LidarState]]:
+    """:func:`heldout_alignments` and, from the same pairs, each layer's LiDAR state.
+
+    LiDAR (Thilak et al., :func:`alignuniform.metrics.lidar`) takes each item's two views as
+    one class (q = 2); its state holds the features as the layer gives them (the embedding
+    normalised, the penultimate layer raw) in d x d memory: ``states[layer].lidar()``.
+    """
+    return _heldout_pass(model, dataset, recipe, seed=seed, alpha=alpha, batch_size=batch_size,
+                         device=device, num_workers=num_workers, progress=progress, lidar=True)
+
+
 def heldout_alignments(
     model: nn.Module,
     dataset: Dataset,
@@ -209,8 +231,29 @@ def heldout_alignments(
         ``{"embedding": value, "penultimate": value}`` (no penultimate for models without
         ``features``).
     """
+    return _heldout_pass(model, dataset, recipe, seed=seed, alpha=alpha, batch_size=batch_size,
+                         device=device, num_workers=num_workers, progress=progress,
+                         lidar=False)[0]
+
+
+def _heldout_pass(
+    model: nn.Module, dataset: Dataset, recipe: Callable, *, seed: int, alpha: float,
+    batch_size: int, device: str | torch.device | None, num_workers: int, progress: bool,
+    lidar: bool,
+) -> tuple[dict[str, float], dict[str, metrics.LidarState]]:
+    """One pass over seeded positive pairs: each layer's alignment and, with ``lidar``, its
+    LiDAR state of the (b, 2, d) views."""
     device = model_device(model, device)
     meters = {name: metrics.Alignment(alpha=alpha) for name in LAYERS}
+    states: dict[str, metrics.LidarState] = {}
+
+    def add(name: str, a: Tensor, b: Tensor) -> None:
+        meters[name].update(a, b)
+        if lidar:
+            if name not in states:
+                states[name] = metrics.LidarState(a.shape[1], device=a.device)
+            states[name].update(torch.stack([a, b], 1))
+
     pairs = augmented_batches(dataset, recipe, views=2, batch_size=batch_size,
                               num_workers=num_workers, seed=seed, device=device)
     with torch.random.fork_rng(devices=[]), frozen(model):
@@ -219,10 +262,10 @@ def heldout_alignments(
                                 leave=False, total=math.ceil(len(dataset) / batch_size)):  # type: ignore[arg-type]
             e1, p1 = embed(model, v1)
             e2, p2 = embed(model, v2)
-            meters["embedding"].update(e1, e2)
+            add("embedding", e1, e2)
             if p1 is not None and p2 is not None:
-                meters["penultimate"].update(p1, p2)
-    return {name: float(m.compute()) for name, m in meters.items() if m.count}
+                add("penultimate", p1, p2)
+    return {name: float(m.compute()) for name, m in meters.items() if m.count}, states
 
 
 def heldout_alignment(

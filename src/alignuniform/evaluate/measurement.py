@@ -1,4 +1,5 @@
-"""Alignment, uniformity, its bound and leave-one-out 5-NN of any set of embeddings.
+"""Alignment, uniformity, its bound, the spectral metrics and leave-one-out 5-NN of any set
+of embeddings.
 
 :func:`measure` takes arrays (a numpy memmap of a large ``.npy`` is streamed, never held
 twice), :func:`measure_files` reads them first (:mod:`alignuniform.data.embedding_files`).
@@ -16,6 +17,13 @@ Sizes and costs:
   with ``sample=``, it is estimated from :data:`DEFAULT_SAMPLE_PAIRS` (or ``sample``)
   uniformly drawn pairs with a 95% confidence interval.
 - Alignment averages over every positive pair (exact at any size, streamed in chunks).
+- RankMe, effective rank, stable rank, alpha-ReQ and the W2 uniformity
+  (:mod:`alignuniform.evaluate.spectral_numbers`) come from a
+  :class:`~alignuniform.metrics.SpectralState` updated with each chunk as it is read:
+  a d x d float64 Gram matrix (a second one with ``normalize=False``: the W2 uniformity is
+  of the normalised rows), no second copy of the rows. LiDAR needs (n, q, d) views (``views=``),
+  streamed :data:`CHUNK_ROWS` rows of views at a time into a
+  :class:`~alignuniform.metrics.LidarState`.
 - k-NN accuracy is leave-one-out 5-NN by cosine similarity: every row is a query when there
   are at most :data:`KNN_MAX_QUERIES` rows; beyond that a seeded sample of that many
   queries, each against all rows (cost ``KNN_MAX_QUERIES x N x d``).
@@ -36,6 +44,7 @@ from __future__ import annotations
 
 import math
 import mmap
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
@@ -45,6 +54,7 @@ import torch
 import torch.nn.functional as F
 
 from alignuniform import metrics
+from alignuniform.evaluate.spectral_numbers import SPECTRAL_KEYS, spectral_numbers
 
 __all__ = [
     "CHUNK_ROWS",
@@ -80,6 +90,7 @@ UNIT_NORM_TOL = 1e-3
 SUMMARY_KEYS = (
     "n", "dim", "normalized", "alignment", "n_pairs", "uniformity", "uniformity_bound",
     "uniformity_method", "uniformity_ci95", "knn_accuracy", "t", "alpha", "seed",
+    *SPECTRAL_KEYS,
 )
 
 
@@ -90,7 +101,10 @@ class Measurement:
     Attributes:
         summary: exactly :data:`SUMMARY_KEYS` (``alignment`` and ``knn_accuracy`` are None
             without positives / labels; ``n_pairs`` is the number of positive pairs, 0
-            without; ``uniformity_ci95`` is ``[low, high]`` when sampled, else None).
+            without; ``uniformity_ci95`` is ``[low, high]`` when sampled, else None; the
+            spectral metrics are of the rows as measured, ``gaussian_w2`` of the normalised
+            rows, and None where undefined (see ``spectral_reasons``); ``lidar`` is None
+            without views).
         pos_dist: ``||x_i - y_i||`` of every positive pair (None without positives).
         angles: angles of a seeded random 2-D projection of (up to :data:`FIGURE_POINTS`)
             rows, for the vMF density figure.
@@ -99,6 +113,9 @@ class Measurement:
         uniformity_pairs: pairs drawn when uniformity was sampled, else None.
         knn_queries: leave-one-out queries behind ``knn_accuracy`` (None without labels).
         notes: sentences worth telling the user (e.g. that the rows were not unit norm).
+        spectral_reasons: why each spectral metric that is None is undefined (e.g.
+            alpha-ReQ of a collapsed spectrum), by key.
+        views_shape: ``(n, q, d)`` of the views behind ``lidar``, None without.
     """
 
     summary: dict
@@ -110,9 +127,11 @@ class Measurement:
     uniformity_pairs: int | None = None
     knn_queries: int | None = None
     notes: list[str] = field(default_factory=list)
+    spectral_reasons: dict[str, str] = field(default_factory=dict)
+    views_shape: tuple[int, int, int] | None = None
 
 
-def _as_array(x: object, name: str) -> np.ndarray:
+def _as_array(x: object, name: str, ndim: int = 2) -> np.ndarray:
     if isinstance(x, torch.Tensor):
         x = x.detach().cpu()
         if x.dtype == torch.bfloat16:
@@ -122,9 +141,10 @@ def _as_array(x: object, name: str) -> np.ndarray:
         x = np.asarray(x)
     if x.dtype.kind not in "iuf":
         raise ValueError(f"{name} must hold numbers, got dtype {x.dtype}")
-    if x.ndim != 2:
-        raise ValueError(f"{name} must be 2-D (N rows x d dimensions), got shape {x.shape}")
-    if x.shape[0] == 0 or x.shape[1] == 0:
+    if x.ndim != ndim:
+        what = "2-D (N rows x d dimensions)" if ndim == 2 else "3-D (n samples x q views x d)"
+        raise ValueError(f"{name} must be {what}, got shape {x.shape}")
+    if 0 in x.shape:
         raise ValueError(f"{name} is empty (shape {x.shape})")
     return x
 
@@ -146,7 +166,8 @@ def _release_pages(a: np.ndarray, stop: int) -> None:
 
 
 def load_rows(
-    a: object, name: str = "EMB", *, normalize: bool = True, chunk_rows: int = CHUNK_ROWS
+    a: object, name: str = "EMB", *, normalize: bool = True, chunk_rows: int = CHUNK_ROWS,
+    states: Sequence[metrics.SpectralState] = (),
 ) -> tuple[torch.Tensor, float, float]:
     """Copy (N, d) rows into one float32 tensor, chunk by chunk, checking and normalising.
 
@@ -155,6 +176,8 @@ def load_rows(
         name: what to call it in errors.
         normalize: L2-normalise each row (norms computed in float64).
         chunk_rows: rows per chunk.
+        states: spectral states updated with each chunk of rows as stored (checked and,
+            with ``normalize``, normalised), in the same pass.
 
     Returns:
         ``(rows, smallest norm, largest norm)``, norms of the rows as given.
@@ -211,6 +234,8 @@ def load_rows(
                     f"{name} has values beyond the float32 range (row {start} onwards); "
                     "rescale them or let them be normalised"
                 )
+        for state in states:
+            state.update(out[start:stop])
         _release_pages(a, stop)
     if bad_count:
         raise ValueError(
@@ -295,12 +320,31 @@ def _alignment(
     return total / k, np.concatenate(dists), k
 
 
+def _lidar_state(views: np.ndarray, normalize: bool, chunk_rows: int) -> metrics.LidarState:
+    """The LiDAR state of (n, q, d) views, about ``chunk_rows`` view rows at a time, each
+    chunk checked for NaN/Inf and, with ``normalize``, L2-normalised."""
+    n, q, d = views.shape
+    state = metrics.LidarState(d)
+    step = max(1, chunk_rows // q)
+    for start in range(0, n, step):
+        c = torch.from_numpy(np.array(views[start : start + step], dtype=np.float64))
+        if not bool(torch.isfinite(c).all()):
+            first = start + int((~torch.isfinite(c)).flatten(1).any(1).nonzero()[0, 0])
+            raise ValueError(
+                f"VIEWS has NaN or Inf values (first: sample {first}); drop or fix them"
+            )
+        state.update(F.normalize(c, dim=2) if normalize else c)
+        _release_pages(views, min(n, start + step))
+    return state
+
+
 def measure(
     x: object,
     *,
     second: object | None = None,
     pairs: np.ndarray | None = None,
     labels: np.ndarray | None = None,
+    views: object | None = None,
     t: float = 2.0,
     alpha: float = 2.0,
     sample: int | None = None,
@@ -309,7 +353,8 @@ def measure(
     exact_max_rows: int = EXACT_MAX_ROWS,
     chunk_rows: int = CHUNK_ROWS,
 ) -> Measurement:
-    """Alignment, uniformity (exact or sampled), its bound and leave-one-out 5-NN accuracy.
+    """Alignment, uniformity (exact or sampled), its bound, the spectral metrics and
+    leave-one-out 5-NN accuracy.
 
     Args:
         x: (N, d) embeddings: numpy array (a memmap is streamed), torch tensor or nested list.
@@ -317,6 +362,8 @@ def measure(
         pairs: (K, 2) integer row indices into ``x``: each row a positive pair. At most one
             of ``second`` and ``pairs``.
         labels: (N,) integer class labels, for leave-one-out 5-NN accuracy.
+        views: (n, q >= 2, d) embeddings, q augmented views of each of n samples (any n,
+            not necessarily the rows of ``x``), for LiDAR; normalised like ``x``.
         t, alpha: the uniformity kernel scale and the alignment exponent.
         sample: estimate uniformity from this many sampled pairs, whatever N.
         normalize: L2-normalise rows first (default; the paper's quantities live on the
@@ -328,7 +375,9 @@ def measure(
     Raises:
         ValueError: bad rows (see :func:`load_rows`), mismatched shapes of ``x`` and
             ``second``, pair indices out of range, labels of the wrong length, fewer than
-            two rows, or non-positive ``t``/``alpha``/``sample``.
+            two rows, views that are not (n >= 2, q >= 2, d) or hold NaN/Inf, or
+            non-positive ``t``/``alpha``/``sample``. A spectral metric that the spectrum
+            leaves undefined is None, not an error.
     """
     t, alpha = float(t), float(alpha)
     if not (math.isfinite(t) and t > 0):
@@ -369,8 +418,23 @@ def measure(
             raise ValueError(f"labels must be one per row: {n} expected, got shape {labels.shape}")
         if labels.dtype.kind not in "iu" or (labels < 0).any():
             raise ValueError("labels must be non-negative integers")
+    if views is not None:
+        views = _as_array(views, "VIEWS", ndim=3)
+        if views.shape[0] < 2 or views.shape[1] < 2:
+            raise ValueError(
+                "VIEWS must hold q >= 2 views of n >= 2 samples (LiDAR's classes), got shape "
+                f"{views.shape}"
+            )
 
-    rows, norm_min, norm_max = load_rows(x, "EMB", normalize=normalize, chunk_rows=chunk_rows)
+    # rows load_rows normalised are on the sphere already: one Gram matrix serves both
+    state = metrics.SpectralState(d)
+    sphere = (metrics.SpectralState.wrap(state.count, state.total, state.gram, normalize=True)
+              if normalize else metrics.SpectralState(d, normalize=True))
+    rows, norm_min, norm_max = load_rows(x, "EMB", normalize=normalize, chunk_rows=chunk_rows,
+                                         states=(state,) if normalize else (state, sphere))
+    lidar = None if views is None else _lidar_state(views, normalize, chunk_rows)
+    spectral, reasons = spectral_numbers(state, sphere, lidar)
+    del state, sphere
     notes = []
     unit = abs(norm_min - 1) <= UNIT_NORM_TOL and abs(norm_max - 1) <= UNIT_NORM_TOL
     if not unit:
@@ -424,11 +488,13 @@ def measure(
         "n_pairs": n_pairs, "uniformity": float(uniformity),
         "uniformity_bound": metrics.uniformity_bound(d, t), "uniformity_method": method,
         "uniformity_ci95": ci, "knn_accuracy": knn, "t": t, "alpha": alpha, "seed": seed,
+        **spectral,
     }
     return Measurement(
         summary=summary, pos_dist=pos_dist, angles=angles, angle_labels=angle_labels,
         norm_min=norm_min, norm_max=norm_max, uniformity_pairs=drawn, knn_queries=queries,
-        notes=notes,
+        notes=notes, spectral_reasons=reasons,
+        views_shape=None if views is None else cast(tuple[int, int, int], views.shape),
     )
 
 
@@ -441,14 +507,22 @@ def measure_files(
     key: str | None = None,
     pairs_key: str | None = None,
     labels_key: str | None = None,
+    views: str | Path | None = None,
+    views_key: str | None = None,
     **kwargs,
 ) -> Measurement:
     """:func:`measure` of embedding files (formats: :mod:`alignuniform.data.embedding_files`).
 
-    ``key`` picks the entry of EMB and EMB2 in multi-array files; ``pairs_key`` and
-    ``labels_key`` those of the pairs and labels files. Other arguments go to :func:`measure`.
+    ``key`` picks the entry of EMB and EMB2 in multi-array files; ``pairs_key``,
+    ``labels_key`` and ``views_key`` those of the pairs, labels and (n, q, d) views files.
+    Other arguments go to :func:`measure`.
     """
-    from alignuniform.data.embedding_files import read_embeddings, read_labels, read_pairs
+    from alignuniform.data.embedding_files import (
+        read_embeddings,
+        read_labels,
+        read_pairs,
+        read_views,
+    )
 
     if second is not None and pairs is not None:
         raise ValueError("give positives either as --second EMB2 or as --pairs PAIRS, not both")
@@ -461,4 +535,5 @@ def measure_files(
             f"EMB {emb} and EMB2 {second} must have the same shape (row i of EMB2 is the "
             f"positive of row i of EMB), got {x.shape} and {y.shape}"
         )
-    return measure(x, second=y, pairs=p, labels=lab, **kwargs)
+    v = read_views(views, views_key) if views is not None else None
+    return measure(x, second=y, pairs=p, labels=lab, views=v, **kwargs)

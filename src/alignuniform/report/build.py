@@ -17,6 +17,10 @@ from alignuniform.report.page import Section, Table, write_page
 
 # keys of a training monitor's numbers in epochs.jsonl, drawn as plane trajectories
 TRAJECTORY_KEYS = ("heldout_align", "heldout_uniform")
+# the embedding's spectral metrics in eval.json, with their column headings and formats
+SPECTRAL_COLUMNS = (("rankme", "RankMe", ".1f"), ("effective_rank", "eff. rank", ".1f"),
+                    ("stable_rank", "stable rank", ".2f"), ("alpha_req", "alpha-ReQ", ".3f"),
+                    ("gaussian_w2", "W2 unif.", ".3f"), ("lidar", "LiDAR", ".1f"))
 
 
 def _fmt(value: object, spec: str = ".3f") -> str:
@@ -33,9 +37,13 @@ def _layer(enc: dict, layer: str) -> dict:
 
 def results_table(encoders: Sequence[dict]) -> Table:
     """The results table: accuracies of both layers (linear, 5-NN; the mean classifier of the
-    embedding), alignment, uniformity, bound, time."""
+    embedding), alignment, uniformity, bound, time, and the embedding's spectral metrics
+    where some evaluation has them (evaluations from before them: no such columns)."""
+    spectral = [c for c in SPECTRAL_COLUMNS
+                if any(c[0] in _layer(enc, "embedding") for enc in encoders)]
     columns = ["encoder", "linear acc (emb)", "5-NN acc (emb)", "mean clf (emb)",
-               "linear acc (pen)", "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s"]
+               "linear acc (pen)", "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s",
+               *(f"{head} (emb)" for _, head, _ in spectral)]
     rows = []
     for enc in encoders:
         emb, pen = _layer(enc, "embedding"), _layer(enc, "penultimate")
@@ -45,6 +53,7 @@ def results_table(encoders: Sequence[dict]) -> Table:
             _fmt(pen.get("linear_acc"), ".1%"), _fmt(pen.get("knn5_acc"), ".1%"),
             _fmt(emb.get("alignment")), _fmt(emb.get("uniformity")),
             _fmt(emb.get("uniformity_bound")), _fmt(enc.get("train_s"), ".1f"),
+            *(_fmt(emb.get(key), spec) for key, _, spec in spectral),
         ])
     return Table(columns, rows)
 

@@ -2,7 +2,9 @@
 
 Built from what the sweep wrote (``sweep.json``, ``results.jsonl``, ``analysis.json``):
 the correlation table, the fitted combination, Figures 5, 6 and 7, the best trials and the
-failures.
+failures. Where the rows have the label-free spectral metrics (RankMe, ranks, alpha-ReQ, W2,
+LiDAR), the correlation tables and the best trials carry them as further columns; a sweep
+from before them gives the same page as then.
 """
 
 from __future__ import annotations
@@ -22,6 +24,10 @@ from alignuniform.report.augment_grid import (
 from alignuniform.report.page import Section, Table, write_page
 from alignuniform.report.sweep_figures import metric_figure, plane_figure, ratio_figure
 
+# headings of the spectral metrics, in the order of the sweep rows' columns
+_SPECTRAL_HEADS = {"rankme": "RankMe", "effective_rank": "eff. rank",
+                   "stable_rank": "stable rank", "alpha_req": "alpha-ReQ",
+                   "gaussian_w2": "W2 unif.", "lidar": "LiDAR"}
 # loss/model settings every figure needs, taken from each trial's config when not varied
 _CONFIG_COLUMNS = ("loss.w_contrastive", "loss.w_align", "loss.w_uniform", "loss.alpha",
                    "loss.t", "loss.tau", "model.feat_dim")
@@ -78,17 +84,33 @@ def _key_columns(views: bool) -> list[str]:
     return ["subset", "layer", "accuracy", *(["positives"] if views else []), "n"]
 
 
+def _spectral_metrics(analysis: dict) -> list[str]:
+    """The spectral metrics some block of the analysis correlates, in column order."""
+    found = {m for r in analysis["results"] for m in r.get("spectral") or {}}
+    return [m for m in _SPECTRAL_HEADS if m in found]
+
+
+def _spectral_ci(r: dict, metric: str, stat: str) -> str:
+    entry = (r.get("spectral") or {}).get(metric) or {}
+    text = _ci(entry.get(stat))
+    n = entry.get("n")
+    return text if n is None or n == r["n"] or text == "n/a" else f"{text} (n = {n})"
+
+
 def _correlation_table(analysis: dict, stat: str) -> Table:
     rows, views = [], _varies_views(analysis)
+    spectral = _spectral_metrics(analysis)
     for r in analysis["results"]:
         if r["n"] < 4:
             continue
         rows.append([*_key(r, views),
                      _ci((r.get("alignment") or {}).get(stat)),
                      _ci((r.get("uniformity") or {}).get(stat)),
-                     _ci((r.get("combined") or {}).get(stat))])
+                     _ci((r.get("combined") or {}).get(stat)),
+                     *(_spectral_ci(r, m, stat) for m in spectral)])
     return Table([*_key_columns(views), "vs alignment", "vs uniformity",
-                  "vs fitted a·align+b·unif (LOO)"], rows)
+                  "vs fitted a·align+b·unif (LOO)",
+                  *(f"vs {_SPECTRAL_HEADS[m]}" for m in spectral)], rows)
 
 
 def _fit_table(analysis: dict) -> Table:
@@ -118,8 +140,11 @@ def _top_table(rows: list[dict], varying: list[str], n: int) -> Table:
     ok = [r for r in rows if r.get("status") == "ok"
           and isinstance(r.get("embedding.linear_acc"), (int, float))]
     ok.sort(key=lambda r: -r["embedding.linear_acc"])
+    spectral = [m for m in _SPECTRAL_HEADS
+                if any(isinstance(r.get(f"embedding.{m}"), (int, float)) for r in ok)]
     cols = ["rank", "trial", *varying, "linear (emb)", "5-NN (emb)", "mean clf (emb)",
-            "linear (pen)", "align", "uniform", "collapsed"]
+            "linear (pen)", "align", "uniform", *(_SPECTRAL_HEADS[m] for m in spectral),
+            "collapsed"]
     body = []
     for i, r in enumerate(ok[:n], start=1):
         body.append([str(i), r["id"], *[_setting(r.get(k), k) for k in varying],
@@ -128,6 +153,7 @@ def _top_table(rows: list[dict], varying: list[str], n: int) -> Table:
                      _num(r.get("embedding.mean_acc"), ".1%"),
                      _num(r.get("penultimate.linear_acc"), ".1%"),
                      _num(r.get("embedding.alignment")), _num(r.get("embedding.uniformity")),
+                     *(_num(r.get(f"embedding.{m}")) for m in spectral),
                      "yes" if r.get("collapsed") else "no"])
     return Table(cols, body)
 

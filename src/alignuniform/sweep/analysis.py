@@ -15,6 +15,13 @@ over all finished trials, over the non-collapsed ones (see ``is_collapsed``), an
 sweep varies the output dimension (uniformity's scale depends on it), per dimension.
 Numbers that cannot be computed (fewer than 4 rows, a constant column) are ``None``.
 
+Where the rows have them, the label-free spectral metrics of the layer
+(``SPECTRAL_COLUMNS``: RankMe, effective and stable rank, alpha-ReQ, W2 uniformity, LiDAR)
+are analysed the same way: Spearman and Kendall against each accuracy with bootstrap
+intervals, over the rows that have the metric (a metric undefined for a trial leaves that
+trial out of its ``n``). Their resamples come from a generator of their own, so a table
+without these columns is analysed exactly as before they existed, draw for draw.
+
 Alignment is measured on positive pairs from each encoder's own training recipe
 (``views: "own"``). When a sweep varies the augmentation, those positives differ from trial
 to trial (with no augmentation alignment is 0 whatever the encoder), so every block is also
@@ -35,7 +42,7 @@ import numpy as np
 from alignuniform.io import read_json, read_jsonl, write_json
 from alignuniform.predictivity import finite_or_none, fit_combination, rank_correlations
 from alignuniform.sweep.spec import LAYERS
-from alignuniform.sweep.trial import is_collapsed
+from alignuniform.sweep.trial import SPECTRAL_COLUMNS, is_collapsed
 
 ACCURACIES = ("linear_acc", "knn5_acc", "mean_acc")  # mean_acc where the rows have it
 PREDICTORS = ("alignment", "uniformity", "combined")
@@ -43,6 +50,29 @@ PREDICTORS = ("alignment", "uniformity", "combined")
 VIEWS = {"own": "alignment", "full": "alignment_full"}
 MIN_ROWS = 4
 MIN_FIT_ROWS = 6  # three coefficients: fewer rows leave no degrees of freedom to judge
+
+
+def _spectral_block(rows: list[dict], layer: str, acc_name: str, metrics: list[str],
+                    bootstrap: int, rng: np.random.Generator) -> dict:
+    """Rank correlations of accuracy against each spectral metric, ``{metric: {"n",
+    "spearman", "kendall"}}``, each over the rows that have both numbers."""
+    out: dict = {}
+    for metric in metrics:
+        cols = [f"{layer}.{metric}", f"{layer}.{acc_name}"]
+        usable = [r for r in rows if all(_is_number(r.get(c)) for c in cols)]
+        n = len(usable)
+        if n < MIN_ROWS:
+            out[metric] = {"n": n, "spearman": None, "kendall": None,
+                           "note": f"fewer than {MIN_ROWS} rows"}
+            continue
+        x, acc = (np.array([r[c] for r in usable], dtype=np.float64) for c in cols)
+        idx = rng.integers(0, n, size=(bootstrap, n)) if bootstrap else None
+        out[metric] = {"n": n, **rank_correlations(x, acc, idx)}
+    return out
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _block(rows: list[dict], layer: str, acc_name: str, bootstrap: int,
@@ -99,6 +129,11 @@ def _accuracies(rows: list[dict], layers: tuple[str, ...]) -> list[str]:
                    for layer in layers)]
 
 
+def _spectral_metrics(rows: list[dict], layer: str) -> list[str]:
+    """The spectral metrics some finished trial has a number for on ``layer``."""
+    return [m for m in SPECTRAL_COLUMNS if any(_is_number(r.get(f"{layer}.{m}")) for r in rows)]
+
+
 def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap: int = 1000,
                  seed: int = 0, layers: tuple[str, ...] = LAYERS) -> dict:
     """The correlations of a sweep's table (rows as in ``results.jsonl``).
@@ -109,16 +144,23 @@ def analyze_rows(rows: list[dict], *, collapse_fraction: float = 0.2, bootstrap:
         "alignment", "uniformity", "combined"}, ...]}``; ``views`` is "own", plus "full"
         blocks when a trial's positives differ from the full recipe's; each predictor holds
         ``spearman`` and ``kendall`` as ``{"value", "low", "high"}``, and ``combined``
-        also ``a``, ``b``, ``intercept``, ``r2``, ``loo_r2``.
+        also ``a``, ``b``, ``intercept``, ``r2``, ``loo_r2``. Where the rows have spectral
+        metrics, the "own" blocks also hold ``"spectral": {metric: {"n", "spearman",
+        "kendall"}}`` (they do not depend on the positives).
     """
     rng = np.random.default_rng(seed)
+    spectral_rng = np.random.default_rng([seed, 1])  # leaves rng's draws as they were
     ok = [r for r in rows if r.get("status") == "ok"]
+    spectral = {layer: _spectral_metrics(ok, layer) for layer in layers}
     results = []
     for views in _views(ok, layers):
         for subset, members in _subsets(rows, collapse_fraction).items():
             for layer in layers:
                 for acc_name in _accuracies(ok, layers):
                     block = _block(members, layer, acc_name, bootstrap, rng, views)
+                    if views == "own" and spectral[layer]:
+                        block["spectral"] = _spectral_block(
+                            members, layer, acc_name, spectral[layer], bootstrap, spectral_rng)
                     results.append({"layer": layer, "accuracy": acc_name, "subset": subset,
                                     "views": views, **block})
     return {
@@ -199,4 +241,23 @@ def format_table(analysis: dict, subsets: tuple[str, ...] | None = None) -> str:
             + " ".join(f"{cell(r.get(p), s):<20}" for s in ("spearman", "kendall")
                        for p in PREDICTORS)
             + f" {('n/a' if loo is None else f'{loo:.2f}'):>7}")
+    lines += _spectral_table(analysis, subsets, cell)
     return "\n".join(lines)
+
+
+def _spectral_table(analysis: dict, subsets: tuple[str, ...] | None, cell) -> list[str]:
+    """The spectral metrics' correlations, a second table (none when no block has them)."""
+    blocks = [r for r in analysis["results"] if r.get("spectral")
+              and (not subsets or r["subset"] in subsets)]
+    if not blocks:
+        return []
+    metrics = list(dict.fromkeys(m for r in blocks for m in r["spectral"]))
+    head = (f"{'subset':<14} {'layer':<11} {'accuracy':<10} "
+            + " ".join(f"{f'{s}({m})':<22}" for s in ("rho", "tau") for m in metrics))
+    lines = ["", head, "-" * len(head)]
+    for r in blocks:
+        lines.append(
+            f"{r['subset']:<14} {r['layer']:<11} {r['accuracy']:<10} "
+            + " ".join(f"{cell(r['spectral'].get(m), s):<22}" for s in ("spearman", "kendall")
+                       for m in metrics))
+    return lines

@@ -15,8 +15,15 @@ from pathlib import Path
 from alignuniform.io import read_json, write_json
 
 RESULT = "result.json"
-# the numbers of each evaluated layer that go into the table
-LAYER_COLUMNS = ("alignment", "uniformity", "uniformity_bound", "linear_acc", "knn5_acc", "dim")
+#: the label-free spectral metrics of each layer (``evaluate.spectral_numbers.SPECTRAL_KEYS``,
+#: written out so that reading a sweep's table does not import torch; a test checks that
+#: they agree)
+SPECTRAL_COLUMNS = ("rankme", "effective_rank", "stable_rank", "alpha_req", "gaussian_w2",
+                    "lidar")
+# the numbers of each evaluated layer that go into the table (None where a metric is
+# undefined), so that every row of a sweep has the same columns
+LAYER_COLUMNS = ("alignment", "uniformity", "uniformity_bound", "linear_acc", "knn5_acc", "dim",
+                 *SPECTRAL_COLUMNS)
 
 
 def finished_row(trial_dir: str | Path) -> dict | None:
