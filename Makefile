@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test bench gpu-check lint docs wheel-check demo study install clean
+.PHONY: test bench gpu-check lint docs wheel-check demo study studies install clean
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -52,6 +52,11 @@ study: $(STAMP)
 	# the MNIST-1D sweep (48 encoders) and its analysis; resumable: rerun to continue.
 	# One torch thread per worker: faster on a busy machine, and reproducible numbers
 	OMP_NUM_THREADS=1 $(BIN)/alignuniform sweep sweeps/mnist1d_study.yaml --out runs/mnist1d_study --threads 1
+
+studies: $(STAMP)
+	# every committed study's analysis.json and the Kendall heat maps, from the results.csv
+	# files alone (studies/*/README.md say how each table was made)
+	OMP_NUM_THREADS=1 $(BIN)/alignuniform sweep study studies
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info

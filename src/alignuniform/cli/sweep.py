@@ -3,6 +3,7 @@
     alignuniform sweep SWEEP.yaml --out DIR [--workers N] [--backend local|ray] [--seed S]
     alignuniform sweep analyze DIR
     alignuniform sweep probes DIR [--encoders 5] [--epochs 100]
+    alignuniform sweep study studies/          (make studies)
 """
 
 from __future__ import annotations
@@ -30,15 +31,19 @@ def add_parser(subparsers) -> None:
             "then the analysis (analysis.json, report.html). Rerunning the same command "
             "resumes. 'alignuniform sweep analyze DIR' reruns the analysis only; "
             "'alignuniform sweep probes DIR' compares the fast probe with the paper's on "
-            "a few of the sweep's encoders (probe_comparison.json). Exit "
+            "a few of the sweep's encoders (probe_comparison.json); 'alignuniform sweep "
+            "study studies/' recomputes each study's analysis.json from its results.csv "
+            "and the Kendall heat maps across studies. Exit "
             "status: the number of failed trials (capped at 100); 2 with an error message "
             "for bad input."
         ),
     )
-    p.add_argument("sweep", metavar="SWEEP.yaml|analyze|probes",
-                   help="the sweep file, or 'analyze' or 'probes' followed by a sweep folder")
+    p.add_argument("sweep", metavar="SWEEP.yaml|analyze|probes|study",
+                   help="the sweep file, or 'analyze' or 'probes' followed by a sweep folder, "
+                        "or 'study' followed by a study folder (or a folder of them)")
     p.add_argument("dir", nargs="?", type=Path, metavar="DIR",
-                   help="with 'analyze' or 'probes': the sweep folder")
+                   help="with 'analyze' or 'probes': the sweep folder; with 'study': a study "
+                        "folder (results.csv) or a folder of them (studies/)")
     add_common_options(p, out_help="sweep folder (required to run a sweep)",
                        seed_help="overrides the sweep file's seed", seed_default=None)
     p.add_argument("--workers", type=int,
@@ -86,6 +91,21 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
     return analysis
 
 
+def _study(root: Path, bootstrap: int | None) -> None:
+    from alignuniform.report.predictivity_figures import kendall_heatmap
+    from alignuniform.sweep.study import analyze_study, format_study, study_folders
+
+    results = {}
+    for folder in study_folders(root):
+        result = analyze_study(folder, n_boot=1000 if bootstrap is None else bootstrap)
+        results[result["study"]] = result["table"]
+        print(format_study(result))
+        print(f"  -> {folder / 'analysis.json'}")
+    for accuracy in ("linear_acc", "knn5_acc"):
+        path = kendall_heatmap(results, root / f"kendall_{accuracy}.png", accuracy=accuracy)
+        print(f"figure: {path}")
+
+
 def _probes(args: argparse.Namespace) -> None:
     from alignuniform.sweep.probe_comparison import compare_probes
 
@@ -107,11 +127,13 @@ def _probes(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.bootstrap is not None and args.bootstrap < 0:
         raise ValueError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if args.sweep in ("analyze", "probes"):
+    if args.sweep in ("analyze", "probes", "study"):
         if args.dir is None:
             raise ValueError(f"usage: alignuniform sweep {args.sweep} DIR")
         if args.sweep == "analyze":
             _analyze(args.dir, args.bootstrap)
+        elif args.sweep == "study":
+            _study(args.dir, args.bootstrap)
         else:
             _probes(args)
         return 0

@@ -1,0 +1,140 @@
+"""A committed study: which label-free metric predicts accuracy, from its results table alone.
+
+A study is a folder (under ``studies/`` in the repository) holding the sweep file that
+trained its encoders, ``results.csv`` (the sweep's table: one row per encoder, every metric
+and accuracy) and the ``analysis.json`` that :func:`analyze_study` makes from that table and
+nothing else, so anyone can recompute every number from the committed text files. Each
+metric of one layer (``embedding`` by default) is scored against each accuracy by
+:func:`alignuniform.predictivity.predict_table`: Spearman and Kendall with bootstrap
+intervals and permutation p-values, the selection regret, and the cross-validated
+``a·align + b·unif`` fit; ``groups`` (a column of the table) adds the within-group view.
+
+Examples:
+    >>> rows = [{"status": "ok", "embedding.uniformity": -u, "embedding.linear_acc": u}
+    ...         for u in (1.0, 2.0, 3.0, 4.0)]
+    >>> study_rows(rows)[0]
+    {'uniformity': -1.0, 'linear_acc': 1.0}
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from alignuniform.io import write_json
+from alignuniform.predictivity import predict_table
+
+__all__ = ["DIRECTIONS", "ACCURACIES", "analyze_study", "read_results_csv", "study_rows"]
+
+#: Which values of each metric the field reads as better: they pick the encoder of the
+#: selection regret (the correlations keep their sign). alpha-ReQ: lower, a slower decay of
+#: the eigenspectrum (Agrawal et al. find accuracy best near 1, which lower covers for the
+#: steep spectra of small encoders; its correlations are reported either way).
+DIRECTIONS: dict[str, str] = {
+    "alignment": "lower", "uniformity": "lower", "rankme": "higher",
+    "effective_rank": "higher", "stable_rank": "higher", "alpha_req": "lower",
+    "gaussian_w2": "lower", "lidar": "higher",
+}
+
+#: The accuracy columns of a sweep's table, analysed where the table has them.
+ACCURACIES = ("linear_acc", "knn5_acc", "mean_acc")
+
+
+def _value(text: str) -> object:
+    if text == "":
+        return None
+    try:
+        number = float(text)
+    except ValueError:
+        return text
+    return number if math.isfinite(number) else None
+
+
+def read_results_csv(path: str | Path) -> list[dict]:
+    """The rows of a results table, numbers as floats and empty cells as ``None``."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def study_rows(rows: Sequence[Mapping], layer: str = "embedding",
+               groups: str | None = None) -> list[dict]:
+    """The finished encoders' metrics and accuracies of ``layer``, named without the layer
+    prefix (so that studies compare metric by metric), plus the ``groups`` column."""
+    out = []
+    for row in rows:
+        if row.get("status") != "ok":
+            continue
+        kept = {name: row[f"{layer}.{name}"] for name in (*DIRECTIONS, *ACCURACIES)
+                if f"{layer}.{name}" in row}
+        if groups is not None:
+            kept[groups] = row.get(groups)
+        out.append(kept)
+    return out
+
+
+def analyze_study(folder: str | Path, *, layer: str = "embedding", groups: str | None = None,
+                  n_boot: int = 1000, n_perm: int = 999, seed: int = 0) -> dict:
+    """Analyse ``folder/results.csv`` and write ``folder/analysis.json``.
+
+    Returns:
+        ``{"study", "layer", "n_rows", "table"}``, ``table`` being ``predict_table``'s
+        result over the metrics and accuracies the table has.
+
+    Raises:
+        FileNotFoundError: ``folder`` has no ``results.csv``.
+        ValueError: the table has no finished encoder with a metric and an accuracy.
+    """
+    folder = Path(folder)
+    path = folder / "results.csv"
+    if not path.is_file():
+        raise FileNotFoundError(f"no results.csv in {folder}: a study folder holds the "
+                                "sweep's table (copy it from the sweep's --out folder)")
+    raw = read_results_csv(path)
+    rows = study_rows(raw, layer, groups)
+    present = set().union(*(r.keys() for r in rows)) if rows else set()
+    metrics = {m: d for m, d in DIRECTIONS.items() if m in present}
+    accuracies = [a for a in ACCURACIES if a in present]
+    if not metrics or not accuracies:
+        raise ValueError(f"{path}: no finished encoder with {layer} metrics and accuracies "
+                         f"(columns like {layer}.uniformity and {layer}.linear_acc)")
+    table = predict_table(rows, metrics, accuracies, groups=groups, n_boot=n_boot,
+                          n_perm=n_perm, seed=seed)
+    result = {"study": folder.name, "layer": layer, "n_rows": len(raw), "table": table}
+    write_json(folder / "analysis.json", result)
+    return result
+
+
+def study_folders(root: str | Path) -> list[Path]:
+    """``root`` itself when it holds a ``results.csv``, else its subfolders that do."""
+    root = Path(root)
+    if (root / "results.csv").is_file():
+        return [root]
+    found = sorted(p.parent for p in root.glob("*/results.csv"))
+    if not found:
+        raise FileNotFoundError(f"no study in {root}: neither {root}/results.csv nor "
+                                f"{root}/*/results.csv")
+    return found
+
+
+def format_study(result: Mapping, accuracy: str = "linear_acc") -> str:
+    """One line per metric: Kendall's tau with ``accuracy``, its 95% interval, the
+    permutation p-value and the regret (what ``sweep study`` prints)."""
+    entry = result["table"]["accuracies"].get(accuracy)
+    if entry is None:
+        return f"{result['study']}: no {accuracy} column"
+
+    def num(value: object, fmt: str) -> str:
+        return format(value, fmt) if isinstance(value, (int, float)) else "n/a"
+
+    lines = [f"{result['study']} ({result['table']['n_encoders']} encoders, {result['layer']}, "
+             f"{accuracy}):",
+             f"  {'metric':<16} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"]
+    for name, cell in entry["metrics"].items():
+        k = cell.get("kendall") or {}
+        regret = (cell.get("regret") or {}).get("mean")
+        interval = f"[{num(k.get('low'), '+.2f')}, {num(k.get('high'), '+.2f')}]"
+        lines.append(f"  {name:<16} {num(k.get('value'), '+.2f'):>6}  {interval:<16} "
+                     f"{num(k.get('p_value'), '.3f'):>7} {num(regret, '.3f'):>7}")
+    return "\n".join(lines)
