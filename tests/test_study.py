@@ -30,7 +30,8 @@ def _table(tmp_path: Path, n: int = 14) -> Path:
     rows = [{"id": f"t{i}", "status": "ok", "embedding.alignment": 1 - a + rng.normal(0, 0.1),
              "embedding.uniformity": -3 * a + rng.normal(0, 0.3),
              "embedding.rankme": 10 * a + rng.normal(0, 2), "embedding.linear_acc": a,
-             "embedding.knn5_acc": a + rng.normal(0, 0.05), "penultimate.linear_acc": 0.5}
+             "embedding.knn5_acc": a + rng.normal(0, 0.05), "penultimate.linear_acc": 0.5,
+             "model.feat_dim": 2 + 30 * (i % 2)}
             for i, a in enumerate(acc)]
     rows.append({**rows[0], "id": "failed", "status": "failed", "embedding.linear_acc": ""})
     folder = tmp_path / "toy"
@@ -89,3 +90,15 @@ def test_every_committed_study_matches_a_recomputation_from_its_table():
                     want = fn(m, a).statistic
                     got = cell[name]["value"]
                     assert got == pytest.approx(want, abs=1e-9), (folder.name, acc, metric, name)
+
+
+def test_study_yaml_sets_the_groups_and_is_checked(tmp_path):
+    folder = _table(tmp_path)
+    (folder / "study.yaml").write_text("groups: model.feat_dim\n")
+    result = analyze_study(folder, n_boot=10, n_perm=9)
+    cell = result["table"]["accuracies"]["linear_acc"]["metrics"]["rankme"]
+    assert result["groups"] == "model.feat_dim" and cell["within"]["kendall"] is not None
+    assert cell["regret"]["n_groups"] == 2  # one pick per width
+    (folder / "study.yaml").write_text("group: x\n")
+    with pytest.raises(ValueError, match="only the keys layer and groups"):
+        analyze_study(folder, n_boot=10, n_perm=9)

@@ -26,7 +26,8 @@ from pathlib import Path
 from alignuniform.io import write_json
 from alignuniform.predictivity import predict_table
 
-__all__ = ["DIRECTIONS", "ACCURACIES", "analyze_study", "read_results_csv", "study_rows"]
+__all__ = ["DIRECTIONS", "ACCURACIES", "analyze_study", "format_study", "read_results_csv",
+           "study_folders", "study_rows", "study_settings"]
 
 #: Which values of each metric the field reads as better: they pick the encoder of the
 #: selection regret (the correlations keep their sign). alpha-ReQ: lower, a slower decay of
@@ -74,9 +75,31 @@ def study_rows(rows: Sequence[Mapping], layer: str = "embedding",
     return out
 
 
-def analyze_study(folder: str | Path, *, layer: str = "embedding", groups: str | None = None,
+def study_settings(folder: Path) -> dict:
+    """The study's ``layer`` and ``groups`` from its optional ``study.yaml`` (defaults:
+    ``embedding``, no groups)."""
+    import yaml
+
+    path = folder / "study.yaml"
+    settings = {"layer": "embedding", "groups": None}
+    if path.is_file():
+        given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        unknown = set(given) - set(settings)
+        if not isinstance(given, dict) or unknown:
+            raise ValueError(f"{path}: only the keys layer and groups are read, got "
+                             f"{sorted(unknown) if isinstance(given, dict) else given!r}")
+        settings.update(given)
+    return settings
+
+
+def analyze_study(folder: str | Path, *, layer: str | None = None, groups: str | None = None,
                   n_boot: int = 1000, n_perm: int = 999, seed: int = 0) -> dict:
     """Analyse ``folder/results.csv`` and write ``folder/analysis.json``.
+
+    ``layer`` and ``groups`` default to the folder's ``study.yaml`` (:func:`study_settings`);
+    with ``groups`` (e.g. ``model.feat_dim``: RankMe is bounded by the dimension, so
+    encoders of different widths are compared within their group too), each metric also gets
+    its within-group correlations and the fit is leave-one-group-out.
 
     Returns:
         ``{"study", "layer", "n_rows", "table"}``, ``table`` being ``predict_table``'s
@@ -87,6 +110,9 @@ def analyze_study(folder: str | Path, *, layer: str = "embedding", groups: str |
         ValueError: the table has no finished encoder with a metric and an accuracy.
     """
     folder = Path(folder)
+    settings = study_settings(folder)
+    layer = layer or settings["layer"]
+    groups = groups or settings["groups"]
     path = folder / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no results.csv in {folder}: a study folder holds the "
@@ -101,7 +127,8 @@ def analyze_study(folder: str | Path, *, layer: str = "embedding", groups: str |
                          f"(columns like {layer}.uniformity and {layer}.linear_acc)")
     table = predict_table(rows, metrics, accuracies, groups=groups, n_boot=n_boot,
                           n_perm=n_perm, seed=seed)
-    result = {"study": folder.name, "layer": layer, "n_rows": len(raw), "table": table}
+    result = {"study": folder.name, "layer": layer, "groups": groups, "n_rows": len(raw),
+              "table": table}
     write_json(folder / "analysis.json", result)
     return result
 
