@@ -65,7 +65,7 @@ def test_the_cli_analyses_every_study_and_draws_the_heat_maps(tmp_path, capsys):
     _table(tmp_path)
     assert main(["sweep", "study", str(tmp_path), "--bootstrap", "20"]) == 0
     out = capsys.readouterr().out
-    assert "toy (14 encoders, embedding, linear_acc):" in out and "rankme" in out
+    assert "toy (14 encoders, embedding, linear_acc; Kendall's tau):" in out and "rankme" in out
     for name in ("toy/analysis.json", "kendall_linear_acc.png", "kendall_knn5_acc.png"):
         assert (tmp_path / name).is_file(), name
     assert main(["sweep", "study", str(tmp_path / "none")]) == 2

@@ -155,13 +155,20 @@ def format_study(result: Mapping, accuracy: str = "linear_acc") -> str:
     def num(value: object, fmt: str) -> str:
         return format(value, fmt) if isinstance(value, (int, float)) else "n/a"
 
+    groups = result.get("groups")
+    within = f" {'within ' + groups:>24} {'perm p':>7}" if groups else ""
     lines = [f"{result['study']} ({result['table']['n_encoders']} encoders, {result['layer']}, "
-             f"{accuracy}):",
-             f"  {'metric':<16} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"]
+             f"{accuracy}; Kendall's tau):",
+             f"  {'metric':<16} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"
+             + within]
     for name, cell in entry["metrics"].items():
         k = cell.get("kendall") or {}
         regret = (cell.get("regret") or {}).get("mean")
         interval = f"[{num(k.get('low'), '+.2f')}, {num(k.get('high'), '+.2f')}]"
-        lines.append(f"  {name:<16} {num(k.get('value'), '+.2f'):>6}  {interval:<16} "
-                     f"{num(k.get('p_value'), '.3f'):>7} {num(regret, '.3f'):>7}")
+        line = (f"  {name:<16} {num(k.get('value'), '+.2f'):>6}  {interval:<16} "
+                f"{num(k.get('p_value'), '.3f'):>7} {num(regret, '.3f'):>7}")
+        if groups:
+            w = (cell.get("within") or {}).get("kendall") or {}
+            line += f" {num(w.get('value'), '+.2f'):>24} {num(w.get('p_value'), '.3f'):>7}"
+        lines.append(line)
     return "\n".join(lines)
