@@ -96,9 +96,10 @@ def test_study_yaml_sets_the_groups_and_is_checked(tmp_path):
     folder = _table(tmp_path)
     (folder / "study.yaml").write_text("groups: model.feat_dim\n")
     result = analyze_study(folder, n_boot=10, n_perm=9)
-    cell = result["table"]["accuracies"]["linear_acc"]["metrics"]["rankme"]
+    cell = result["within"]["accuracies"]["linear_acc"]["metrics"]["rankme"]
     assert result["groups"] == "model.feat_dim" and cell["within"]["kendall"] is not None
     assert cell["regret"]["n_groups"] == 2  # one pick per width
+    assert result["table"]["accuracies"]["linear_acc"]["fit"]["cv"] == "leave-one-out"
     (folder / "study.yaml").write_text("group: x\n")
     with pytest.raises(ValueError, match="only the keys layer and groups"):
         analyze_study(folder, n_boot=10, n_perm=9)

@@ -93,12 +93,17 @@ def _analyze(out: Path, bootstrap: int | None) -> dict:
 
 def _study(root: Path, bootstrap: int | None) -> None:
     from alignuniform.report.predictivity_figures import kendall_heatmap
-    from alignuniform.sweep.study import analyze_study, format_study, study_folders
+    from alignuniform.sweep.study import (
+        analyze_study,
+        format_study,
+        study_folders,
+        with_fit_rows,
+    )
 
     results = {}
     for folder in study_folders(root):
         result = analyze_study(folder, n_boot=1000 if bootstrap is None else bootstrap)
-        results[result["study"]] = result["table"]
+        results[result["study"]] = with_fit_rows(result["table"])
         print(format_study(result))
         print(f"  -> {folder / 'analysis.json'}")
     for accuracy in ("linear_acc", "knn5_acc"):

@@ -26,8 +26,8 @@ from pathlib import Path
 from alignuniform.io import write_json
 from alignuniform.predictivity import predict_table
 
-__all__ = ["DIRECTIONS", "ACCURACIES", "analyze_study", "format_study", "read_results_csv",
-           "study_folders", "study_rows", "study_settings"]
+__all__ = ["ACCURACIES", "DIRECTIONS", "FIT_ROW", "analyze_study", "format_study",
+           "read_results_csv", "study_folders", "study_rows", "study_settings", "with_fit_rows"]
 
 #: Which values of each metric the field reads as better: they pick the encoder of the
 #: selection regret (the correlations keep their sign). alpha-ReQ: lower, a slower decay of
@@ -102,8 +102,10 @@ def analyze_study(folder: str | Path, *, layer: str | None = None, groups: str |
     its within-group correlations and the fit is leave-one-group-out.
 
     Returns:
-        ``{"study", "layer", "n_rows", "table"}``, ``table`` being ``predict_table``'s
-        result over the metrics and accuracies the table has.
+        ``{"study", "layer", "groups", "n_rows", "table"}`` (and ``"within"`` with groups):
+        ``predict_table``'s results over the metrics and accuracies the table has, across
+        all finished encoders with the leave-one-out ``a·align + b·unif`` fit, and with
+        ``groups`` (within-group correlations, per-group regret).
 
     Raises:
         FileNotFoundError: ``folder`` has no ``results.csv``.
@@ -125,10 +127,14 @@ def analyze_study(folder: str | Path, *, layer: str | None = None, groups: str |
     if not metrics or not accuracies:
         raise ValueError(f"{path}: no finished encoder with {layer} metrics and accuracies "
                          f"(columns like {layer}.uniformity and {layer}.linear_acc)")
-    table = predict_table(rows, metrics, accuracies, groups=groups, n_boot=n_boot,
-                          n_perm=n_perm, seed=seed)
+    # across all encoders, with the leave-one-out fit; within groups separately, since a
+    # leave-one-group-out fit over a few groups (two widths) has too little to fit on
+    table = predict_table(rows, metrics, accuracies, n_boot=n_boot, n_perm=n_perm, seed=seed)
     result = {"study": folder.name, "layer": layer, "groups": groups, "n_rows": len(raw),
               "table": table}
+    if groups is not None:
+        result["within"] = predict_table(rows, metrics, accuracies, groups=groups, fit=None,
+                                         n_boot=n_boot, n_perm=n_perm, seed=seed)
     write_json(folder / "analysis.json", result)
     return result
 
@@ -159,16 +165,38 @@ def format_study(result: Mapping, accuracy: str = "linear_acc") -> str:
     within = f" {'within ' + groups:>24} {'perm p':>7}" if groups else ""
     lines = [f"{result['study']} ({result['table']['n_encoders']} encoders, {result['layer']}, "
              f"{accuracy}; Kendall's tau):",
-             f"  {'metric':<16} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"
+             f"  {'metric':<21} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"
              + within]
     for name, cell in entry["metrics"].items():
         k = cell.get("kendall") or {}
-        regret = (cell.get("regret") or {}).get("mean")
+        regret = (cell.get("regret") or {}).get("mean")  # across: the one best encoder
         interval = f"[{num(k.get('low'), '+.2f')}, {num(k.get('high'), '+.2f')}]"
-        line = (f"  {name:<16} {num(k.get('value'), '+.2f'):>6}  {interval:<16} "
+        line = (f"  {name:<21} {num(k.get('value'), '+.2f'):>6}  {interval:<16} "
                 f"{num(k.get('p_value'), '.3f'):>7} {num(regret, '.3f'):>7}")
         if groups:
-            w = (cell.get("within") or {}).get("kendall") or {}
+            inner = result["within"]["accuracies"][accuracy]["metrics"].get(name, {})
+            w = (inner.get("within") or {}).get("kendall") or {}
             line += f" {num(w.get('value'), '+.2f'):>24} {num(w.get('p_value'), '.3f'):>7}"
         lines.append(line)
+    fit = (entry.get("fit") or {}).get("kendall") or {}
+    if fit:
+        interval = f"[{num(fit.get('low'), '+.2f')}, {num(fit.get('high'), '+.2f')}]"
+        lines.append(f"  {FIT_ROW:<21} {num(fit.get('value'), '+.2f'):>6}  {interval:<16} "
+                     f"{num(fit.get('p_value'), '.3f'):>7}")
     return "\n".join(lines)
+
+
+FIT_ROW = "a·align+b·unif (LOO)"
+"""The heat maps' name for the cross-validated ``a·align + b·unif`` score."""
+
+
+def with_fit_rows(table: Mapping) -> dict:
+    """``table`` with the cross-validated fit as one more metric of each accuracy (under
+    :data:`FIT_ROW`), so a heat map shows it beside the single metrics."""
+    accuracies = {}
+    for acc, entry in table["accuracies"].items():
+        metrics = dict(entry["metrics"])
+        if entry.get("fit"):
+            metrics[FIT_ROW] = {"kendall": entry["fit"]["kendall"]}
+        accuracies[acc] = {**entry, "metrics": metrics}
+    return {**table, "accuracies": accuracies}
