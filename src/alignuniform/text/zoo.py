@@ -237,8 +237,9 @@ def measure_model(
         seed: Seeds the dropout masks of the LiDAR views.
         extra: Columns added to every row (e.g. the fine-tuning loss and step).
     """
-    if lidar_sentences and lidar_views < 2:
-        raise ValueError(f"lidar_views must be >= 2, got {lidar_views}")
+    if lidar_sentences < 0 or (lidar_sentences and lidar_views < 2):
+        raise ValueError(f"need lidar_sentences >= 0 and lidar_views >= 2, got "
+                         f"{lidar_sentences} and {lidar_views}")
     reps = encode_layers(model, pairs.sentences, batch_size=batch_size, progress=progress)
     last = max(layer for layer, _ in reps)
     if last_layer_only:

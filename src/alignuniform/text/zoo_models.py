@@ -9,6 +9,8 @@
   reuses it afterwards.
 
 :func:`zoo_models` says which are available and, for the others, how to install them.
+This module imports neither torch nor sentence-transformers (the command line reads its
+names to build ``--models``).
 """
 
 from __future__ import annotations
@@ -19,8 +21,6 @@ import tempfile
 import zipfile
 from importlib import metadata
 from pathlib import Path
-
-from alignuniform.text.encoders import packaged_model_dir
 
 MINILM = "all-MiniLM-L6-v2"
 MPNET = "all-mpnet-base-v2"
@@ -118,13 +118,15 @@ def zoo_models(names: tuple[str, ...] | list[str] = ZOO_MODELS,
     Raises:
         ValueError: A name that is not in :data:`ZOO_MODELS`.
     """
+    from alignuniform.text import encoders
+
     unknown = [n for n in names if n not in ZOO_MODELS]
     if unknown:
         raise ValueError(f"unknown zoo model(s) {unknown}; choose from {list(ZOO_MODELS)}")
     available: dict[str, Path] = {}
     missing: dict[str, str] = {}
     for name in names:
-        folder = packaged_model_dir() if name == MINILM else mpnet_dir(cache)
+        folder = encoders.packaged_model_dir() if name == MINILM else mpnet_dir(cache)
         if folder is None:
             missing[name] = INSTALL_HINTS[name]
         else:

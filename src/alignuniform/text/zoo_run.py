@@ -29,13 +29,18 @@ import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from alignuniform.io import atomic_write_text, check_writable_dir, to_json, write_json
 from alignuniform.text.settings import LOSSES
 from alignuniform.text.stsb import StsSplit
+
+if TYPE_CHECKING:
+    from sentence_transformers import SentenceTransformer
+
+    from alignuniform.text.zoo import StsPairs
 
 #: The columns every row starts with (then ``dim`` and the metrics).
 KEY_COLUMNS = ("index", "id", "model", "weights", "finetune_loss", "finetune_step", "layer",
@@ -76,9 +81,9 @@ def write_table(out: Path, rows: list[dict]) -> dict[str, Path]:
             "results.jsonl": jsonl}
 
 
-def finetune_rows(model, name: str, pairs, train_sentences: list[str], loss: str, *,
-                  steps: int, every: int, batch_size: int, seed: int, progress: bool,
-                  **measure_kwargs) -> list[dict]:
+def finetune_rows(model: SentenceTransformer, name: str, pairs: StsPairs,
+                  train_sentences: list[str], loss: str, *, steps: int, every: int,
+                  batch_size: int, seed: int, progress: bool, **measure_kwargs: Any) -> list[dict]:
     """Fine-tune a copy of ``model`` with ``loss`` for ``steps`` steps, measuring its last
     layer every ``every`` steps (and at the end); ``model`` itself is left untouched."""
     from alignuniform.text.settings import SimCSEConfig
