@@ -12,8 +12,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from alignuniform.report._plotting import check_rows, plt, save_figure
+
+if TYPE_CHECKING:
+    from matplotlib.collections import PathCollection
 
 MARKERS = ("o", "s", "^", "D", "v", "P")
 WEIGHT_COLORS = {"trained": "tab:blue", "random": "tab:grey", "finetune": "tab:orange"}
@@ -52,19 +56,10 @@ def trajectories(rows: Sequence[Mapping]) -> dict[tuple[str, str], list[tuple[fl
             [(a, u) for _, a, u in sorted(points)] for key, points in runs.items()}
 
 
-def zoo_plane_figure(rows: Sequence[Mapping], path: str | Path, *,
-                     title: str = "The text-encoder zoo on STS-B dev") -> Path:
-    """Every row on the alignment-uniformity plane (see the module docstring).
-
-    Raises:
-        ValueError: No rows. KeyError: a row lacks a column the figure reads.
-    """
-    check_rows(rows, _KEYS, "zoo_plane_figure")
-    markers = _markers(rows)
-    fig, ax = plt.subplots(figsize=(8.5, 6.5))
-    scored = [r for r in rows if r["stsb_spearman"] is not None]
-    vmin = min((100 * r["stsb_spearman"] for r in scored), default=0.0)
-    vmax = max((100 * r["stsb_spearman"] for r in scored), default=1.0)
+def _plane(ax: plt.Axes, rows: Sequence[Mapping], markers: dict[str, str],
+           vmin: float, vmax: float) -> PathCollection | None:
+    """Draw the rows, the fine-tuning arrows and the bounds on ``ax``; return the mappable
+    of the colour bar."""
     mappable = None
     for model, marker in markers.items():
         for weights in ("random", "trained", "finetune"):
@@ -76,28 +71,64 @@ def zoo_plane_figure(rows: Sequence[Mapping], path: str | Path, *,
             mappable = ax.scatter(
                 [r["alignment"] for r in group], [r["uniformity"] for r in group], c=colors,
                 cmap="viridis", vmin=vmin, vmax=vmax, marker=marker,
-                s=22 if weights == "finetune" else 36, alpha=0.5 if weights == "random" else 0.9,
-                edgecolors="black" if weights == "trained" else "none",
-                linewidths=0.6, label=f"{model} ({weights})")
+                s=22 if weights == "finetune" else 36, alpha=0.45 if weights == "random" else 0.9,
+                edgecolors="black" if weights == "trained" else "none", linewidths=0.6)
     for i, ((model, loss), points) in enumerate(sorted(trajectories(rows).items())):
+        style = LOSS_STYLES[i % len(LOSS_STYLES)]
         for (a0, u0), (a1, u1) in zip(points, points[1:], strict=False):
             ax.annotate("", xy=(a1, u1), xytext=(a0, u0),
                         arrowprops={"arrowstyle": "->", "color": "tab:red", "lw": 1.2,
-                                    "linestyle": LOSS_STYLES[i % len(LOSS_STYLES)]})
-        if points:
-            ax.annotate(f"{model} {loss}", points[-1], fontsize=7, color="tab:red",
-                        xytext=(4, -8), textcoords="offset points")
+                                    "linestyle": style})
+        ax.plot([], [], color="tab:red", linestyle=style, label=f"{model}: {loss}")
     for model in markers:
         bound = next(r["uniformity_bound"] for r in rows if r["model"] == model)
         ax.axhline(bound, color="grey", linestyle="--", linewidth=0.8)
-        ax.annotate(f"bound, {model}", (ax.get_xlim()[0], bound), fontsize=7, color="grey",
-                    xytext=(2, 2), textcoords="offset points")
+    return mappable
+
+
+def zoo_plane_figure(rows: Sequence[Mapping], path: str | Path, *,
+                     title: str = "The text-encoder zoo on STS-B dev") -> Path:
+    """Every row on the alignment-uniformity plane (see the module docstring); a second
+    panel zooms on the fine-tuning runs when there are any.
+
+    Raises:
+        ValueError: No rows. KeyError: a row lacks a column the figure reads.
+    """
+    from matplotlib.lines import Line2D
+
+    check_rows(rows, _KEYS, "zoo_plane_figure")
+    markers = _markers(rows)
+    runs = trajectories(rows)
+    fig, axes = plt.subplots(1, 2 if runs else 1, figsize=(14 if runs else 8.5, 6.5),
+                             squeeze=False)
+    scored = [100 * r["stsb_spearman"] for r in rows if r["stsb_spearman"] is not None]
+    vmin, vmax = min(scored, default=0.0), max(scored, default=100.0)
+    for ax in axes[0]:
+        mappable = _plane(ax, rows, markers, vmin, vmax)
+        ax.set_xlabel("alignment (pairs with gold score > 4; lower is better)")
+        ax.set_ylabel("uniformity (distinct sentences; lower is better)")
+    axes[0][0].set_title(title)
+    handles = [Line2D([], [], marker=marker, linestyle="", color="white",
+                      markerfacecolor="tab:green", markeredgecolor=edge, alpha=alpha,
+                      label=f"{model} ({weights})")
+               for model, marker in markers.items()
+               for weights, edge, alpha in (("trained", "black", 0.9), ("random", "none", 0.45),
+                                            ("finetune", "none", 0.9))
+               if any(r["model"] == model and r["weights"] == weights for r in rows)]
+    handles += axes[0][0].get_legend_handles_labels()[0]
+    handles.append(Line2D([], [], color="grey", linestyle="--", label="uniformity bound"))
+    axes[0][0].legend(handles=handles, fontsize=7, loc="upper right")
+    if runs:
+        points = [p for path_ in runs.values() for p in path_]
+        a = [p[0] for p in points]
+        u = [p[1] for p in points]
+        pad_a, pad_u = 0.2 * (max(a) - min(a)) + 1e-3, 0.2 * (max(u) - min(u)) + 1e-3
+        zoom = axes[0][1]
+        zoom.set_xlim(min(a) - pad_a, max(a) + pad_a)
+        zoom.set_ylim(min(u) - pad_u, max(u) + pad_u)
+        zoom.set_title("zoom: the fine-tuning runs (every checkpoint)")
     if mappable is not None:
-        fig.colorbar(mappable, ax=ax, label="STS-B Spearman x100")
-    ax.set_xlabel("alignment (pairs with gold score > 4; lower is better)")
-    ax.set_ylabel("uniformity (distinct sentences; lower is better)")
-    ax.set_title(title)
-    ax.legend(fontsize=7, loc="best")
+        fig.colorbar(mappable, ax=axes[0].tolist(), label="STS-B Spearman x100")
     return save_figure(fig, path)
 
 
