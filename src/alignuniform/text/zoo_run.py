@@ -3,12 +3,12 @@ twin and short fine-tuning runs, measured on STS-B into one table.
 
 For each model of :func:`~alignuniform.text.zoo_models.zoo_models` that is installed:
 
-1. the trained weights, every layer x pooling x whitening (:func:`~alignuniform.text.zoo.
-   measure_model`);
+1. the trained weights, every layer x pooling x whitening
+   (:func:`~alignuniform.text.zoo.measure_model`);
 2. the same architecture with random weights (:func:`~alignuniform.text.zoo.random_weights`);
 3. per SimCSE loss, a short fine-tuning run (``train_simcse`` on the distinct sentences of
    the STS-B train split) measured every ``finetune_every`` steps, last layer only (the
-   trajectory of SimCSE's Figure 2; step 0 is the trained row of step 1).
+   trajectory of SimCSE's Figure 2; step 0 is not repeated: it is the trained rows).
 
 The table is written like a sweep's: ``results.jsonl`` and ``results.csv`` (one row per
 representation, columns ``index``, ``id``, ``model``, ``weights``, ``layer``, ``pooling``,
