@@ -30,11 +30,12 @@ LEAVES = dict((" ".join(words), p) for words, p in _leaves(build_parser()))
 
 def test_every_command_is_found():
     """One command per public module of ``alignuniform/cli`` (read from the folder, not from
-    the discovery under test), ``text`` with its three subcommands, and nothing else."""
+    the discovery under test), ``text`` with its four subcommands, and nothing else."""
     modules = {p.stem for p in (SRC / "alignuniform" / "cli").glob("*.py")
                if not p.stem.startswith("_")}
     assert {"configs", "measure", "sweep", "text", "train"} <= modules  # the folder was read
-    assert set(LEAVES) == modules - {"text"} | {"text eval", "text dropout", "text train"}
+    assert set(LEAVES) == modules - {"text"} | {"text eval", "text dropout", "text train",
+                                                "text zoo"}
 
 
 @pytest.mark.parametrize("command", sorted(LEAVES))

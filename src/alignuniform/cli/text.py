@@ -1,11 +1,13 @@
-"""``alignuniform text {eval,dropout,train}``: sentence embeddings on the hypersphere.
+"""``alignuniform text {eval,dropout,train,zoo}``: sentence embeddings on the hypersphere.
 
 ``eval`` measures alignment, uniformity and STS Spearman of several representations of a
 sentence-transformers model on an STS-B split; ``dropout`` measures the alignment of
 SimCSE's dropout positives; ``train`` runs unsupervised SimCSE and traces the model's path
-in the alignment-uniformity plane. Each writes JSON and PNG files to ``--out``: the runs are
-``alignuniform.text.runs``, the figures ``alignuniform.report.text_figures``; this module
-parses, calls them and prints.
+in the alignment-uniformity plane; ``zoo`` measures every layer and pooling of each
+installed pretrained encoder, its random-weight twin and short fine-tuning runs in one
+table. Each writes JSON and PNG files to ``--out``: the runs are ``alignuniform.text.runs``
+and ``alignuniform.text.zoo_run``, the figures ``alignuniform.report.text_figures`` and
+``alignuniform.report.zoo_figures``; this module parses, calls them and prints.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ def add_parser(subparsers) -> None:
     _add_eval(sub)
     _add_dropout(sub)
     _add_train(sub)
+    _add_zoo(sub)
 
 
 def _common(p: argparse.ArgumentParser, out: str) -> None:
@@ -106,6 +109,45 @@ def _add_train(sub) -> None:
     p.add_argument("--eval-every", type=int, default=d.eval_every,
                    help=f"(default: {d.eval_every})")
     p.set_defaults(func=run_train)
+
+
+def _add_zoo(sub) -> None:
+    from alignuniform.text.zoo_models import ZOO_MODELS
+
+    p = sub.add_parser(
+        "zoo", help="every layer x pooling x whitening of each installed pretrained encoder",
+        description="Measures each installed zoo model (all-MiniLM-L6-v2; all-mpnet-base-v2 "
+                    "when its five part packages are installed): every hidden layer pooled "
+                    "by [CLS], by mean and (last layer) the model's own way, with and without "
+                    "whitening; the same architecture with random weights; and a short "
+                    "fine-tuning run per SimCSE loss measured every --finetune-every steps. "
+                    "Writes results.csv, results.jsonl, zoo.json, zoo_plane.png and "
+                    "zoo_gap.png.")
+    p.add_argument("--stsb", required=True,
+                   help="STS-B folder (the measured split, and the train split for fine-tuning)")
+    p.add_argument("--models", nargs="+", default=list(ZOO_MODELS), choices=ZOO_MODELS,
+                   help="models to measure; those not installed are skipped with a hint "
+                        "(default: all)")
+    p.add_argument("--split", default="dev", help="STS-B split measured (default: dev)")
+    p.add_argument("--finetune-steps", type=int, default=30,
+                   help="steps of each fine-tuning run, 0 for none (default: 30)")
+    p.add_argument("--finetune-every", type=int, default=10,
+                   help="measure the fine-tuned model every N steps (default: 10)")
+    p.add_argument("--losses", nargs="+", default=list(LOSSES), choices=LOSSES,
+                   help="SimCSE losses to fine-tune with (default: all)")
+    p.add_argument("--lidar-sentences", type=int, default=256,
+                   help="sentences encoded with dropout for LiDAR, 0 to skip it (default: 256)")
+    p.add_argument("--lidar-views", type=int, default=4,
+                   help="dropout passes per sentence for LiDAR (default: 4)")
+    p.add_argument("--no-whitening", action="store_true", help="skip the whitened rows")
+    p.add_argument("--cache", default=None,
+                   help="where the mpnet pieces are joined once (default: ~/.cache/alignuniform)")
+    p.add_argument("--threshold", type=float, default=4.0,
+                   help="gold score above which an STS pair counts as positive (default: 4)")
+    p.add_argument("--batch-size", type=int, default=64, help="sentences per batch (default: 64)")
+    p.add_argument("--device", default=None, help="torch device (default: cuda if available)")
+    add_common_options(p, out_help="output folder", out_default=Path("runs/text_zoo"))
+    p.set_defaults(func=run_zoo)
 
 
 def _check(args) -> Path:
@@ -186,4 +228,37 @@ def run_train(args) -> int:
     print(f"STS-B {args.eval_split} Spearman: {before['spearman']:.4f} before, "
           f"{after['spearman']:.4f} after {after['step']} steps")
     print(f"wrote {run.model_dir}, {run.path} and {figure}")
+    return 0
+
+
+def run_zoo(args) -> int:
+    from alignuniform.report.zoo_figures import zoo_gap_figure, zoo_plane_figure
+    from alignuniform.text.zoo_models import zoo_models
+    from alignuniform.text.zoo_run import run_text_zoo
+
+    out = _check(args)
+    for name, hint in zoo_models(args.models, args.cache)[1].items():
+        print(f"skipping {name}: not installed; {hint}", flush=True)
+    run = run_text_zoo(args.stsb, out, models=args.models, finetune_steps=args.finetune_steps,
+                       finetune_every=args.finetune_every, losses=args.losses,
+                       split=args.split, threshold=args.threshold,
+                       lidar_sentences=args.lidar_sentences, lidar_views=args.lidar_views,
+                       whitening=not args.no_whitening, batch_size=args.batch_size,
+                       device=args.device, seed=args.seed, cache=args.cache,
+                       progress=not args.no_progress)
+    figures = [zoo_plane_figure(run.rows, out / "zoo_plane.png"),
+               zoo_gap_figure(run.rows, out / "zoo_gap.png")]
+    print(f"{len(run.rows)} representations of {', '.join(run.measured)}")
+    print("| model | weights | best representation | STS Spearman x100 | alignment | "
+          "uniformity - bound |")
+    print("|---|---|---|---:|---:|---:|")
+    for model in run.measured:
+        for weights in ("trained", "random", "finetune"):
+            group = [r for r in run.rows if r["model"] == model and r["weights"] == weights
+                     and r["stsb_spearman"] is not None]
+            if group:
+                r = max(group, key=lambda r: r["stsb_spearman"])
+                print(f"| {model} | {weights} | {r['id']} | {100 * r['stsb_spearman']:.2f} | "
+                      f"{r['alignment']:.4f} | {r['uniformity_gap']:.4f} |")
+    print(f"wrote {', '.join(str(p) for p in [*run.paths.values(), *figures])}")
     return 0
