@@ -77,13 +77,14 @@ def test_every_committed_study_matches_a_recomputation_from_its_table():
     assert studies, f"no committed study under {STUDIES}"
     for folder in studies:
         saved = json.loads((folder / "analysis.json").read_text())
-        rows = [r for r in read_results_csv(folder / "results.csv") if r["status"] == "ok"]
-        layer = saved["layer"]
+        rows = [r for r in read_results_csv(folder / "results.csv")
+                if r.get("status", "ok") == "ok"]
+        prefix = "" if saved["layer"] is None else f"{saved['layer']}."
         for acc, entry in saved["table"]["accuracies"].items():
             for metric, cell in entry["metrics"].items():
-                pairs = [(r[f"{layer}.{metric}"], r[f"{layer}.{acc}"]) for r in rows
-                         if isinstance(r.get(f"{layer}.{metric}"), float)
-                         and isinstance(r.get(f"{layer}.{acc}"), float)]
+                m_col, a_col = prefix + metric, prefix + acc
+                pairs = [(r[m_col], r[a_col]) for r in rows
+                         if isinstance(r.get(m_col), float) and isinstance(r.get(a_col), float)]
                 m, a = np.array(pairs).T
                 assert cell["n"] == len(pairs), (folder.name, acc, metric)
                 for name, fn in (("spearman", stats.spearmanr), ("kendall", stats.kendalltau)):
@@ -101,5 +102,5 @@ def test_study_yaml_sets_the_groups_and_is_checked(tmp_path):
     assert cell["regret"]["n_groups"] == 2  # one pick per width
     assert result["table"]["accuracies"]["linear_acc"]["fit"]["cv"] == "leave-one-out"
     (folder / "study.yaml").write_text("group: x\n")
-    with pytest.raises(ValueError, match="only the keys layer and groups"):
+    with pytest.raises(ValueError, match="only the keys layer, groups and accuracies"):
         analyze_study(folder, n_boot=10, n_perm=9)

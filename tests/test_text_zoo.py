@@ -182,7 +182,7 @@ def test_table_rows_of_a_tiny_model(tiny, pairs):
     for column in ("effective_rank", "stable_rank", "alpha_req", "lidar"):
         assert constant[column] is None, column
     assert constant["rankme"] == pytest.approx(1.0, abs=0.01)  # one direction
-    assert constant["gaussian_w2_uniformity"] == pytest.approx(2 ** 0.5)
+    assert constant["gaussian_w2"] == pytest.approx(2 ** 0.5)
     regular = next(r for r in rows if (r["layer"], r["pooling"], r["whitened"]) == (
         2, "model", False))
     assert all(regular[c] is not None for c in METRIC_COLUMNS), regular

@@ -13,7 +13,7 @@ import numpy as np
 from alignuniform.predictivity import correlation
 
 METRICS = ("alignment", "uniformity", "uniformity_gap", "rankme", "effective_rank",
-           "stable_rank", "alpha_req", "gaussian_w2_uniformity", "lidar")
+           "stable_rank", "alpha_req", "gaussian_w2", "lidar")
 
 
 def read(path: str) -> list[dict]:

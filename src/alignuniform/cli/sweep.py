@@ -104,10 +104,13 @@ def _study(root: Path, bootstrap: int | None) -> None:
     for folder in study_folders(root):
         result = analyze_study(folder, n_boot=1000 if bootstrap is None else bootstrap)
         results[result["study"]] = with_fit_rows(result["table"])
-        print(format_study(result))
+        for accuracy in result["table"]["accuracies"]:
+            print(format_study(result, accuracy))
         print(f"  -> {folder / 'analysis.json'}")
-    for accuracy in ("linear_acc", "knn5_acc"):
-        path = kendall_heatmap(results, root / f"kendall_{accuracy}.png", accuracy=accuracy)
+    # one heat map per accuracy, over the studies that measured it
+    for accuracy in dict.fromkeys(a for t in results.values() for a in t["accuracies"]):
+        tables = {name: t for name, t in results.items() if accuracy in t["accuracies"]}
+        path = kendall_heatmap(tables, root / f"kendall_{accuracy}.png", accuracy=accuracy)
         print(f"figure: {path}")
 
 

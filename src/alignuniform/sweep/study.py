@@ -59,16 +59,23 @@ def read_results_csv(path: str | Path) -> list[dict]:
         return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
 
-def study_rows(rows: Sequence[Mapping], layer: str = "embedding",
-               groups: str | None = None) -> list[dict]:
+def column(layer: str | None, name: str) -> str:
+    """``layer.name``, or ``name`` for a table whose columns carry no layer (``None``)."""
+    return name if layer is None else f"{layer}.{name}"
+
+
+def study_rows(rows: Sequence[Mapping], layer: str | None = "embedding",
+               groups: str | None = None,
+               accuracies: Sequence[str] = ACCURACIES) -> list[dict]:
     """The finished encoders' metrics and accuracies of ``layer``, named without the layer
-    prefix (so that studies compare metric by metric), plus the ``groups`` column."""
+    prefix (so that studies compare metric by metric), plus the ``groups`` column. A row
+    without a ``status`` (a table that is not a sweep's) counts as finished."""
     out = []
     for row in rows:
-        if row.get("status") != "ok":
+        if row.get("status", "ok") != "ok":
             continue
-        kept = {name: row[f"{layer}.{name}"] for name in (*DIRECTIONS, *ACCURACIES)
-                if f"{layer}.{name}" in row}
+        kept = {name: row[column(layer, name)] for name in (*DIRECTIONS, *accuracies)
+                if column(layer, name) in row}
         if groups is not None:
             kept[groups] = row.get(groups)
         out.append(kept)
@@ -76,23 +83,25 @@ def study_rows(rows: Sequence[Mapping], layer: str = "embedding",
 
 
 def study_settings(folder: Path) -> dict:
-    """The study's ``layer`` and ``groups`` from its optional ``study.yaml`` (defaults:
-    ``embedding``, no groups)."""
+    """The study's ``layer`` (``null``: columns without a layer prefix), ``groups`` and
+    ``accuracies`` from its optional ``study.yaml`` (defaults: ``embedding``, no groups,
+    :data:`ACCURACIES`)."""
     import yaml
 
     path = folder / "study.yaml"
-    settings = {"layer": "embedding", "groups": None}
+    settings: dict = {"layer": "embedding", "groups": None, "accuracies": list(ACCURACIES)}
     if path.is_file():
         given = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         unknown = set(given) - set(settings)
         if not isinstance(given, dict) or unknown:
-            raise ValueError(f"{path}: only the keys layer and groups are read, got "
+            raise ValueError(f"{path}: only the keys layer, groups and accuracies are read, got "
                              f"{sorted(unknown) if isinstance(given, dict) else given!r}")
         settings.update(given)
     return settings
 
 
-def analyze_study(folder: str | Path, *, layer: str | None = None, groups: str | None = None,
+def analyze_study(folder: str | Path, *, layer: str | None = None,
+                  groups: str | None = None,
                   n_boot: int = 1000, n_perm: int = 999, seed: int = 0) -> dict:
     """Analyse ``folder/results.csv`` and write ``folder/analysis.json``.
 
@@ -115,18 +124,19 @@ def analyze_study(folder: str | Path, *, layer: str | None = None, groups: str |
     settings = study_settings(folder)
     layer = layer or settings["layer"]
     groups = groups or settings["groups"]
+    wanted = settings["accuracies"]
     path = folder / "results.csv"
     if not path.is_file():
         raise FileNotFoundError(f"no results.csv in {folder}: a study folder holds the "
                                 "sweep's table (copy it from the sweep's --out folder)")
     raw = read_results_csv(path)
-    rows = study_rows(raw, layer, groups)
+    rows = study_rows(raw, layer, groups, wanted)
     present = set().union(*(r.keys() for r in rows)) if rows else set()
     metrics = {m: d for m, d in DIRECTIONS.items() if m in present}
-    accuracies = [a for a in ACCURACIES if a in present]
+    accuracies = [a for a in wanted if a in present]
     if not metrics or not accuracies:
-        raise ValueError(f"{path}: no finished encoder with {layer} metrics and accuracies "
-                         f"(columns like {layer}.uniformity and {layer}.linear_acc)")
+        raise ValueError(f"{path}: no finished encoder with metrics and accuracies (columns "
+                         f"like {column(layer, 'uniformity')} and {column(layer, wanted[0])})")
     # across all encoders, with the leave-one-out fit; within groups separately, since a
     # leave-one-group-out fit over a few groups (two widths) has too little to fit on
     table = predict_table(rows, metrics, accuracies, n_boot=n_boot, n_perm=n_perm, seed=seed)
@@ -163,7 +173,8 @@ def format_study(result: Mapping, accuracy: str = "linear_acc") -> str:
 
     groups = result.get("groups")
     within = f" {'within ' + groups:>24} {'perm p':>7}" if groups else ""
-    lines = [f"{result['study']} ({result['table']['n_encoders']} encoders, {result['layer']}, "
+    layer = result["layer"] or "as given"
+    lines = [f"{result['study']} ({result['table']['n_encoders']} encoders, {layer}, "
              f"{accuracy}; Kendall's tau):",
              f"  {'metric':<21} {'tau':>6}  {'95% interval':<16} {'perm p':>7} {'regret':>7}"
              + within]

@@ -61,7 +61,7 @@ OWN_POOLING = "model"
 #: The numbers of each row, in table order.
 METRIC_COLUMNS = ("stsb_spearman", "alignment", "uniformity", "uniformity_bound",
                   "uniformity_gap", "rankme", "effective_rank", "stable_rank", "alpha_req",
-                  "gaussian_w2_uniformity", "lidar")
+                  "gaussian_w2", "lidar")
 
 Key = tuple[int, str]  # (layer, pooling); layer 0 is the embedding layer
 
@@ -209,7 +209,7 @@ def measure(x: torch.Tensor, pairs: StsPairs, views: torch.Tensor | None = None)
             "effective_rank": _defined(metrics.effective_rank, unit) if spread else None,
             "stable_rank": _defined(metrics.stable_rank, unit) if spread else None,
             "alpha_req": _defined(metrics.alpha_req, unit) if spread else None,
-            "gaussian_w2_uniformity": _defined(metrics.gaussian_w2_uniformity, unit),
+            "gaussian_w2": _defined(metrics.gaussian_w2_uniformity, unit),
             "lidar": None if views is None or not spread else _defined(
                 metrics.lidar, F.normalize(views.double(), dim=2))}
 
