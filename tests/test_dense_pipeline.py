@@ -10,6 +10,7 @@ from alignuniform.evaluate.dense_checkpoint_eval import (
     au_correlation_table,
     dense_row,
     evaluate_dense_checkpoint,
+    format_au_correlation_table,
 )
 from alignuniform.train import config_from_dict, train
 from tests.helpers import dense_config, dense_study_rows
@@ -78,6 +79,18 @@ def test_the_table_reads_each_cell_from_its_own_columns():
         [r["dense.single.backbone.miou"] for r in rows[:-1]], n_boot=50)
     assert cell["dense (head)", "mIoU", "single"]["value"] == pytest.approx(expected.value)
     assert all(c["n_encoders"] == 12 for c in table)
+    # beside the interval, the permutation null: a planted perfect fit is significant, and
+    # the null's 95th percentile is what no information reaches with 12 encoders
+    null = predictivity.au_correlation_null(
+        [r["dense.single.dense.dense_alignment"] for r in rows[:-1]],
+        [r["dense.single.dense.dense_uniformity"] for r in rows[:-1]],
+        [r["dense.single.backbone.miou"] for r in rows[:-1]], n_perm=999)
+    head = cell["dense (head)", "mIoU", "single"]
+    assert (head["p_value"], head["null_q95"], head["n_perm"]) == (
+        null["p_value"], null["null_q95"], 999)
+    perfect = cell["global", "linear acc", "single"]
+    assert perfect["p_value"] == pytest.approx(1 / 1000) and perfect["null_q95"] < 0.9
+    assert "perm p" in format_au_correlation_table(table)
 
 
 def test_too_few_encoders_is_an_error_cell_not_an_exception():
