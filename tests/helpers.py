@@ -9,6 +9,7 @@ import json
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -263,3 +264,11 @@ def lidar_reference(v: np.ndarray, delta: float = 1e-4, eps: float = 1e-8) -> fl
     lam = np.linalg.eigvalsh(root_inv @ between @ root_inv).clip(0)
     p = lam / lam.sum() + eps
     return math.exp(-(p * np.log(p)).sum())
+
+
+def free_port() -> int:
+    """A TCP port free on this machine now: a rendezvous port for a multi-process test, so
+    that two test runs at once (or anything on torchrun's default 29500) do not collide."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]

@@ -15,7 +15,6 @@ enqueued batch would come rank by rank).
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -164,12 +163,6 @@ QUEUE_OVERRIDES = ["queue.size=32", "queue.momentum=0.9", "queue.shuffle_bn=true
                    "loss.w_align=3", "loss.t=3"]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_helpers_without_a_process_group():
     assert distributed.get_rank() == 0 and distributed.get_world_size() == 1
     assert distributed.is_main_process() and not distributed.is_distributed()
@@ -187,10 +180,11 @@ def test_helpers_without_a_process_group():
 @pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_on_the_concatenated_batch(tmp_path):
     from alignuniform.train import load_config, train
+    from tests.helpers import free_port  # here: this file also runs as a bare worker script
 
     config = _tiny_config(tmp_path)
     cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={WORLD}",
-           "--master_port", str(_free_port()), __file__, "--worker", str(tmp_path), str(config)]
+           "--master_port", str(free_port()), __file__, "--worker", str(tmp_path), str(config)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
     proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import free_port
+
 ROOT = Path(__file__).resolve().parents[1]
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```\n", re.M | re.S)
 
@@ -65,7 +67,7 @@ def test_measure_page_examples_run_as_written(tmp_path):
             script = tmp_path / first.split()[-1]
             script.write_text(code)
             cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
-                   str(script)]
+                   "--master_port", str(free_port()), str(script)]
         else:
             cmd = [sys.executable, "-c", code]
         done = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True,

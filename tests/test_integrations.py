@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import os
-import socket
 import subprocess
 import sys
 import warnings
@@ -18,7 +17,7 @@ import torch
 from alignuniform import metrics
 from alignuniform.integrations import _common
 from alignuniform.integrations.collapse import CollapseGuard, CollapseWarning, as_guard
-from tests.helpers import held_out_pairs, lightning_module
+from tests.helpers import free_port, held_out_pairs, lightning_module
 
 
 def _spectral_reference(z: torch.Tensor) -> dict[str, float]:
@@ -141,9 +140,7 @@ def _ddp_worker(out: str) -> None:
 
 @pytest.mark.slow
 def test_two_gloo_processes_gather_the_same_values_as_one(tmp_path):
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2",
            "--master_port", str(port), __file__, "--worker", str(tmp_path)]
     env = dict(os.environ, OMP_NUM_THREADS="1")
@@ -224,9 +221,7 @@ def test_lightning_callback_under_two_process_ddp(tmp_path):
     """A real 2-process DDP fit (gloo): each rank embeds its shard of the held-out pairs,
     and both log the metrics of all of them, equal to the direct computation."""
     pl = pytest.importorskip("lightning.pytorch")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     root = Path(__file__).resolve().parents[1]
     env = dict(os.environ, OMP_NUM_THREADS="1", MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     env["PYTHONPATH"] = os.pathsep.join([str(root / "src"), env.get("PYTHONPATH", "")])
