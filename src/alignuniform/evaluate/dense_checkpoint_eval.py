@@ -34,6 +34,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import cast
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -263,7 +264,7 @@ def au_correlation_table(
                 cell: dict[str, object] = {"metrics": metrics_name, "performance": perf_name,
                                            "variant": variant}
                 try:
-                    columns = [[r[c] for r in used] for c in cols]
+                    columns = [np.asarray([r[c] for r in used], dtype=float) for c in cols]
                     found = predictivity.au_correlation(*columns, method=method,
                                                         n_boot=n_boot, seed=seed)
                     cell.update(found.to_dict())
