@@ -63,12 +63,12 @@ import sys
 from importlib import metadata
 from pathlib import Path
 import alignuniform
-from alignuniform import recipes
+from alignuniform import shipped
 site, repo = Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()
 pkg = Path(alignuniform.__file__).resolve()
 assert pkg.is_relative_to(site), f"alignuniform imported from {pkg}, not the wheel"
 assert alignuniform.__version__ == metadata.version("alignuniform"), "two versions"
-folder = recipes.recipe_dir("configs")
+folder = shipped.recipe_dir("configs")
 assert folder is not None and folder.resolve().is_relative_to(site), folder
 print(f"alignuniform {alignuniform.__version__} from {pkg.parent}; recipes in {folder}")
 PY
