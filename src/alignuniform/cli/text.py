@@ -246,6 +246,9 @@ def run_zoo(args) -> int:
                        whitening=not args.no_whitening, batch_size=args.batch_size,
                        device=args.device, seed=args.seed, cache=args.cache,
                        progress=not args.no_progress)
+    if run.reused:
+        print(f"reused {len(run.reused)} measured part(s) from {out / 'parts'}: "
+              f"{', '.join(run.reused)}")
     figures = [zoo_plane_figure(run.rows, out / "zoo_plane.png"),
                zoo_gap_figure(run.rows, out / "zoo_gap.png")]
     print(f"{len(run.rows)} representations of {', '.join(run.measured)}")

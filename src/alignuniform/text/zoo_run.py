@@ -25,15 +25,16 @@ from __future__ import annotations
 
 import copy
 import csv
+import hashlib
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from alignuniform.io import atomic_write_text, check_writable_dir, to_json, write_json
+from alignuniform.io import atomic_write_text, check_writable_dir, read_json, to_json, write_json
 from alignuniform.text.settings import LOSSES
 from alignuniform.text.stsb import StsSplit
 
@@ -56,12 +57,39 @@ class ZooRun:
         measured: The models measured, with their folders.
         skipped: The models not installed, with how to install them.
         paths: ``results.csv``, ``results.jsonl`` and ``zoo.json``.
+        reused: The parts read back from ``parts/`` instead of measured (``model.part``).
     """
 
     rows: list[dict]
     measured: dict[str, str]
     skipped: dict[str, str]
     paths: dict[str, Path]
+    reused: list[str]
+
+
+def _fingerprint(split: StsSplit) -> str:
+    """SHA-256 of a split's sentences and scores: a part is reused only on the same data."""
+    h = hashlib.sha256()
+    for a, b, score in zip(split.sentences1, split.sentences2, split.scores.tolist(),
+                              strict=True):
+        h.update(f"{a}\t{b}\t{score!r}\n".encode())
+    return h.hexdigest()
+
+
+def _part(out: Path, name: str, part: str, key: dict, measure: Callable[[], list[dict]],
+          reused: list[str]) -> list[dict]:
+    """The rows of one part: read from ``parts/`` when stored with the same ``key``,
+    otherwise measured and stored (atomically, so an interrupted part is measured again)."""
+    path = out / "parts" / f"{name}.{part}.json"
+    if path.is_file():
+        stored = read_json(path)
+        if stored.get("key") == key:
+            reused.append(f"{name}.{part}")
+            return list(stored["rows"])
+    rows = measure()
+    path.parent.mkdir(exist_ok=True)
+    write_json(path, {"key": key, "rows": rows})
+    return rows
 
 
 def write_table(out: Path, rows: list[dict]) -> dict[str, Path]:
@@ -125,6 +153,42 @@ def _probe(split: StsSplit, threshold: float) -> StsSplit:
                     split.scores[keep], split.path)
 
 
+def _model_rows(out: Path, name: str, folder: Path, pairs: StsPairs, train_sentences: list[str],
+                *, losses: Sequence[str], keys: tuple[dict, dict], finetune: tuple[int, int],
+                device: str | None, seed: int, progress: bool, settings: dict[str, Any],
+                reused: list[str]) -> list[dict]:
+    """One model's parts: trained, random twin, one fine-tuning run per loss; the model is
+    loaded only when a part has to be measured."""
+    import torch
+
+    from alignuniform.text.encoders import load_sentence_model
+    from alignuniform.text.zoo import measure_model, random_weights
+
+    loaded: list[SentenceTransformer] = []
+
+    def model() -> SentenceTransformer:
+        if not loaded:
+            torch.manual_seed(seed)
+            loaded.append(load_sentence_model(folder, device=device))
+        return loaded[0]
+
+    key, finetune_key = keys
+    steps, every = finetune
+    rows = _part(out, name, "trained", key, lambda: measure_model(
+        model(), pairs, name=name, seed=seed, progress=progress, **settings), reused)
+    rows += _part(out, name, "random", key, lambda: measure_model(
+        random_weights(model(), seed), pairs, name=name, weights="random", seed=seed,
+        progress=progress, **settings), reused)
+
+    def tune(loss: str) -> Callable[[], list[dict]]:
+        return lambda: finetune_rows(model(), name, pairs, train_sentences, loss, steps=steps,
+                                     every=every, seed=seed, progress=progress, **settings)
+
+    for loss in losses if steps else ():
+        rows += _part(out, name, f"finetune-{loss}", finetune_key, tune(loss), reused)
+    return rows
+
+
 def run_text_zoo(
     stsb: str | Path, out: str | Path, *, models: Sequence[str] | None = None,
     finetune_steps: int = 30, finetune_every: int = 10, losses: Sequence[str] = LOSSES,
@@ -158,11 +222,9 @@ def run_text_zoo(
         ValueError: No requested model is installed (the message says how to install them),
             or a bad setting.
     """
-    import torch
 
-    from alignuniform.text.encoders import load_sentence_model
     from alignuniform.text.stsb import read_stsb
-    from alignuniform.text.zoo import StsPairs, measure_model, random_weights
+    from alignuniform.text.zoo import StsPairs
     from alignuniform.text.zoo_models import ZOO_MODELS, zoo_models
 
     out = check_writable_dir(out)
@@ -177,21 +239,20 @@ def run_text_zoo(
         raise ValueError("no zoo model is installed: " + "; ".join(
             f"{n}: {hint}" for n, hint in skipped.items()))
     pairs = StsPairs.of(read_stsb(stsb, split), threshold)
-    train_sentences = read_stsb(stsb, train_split).sentences() if finetune_steps else []
+    train = read_stsb(stsb, train_split) if finetune_steps else None
+    train_sentences = train.sentences() if train is not None else []
     settings: dict[str, Any] = {"lidar_sentences": lidar_sentences, "lidar_views": lidar_views,
                 "whitening": whitening, "batch_size": batch_size}
+    key = {"data": _fingerprint(pairs.split), "threshold": threshold, "seed": seed, **settings}
+    finetune_key = {**key, "train": _fingerprint(train) if train is not None else None,
+                    "steps": finetune_steps, "every": finetune_every}
     rows: list[dict] = []
+    reused: list[str] = []
     for name, folder in available.items():
-        torch.manual_seed(seed)
-        model = load_sentence_model(folder, device=device)
-        rows += measure_model(model, pairs, name=name, seed=seed, progress=progress,
-                              **settings)
-        rows += measure_model(random_weights(model, seed), pairs, name=name, weights="random",
-                              seed=seed, progress=progress, **settings)
-        for loss in losses if finetune_steps else ():
-            rows += finetune_rows(model, name, pairs, train_sentences, loss,
-                                  steps=finetune_steps, every=finetune_every, seed=seed,
-                                  progress=progress, **settings)
+        rows += _model_rows(out, name, folder, pairs, train_sentences, losses=losses,
+                            keys=(key, finetune_key), finetune=(finetune_steps, finetune_every),
+                            device=device, seed=seed, progress=progress, settings=settings,
+                            reused=reused)
     for i, row in enumerate(rows):
         row["index"] = i
     paths = write_table(out, rows)
@@ -204,4 +265,4 @@ def run_text_zoo(
                "measured": measured, "skipped": skipped,
                "n_rows": len(rows)}
     paths["zoo.json"] = write_json(out / "zoo.json", summary)
-    return ZooRun(rows=rows, measured=measured, skipped=skipped, paths=paths)
+    return ZooRun(rows=rows, measured=measured, skipped=skipped, paths=paths, reused=reused)
