@@ -3,9 +3,12 @@
 Encodes the first ``N`` distinct sentences of STS-B dev with all-MiniLM-L6-v2 (packaged,
 offline): ``SentenceTransformer.encode`` (pooled output only) against
 ``encode_representations`` for the pooled output alone and for all five representations
-from one forward pass per batch. Reports sentences/s (best of ``REPEAT``) and the largest
-difference of the pooled output from the peer's. Skipped, with the reason, when the text
-extra or the data is absent.
+from one forward pass per batch; then, for each installed zoo model (all-MiniLM-L6-v2, and
+all-mpnet-base-v2 when its part packages are installed), ``encode`` against the zoo's
+``encode_layers``: every hidden layer x pooling from one forward pass per batch, where the
+peer gives one representation per pass. Reports sentences/s (best of ``REPEAT``) and the
+largest difference of the pooled output from the peer's. Skipped, with the reason, when the
+text extra or the data is absent.
 """
 
 from __future__ import annotations
@@ -51,4 +54,32 @@ def run() -> list[dict]:
                      "seconds": secs, "sentences_per_s": len(sentences) / secs,
                      "max_abs_diff_pooling_vs_peer": float(
                          (reps["pooling"] - peer.cpu()).abs().max())})
+    return rows + _zoo_rows(sentences)
+
+
+def _zoo_rows(sentences: list[str]) -> list[dict]:
+    from alignuniform.text import load_sentence_model
+    from alignuniform.text.zoo import OWN_POOLING, encode_layers
+    from alignuniform.text.zoo_models import zoo_models
+
+    available, missing = zoo_models()
+    rows = [{"bench": "text_zoo_layers", "model": name, "skipped": f"not installed: {hint}"}
+            for name, hint in missing.items()]
+    for name, folder in available.items():
+        model = load_sentence_model(folder, device="cpu")
+        base = {"bench": "text_zoo_layers", "model": name, "n_sentences": len(sentences),
+                "batch_size": BATCH}
+        secs, peer = _best(lambda m=model: m.encode(
+            sentences, batch_size=BATCH, convert_to_tensor=True, show_progress_bar=False))
+        rows.append({**base, "impl": "sentence-transformers encode (its pooling)",
+                     "representations": 1, "seconds": secs,
+                     "sentences_per_s": len(sentences) / secs})
+        secs, reps = _best(lambda m=model: encode_layers(m, sentences, batch_size=BATCH,
+                                                         progress=False))
+        last = max(layer for layer, _ in reps)
+        rows.append({**base, "impl": "alignuniform encode_layers (every layer x pooling, "
+                                     "one pass)", "representations": len(reps),
+                     "seconds": secs, "sentences_per_s": len(sentences) / secs,
+                     "max_abs_diff_own_pooling_vs_peer": float(
+                         (reps[(last, OWN_POOLING)] - peer.cpu()).abs().max())})
     return rows

