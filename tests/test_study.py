@@ -79,10 +79,10 @@ def test_every_committed_study_matches_a_recomputation_from_its_table():
         saved = json.loads((folder / "analysis.json").read_text())
         rows = [r for r in read_results_csv(folder / "results.csv")
                 if r.get("status", "ok") == "ok"]
-        prefix = "" if saved["layer"] is None else f"{saved['layer']}."
+        columns = saved["columns"]
         for acc, entry in saved["table"]["accuracies"].items():
             for metric, cell in entry["metrics"].items():
-                m_col, a_col = prefix + metric, prefix + acc
+                m_col, a_col = columns[metric], columns[acc]
                 pairs = [(r[m_col], r[a_col]) for r in rows
                          if isinstance(r.get(m_col), float) and isinstance(r.get(a_col), float)]
                 m, a = np.array(pairs).T
@@ -103,4 +103,27 @@ def test_study_yaml_sets_the_groups_and_is_checked(tmp_path):
     assert result["table"]["accuracies"]["linear_acc"]["fit"]["cv"] == "leave-one-out"
     (folder / "study.yaml").write_text("group: x\n")
     with pytest.raises(ValueError, match="only the keys layer, groups and accuracies"):
+        analyze_study(folder, n_boot=10, n_perm=9)
+
+
+def test_an_accuracy_can_be_read_from_a_column_of_no_layer(tmp_path):
+    folder = _table(tmp_path)
+    rows = read_results_csv(folder / "results.csv")
+    header = list(rows[0]) + ["dense.multi.backbone.miou"]
+    for r in rows:  # an accuracy the metric ranks exactly backwards
+        r["dense.multi.backbone.miou"] = -r["embedding.rankme"] if r["status"] == "ok" else None
+    with (folder / "results.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=header)
+        writer.writeheader()
+        writer.writerows({k: "" if v is None else v for k, v in r.items()} for r in rows)
+    (folder / "study.yaml").write_text(
+        "accuracies: [linear_acc, {miou_multi: dense.multi.backbone.miou}]\n")
+    result = analyze_study(folder, n_boot=10, n_perm=9)
+    assert result["columns"]["miou_multi"] == "dense.multi.backbone.miou"
+    assert result["columns"]["rankme"] == "embedding.rankme"
+    cell = result["table"]["accuracies"]["miou_multi"]["metrics"]["rankme"]
+    assert cell["kendall"]["value"] == pytest.approx(-1.0)
+    assert set(result["table"]["accuracies"]) == {"linear_acc", "miou_multi"}
+    (folder / "study.yaml").write_text("accuracies: [{a: x, b: y}]\n")
+    with pytest.raises(ValueError, match="one-key mappings"):
         analyze_study(folder, n_boot=10, n_perm=9)

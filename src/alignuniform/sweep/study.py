@@ -26,8 +26,9 @@ from pathlib import Path
 from alignuniform.io import write_json
 from alignuniform.predictivity import predict_table
 
-__all__ = ["ACCURACIES", "DIRECTIONS", "FIT_ROW", "analyze_study", "format_study",
-           "read_results_csv", "study_folders", "study_rows", "study_settings", "with_fit_rows"]
+__all__ = ["ACCURACIES", "DIRECTIONS", "FIT_ROW", "accuracy_columns", "analyze_study",
+           "format_study", "read_results_csv", "study_folders", "study_rows", "study_settings",
+           "with_fit_rows"]
 
 #: Which values of each metric the field reads as better: they pick the encoder of the
 #: selection regret (the correlations keep their sign). alpha-ReQ: lower, a slower decay of
@@ -66,26 +67,55 @@ def column(layer: str | None, name: str) -> str:
 
 def study_rows(rows: Sequence[Mapping], layer: str | None = "embedding",
                groups: str | None = None,
-               accuracies: Sequence[str] = ACCURACIES) -> list[dict]:
+               accuracies: Sequence[str] | Mapping[str, str | None] = ACCURACIES
+               ) -> list[dict]:
     """The finished encoders' metrics and accuracies of ``layer``, named without the layer
     prefix (so that studies compare metric by metric), plus the ``groups`` column. A row
-    without a ``status`` (a table that is not a sweep's) counts as finished."""
+    without a ``status`` (a table that is not a sweep's) counts as finished.
+
+    ``accuracies`` maps a name to the full column it is read from (``None``: the name in
+    ``layer``), e.g. ``{"miou_multi": "dense.multi.backbone.miou"}`` for a dense study's
+    scene mIoU, which belongs to no layer; a plain sequence of names reads each in ``layer``.
+    """
+    sources = accuracy_columns(layer, accuracies)
+    sources = {**{name: column(layer, name) for name in DIRECTIONS}, **sources}
     out = []
     for row in rows:
         if row.get("status", "ok") != "ok":
             continue
-        kept = {name: row[column(layer, name)] for name in (*DIRECTIONS, *accuracies)
-                if column(layer, name) in row}
+        kept = {name: row[col] for name, col in sources.items() if col in row}
         if groups is not None:
             kept[groups] = row.get(groups)
         out.append(kept)
     return out
 
 
+def accuracy_columns(layer: str | None,
+                     accuracies: Sequence[str] | Mapping[str, str | None]) -> dict[str, str]:
+    """``{accuracy name: the table column it is read from}`` (see :func:`study_rows`)."""
+    given = accuracies if isinstance(accuracies, Mapping) else dict.fromkeys(accuracies)
+    return {name: col or column(layer, name) for name, col in given.items()}
+
+
+def _accuracy_settings(path: Path, given: object) -> dict[str, str | None]:
+    """``study.yaml``'s ``accuracies``: names, or one-key mappings ``{name: column}``."""
+    out: dict[str, str | None] = {}
+    for item in given if isinstance(given, list) else [given]:
+        if isinstance(item, str):
+            out[item] = None
+        elif (isinstance(item, dict) and len(item) == 1
+              and all(isinstance(v, str) for v in (*item, *item.values()))):
+            out.update(item)
+        else:
+            raise ValueError(f"{path}: accuracies is a list of names or of one-key mappings "
+                             f"{{name: column}}, got {item!r}")
+    return out
+
+
 def study_settings(folder: Path) -> dict:
     """The study's ``layer`` (``null``: columns without a layer prefix), ``groups`` and
-    ``accuracies`` from its optional ``study.yaml`` (defaults: ``embedding``, no groups,
-    :data:`ACCURACIES`)."""
+    ``accuracies`` (``{name: column or None}``, see :func:`study_rows`) from its optional
+    ``study.yaml`` (defaults: ``embedding``, no groups, :data:`ACCURACIES`)."""
     import yaml
 
     path = folder / "study.yaml"
@@ -97,6 +127,7 @@ def study_settings(folder: Path) -> dict:
             raise ValueError(f"{path}: only the keys layer, groups and accuracies are read, got "
                              f"{sorted(unknown) if isinstance(given, dict) else given!r}")
         settings.update(given)
+    settings["accuracies"] = _accuracy_settings(path, settings["accuracies"])
     return settings
 
 
@@ -111,7 +142,8 @@ def analyze_study(folder: str | Path, *, layer: str | None = None,
     its within-group correlations and the fit is leave-one-group-out.
 
     Returns:
-        ``{"study", "layer", "groups", "n_rows", "table"}`` (and ``"within"`` with groups):
+        ``{"study", "layer", "groups", "n_rows", "columns", "table"}`` (``columns``: the
+        table column of each metric and accuracy; ``"within"`` with groups):
         ``predict_table``'s results over the metrics and accuracies the table has, across
         all finished encoders with the leave-one-out ``a·align + b·unif`` fit, and with
         ``groups`` (within-group correlations, per-group regret).
@@ -135,12 +167,16 @@ def analyze_study(folder: str | Path, *, layer: str | None = None,
     metrics = {m: d for m, d in DIRECTIONS.items() if m in present}
     accuracies = [a for a in wanted if a in present]
     if not metrics or not accuracies:
+        first = accuracy_columns(layer, wanted)[next(iter(wanted))]
         raise ValueError(f"{path}: no finished encoder with metrics and accuracies (columns "
-                         f"like {column(layer, 'uniformity')} and {column(layer, wanted[0])})")
+                         f"like {column(layer, 'uniformity')} and {first})")
     # across all encoders, with the leave-one-out fit; within groups separately, since a
     # leave-one-group-out fit over a few groups (two widths) has too little to fit on
     table = predict_table(rows, metrics, accuracies, n_boot=n_boot, n_perm=n_perm, seed=seed)
+    sources = accuracy_columns(layer, wanted)
     result = {"study": folder.name, "layer": layer, "groups": groups, "n_rows": len(raw),
+              "columns": {**{m: column(layer, m) for m in metrics},
+                          **{a: sources[a] for a in accuracies}},
               "table": table}
     if groups is not None:
         result["within"] = predict_table(rows, metrics, accuracies, groups=groups, fit=None,
