@@ -57,6 +57,10 @@ studies: $(STAMP)
 	# every committed study's analysis.json and the Kendall heat maps, from the results.csv
 	# files alone (studies/*/README.md say how each table was made)
 	OMP_NUM_THREADS=1 $(BIN)/alignuniform sweep study studies
+	# each study's own figures and tables (studies/*/analyze.py), from its results.csv
+	for script in studies/*/analyze.py; do \
+		$(BIN)/python $$script $$(dirname $$script)/results.csv || exit 1; \
+	done
 
 clean:
 	rm -rf $(VENV) build dist site src/*.egg-info

@@ -31,7 +31,7 @@ def _table(tmp_path: Path, n: int = 14) -> Path:
              "embedding.uniformity": -3 * a + rng.normal(0, 0.3),
              "embedding.rankme": 10 * a + rng.normal(0, 2), "embedding.linear_acc": a,
              "embedding.knn5_acc": a + rng.normal(0, 0.05), "penultimate.linear_acc": 0.5,
-             "model.feat_dim": 2 + 30 * (i % 2)}
+             "model.feat_dim": 2 + 30 * (i % 2), "collapsed": i == 3}
             for i, a in enumerate(acc)]
     rows.append({**rows[0], "id": "failed", "status": "failed", "embedding.linear_acc": ""})
     folder = tmp_path / "toy"
@@ -46,6 +46,7 @@ def test_the_analysis_is_the_tables_and_skips_failed_trials(tmp_path):
     saved = json.loads((folder / "analysis.json").read_text())
     assert saved == json.loads(json.dumps(result)) and saved["n_rows"] == 15
     rows = [r for r in read_results_csv(folder / "results.csv") if r["status"] == "ok"]
+    assert {type(r["collapsed"]) for r in rows} == {bool}
     cell = saved["table"]["accuracies"]["linear_acc"]["metrics"]["rankme"]
     want = stats.kendalltau([r["embedding.rankme"] for r in rows],
                             [r["embedding.linear_acc"] for r in rows]).statistic

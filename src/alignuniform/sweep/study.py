@@ -47,6 +47,8 @@ ACCURACIES = ("linear_acc", "knn5_acc", "mean_acc")
 def _value(text: str) -> object:
     if text == "":
         return None
+    if text in ("True", "False"):  # how csv writes a bool (e.g. the sweep's collapsed)
+        return text == "True"
     try:
         number = float(text)
     except ValueError:
@@ -55,7 +57,8 @@ def _value(text: str) -> object:
 
 
 def read_results_csv(path: str | Path) -> list[dict]:
-    """The rows of a results table, numbers as floats and empty cells as ``None``."""
+    """The rows of a results table: numbers as floats, ``True``/``False`` as bools, empty
+    cells as ``None``, anything else as text."""
     with open(path, newline="", encoding="utf-8") as f:
         return [{k: _value(v) for k, v in row.items()} for row in csv.DictReader(f)]
 
