@@ -408,21 +408,24 @@ def test_report_for_run_names_a_bad_log_line_or_a_truncated_eval_json(run_dir, t
     assert f"{run_dir / 'eval' / 'eval.json'}, line 1" in err and "Traceback" not in err
 
 
-def test_results_table_shows_the_spectral_metrics_where_evaluations_have_them():
-    from alignuniform.report.build import results_table
+def test_the_spectral_metrics_are_a_second_table_where_evaluations_have_them():
+    from alignuniform.report.build import results_table, spectral_table
 
     old = [{"name": "a", "eval": _fake_eval(0.4, 0.3, 0.2, -1.0)}]
-    before = results_table(old)
-    assert before.columns[-1] == "train s" and len(before.columns) == 10  # as before them
+    assert spectral_table(old) is None
     new = _fake_eval(0.4, 0.3, 0.2, -1.0)
     new["layers"]["embedding"].update({"rankme": 1.9876, "effective_rank": 1.5,
                                        "stable_rank": 1.25, "alpha_req": None,
                                        "gaussian_w2": 0.1234, "lidar": 1.75})
-    table = results_table([*old, {"name": "b", "eval": new}])
-    assert table.columns[10:] == ["RankMe (emb)", "eff. rank (emb)", "stable rank (emb)",
-                                  "alpha-ReQ (emb)", "W2 unif. (emb)", "LiDAR (emb)"]
-    assert table.rows[0][:10] == before.rows[0] and table.rows[0][10:] == ["n/a"] * 6
-    assert table.rows[1][10:] == ["2.0", "1.5", "1.25", "n/a", "0.123", "1.8"]
+    encoders = [*old, {"name": "b", "eval": new}]
+    assert results_table(encoders).columns[-1] == "train s"
+    assert len(results_table(encoders).columns) == 10
+    table = spectral_table(encoders)
+    assert table is not None and table.columns == [
+        "encoder", "linear acc (emb)", "RankMe", "eff. rank", "stable rank", "alpha-ReQ",
+        "W2 unif.", "LiDAR"]
+    assert table.rows[0] == ["a", "40.0%", *["n/a"] * 6]
+    assert table.rows[1] == ["b", "40.0%", "2.0", "1.5", "1.25", "n/a", "0.123", "1.8"]
 
 
 def test_sweep_page_tables_carry_the_spectral_metrics_where_the_sweep_has_them():

@@ -37,13 +37,9 @@ def _layer(enc: dict, layer: str) -> dict:
 
 def results_table(encoders: Sequence[dict]) -> Table:
     """The results table: accuracies of both layers (linear, 5-NN; the mean classifier of the
-    embedding), alignment, uniformity, bound, time, and the embedding's spectral metrics
-    where some evaluation has them (evaluations from before them: no such columns)."""
-    spectral = [c for c in SPECTRAL_COLUMNS
-                if any(c[0] in _layer(enc, "embedding") for enc in encoders)]
+    embedding), alignment, uniformity, bound and training time."""
     columns = ["encoder", "linear acc (emb)", "5-NN acc (emb)", "mean clf (emb)",
-               "linear acc (pen)", "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s",
-               *(f"{head} (emb)" for _, head, _ in spectral)]
+               "linear acc (pen)", "5-NN acc (pen)", "alignment", "uniformity", "bound", "train s"]
     rows = []
     for enc in encoders:
         emb, pen = _layer(enc, "embedding"), _layer(enc, "penultimate")
@@ -53,9 +49,22 @@ def results_table(encoders: Sequence[dict]) -> Table:
             _fmt(pen.get("linear_acc"), ".1%"), _fmt(pen.get("knn5_acc"), ".1%"),
             _fmt(emb.get("alignment")), _fmt(emb.get("uniformity")),
             _fmt(emb.get("uniformity_bound")), _fmt(enc.get("train_s"), ".1f"),
-            *(_fmt(emb.get(key), spec) for key, _, spec in spectral),
         ])
     return Table(columns, rows)
+
+
+def spectral_table(encoders: Sequence[dict]) -> Table | None:
+    """The embedding's label-free spectral metrics, a second table beside the results (one
+    table of 16 columns does not fit a page); ``None`` when no evaluation has them (those
+    made before the metrics existed)."""
+    spectral = [c for c in SPECTRAL_COLUMNS
+                if any(c[0] in _layer(enc, "embedding") for enc in encoders)]
+    if not spectral:
+        return None
+    rows = [[enc["name"], _fmt(_layer(enc, "embedding").get("linear_acc"), ".1%"),
+             *(_fmt(_layer(enc, "embedding").get(key), spec) for key, _, spec in spectral)]
+            for enc in encoders]
+    return Table(["encoder", "linear acc (emb)", *(head for _, head, _ in spectral)], rows)
 
 
 def _trajectory(rows: Sequence[dict]) -> list[tuple[float, float]]:
@@ -114,6 +123,14 @@ def build_report(
                     "of each test item), uniformity over all test embeddings, and the bound is "
                     "the lowest uniformity possible in that dimension. Lower alignment and "
                     "uniformity are better."), table=results_table(encoders))]
+    spectral = spectral_table(encoders)
+    if spectral is not None:
+        sections.append(Section("Label-free metrics", text=(
+            "Spectral metrics of the test embeddings (the output embedding), computed without "
+            "labels: RankMe, effective and stable rank (higher: more dimensions used), "
+            "alpha-ReQ (the eigenspectrum's decay exponent), the Gaussian W2 distance to the "
+            "uniform sphere (lower is closer) and LiDAR (from the two views of each test "
+            "item). `studies/` measures which of them predicts accuracy."), table=spectral))
 
     with_points = [enc for enc in encoders if enc.get("points") is not None
                    and np.asarray(enc["points"]).shape[-1] == 2 and enc.get("pos_dist") is not None]
