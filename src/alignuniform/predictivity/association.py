@@ -274,7 +274,8 @@ def au_correlation_null(align: np.ndarray, uniform: np.ndarray, performance: np.
     a, u = as_vector(align, "align"), as_vector(uniform, "uniform")
     p = as_vector(performance, "performance")
     op = cv_operator(np.stack([np.ones(len(p)), a, u], 1))
-    assert op is not None  # au_correlation refused fewer than 5 encoders
+    if op is None:  # unreachable after au_correlation's own check of the encoder count
+        raise ValueError(f"au_correlation_null needs at least 5 encoders, got {len(p)}")
     perm_p = p[permutations(len(p), n_perm, _streams(seed)[1])]
     null = _ROWS[method](perm_p @ op.T, perm_p)
     finite = null[np.isfinite(null)]
