@@ -60,3 +60,39 @@ def test_the_analysis_of_a_dense_sweep_holds_the_au_correlation_table(tmp_path):
     assert cell["global", "linear acc", "multi"]["n_boot"] > 0  # the sweep's bootstrap
     text = format_au_correlation_table(tables["all"])
     assert len(text.splitlines()) == 2 + 12 and "dense (backbone)" in text
+
+
+def test_the_scenes_study_expands_to_its_24_trials():
+    from tests.helpers import ROOT
+
+    spec = load_sweep(ROOT / "sweeps" / "dense_scenes_study.yaml")
+    assert len(spec.trial_list) == 24
+    assert spec.varying == ["seed", "data.scenes.variant", "dense.scheme", "dense.lam"]
+    points = {(t.config["seed"], t.config["data"]["scenes"]["variant"],
+               t.config["dense"]["scheme"], t.config["dense"]["lam"]) for t in spec.trial_list}
+    schemes = {("geometric", 0.5), ("feature_argmax", 0.5), ("mutual_nn", 0.5),
+               ("geometric", 0.0)}
+    assert points == {(seed, variant, *scheme) for seed in (0, 1, 2)
+                      for variant in ("single", "multi") for scheme in schemes}
+    for t in spec.trial_list:
+        d = t.config["dense"]
+        assert d["pair_quality_every"] > 0 and d["w_align"] > 0  # the pairs are scored
+        assert t.config["data"]["subset"] == 2048  # the pool of the scenes
+    assert spec.evaluate.dense["variants"] == ["single", "multi"]
+
+
+def test_a_grid_entry_over_a_section_sets_several_of_its_keys(tmp_path):
+    from tests.helpers import write_sweep
+
+    spec = load_sweep(write_sweep(tmp_path, grid={
+        "loss": [{"w_align": 1.0, "t": 2.0}, {"w_align": 0.5}]}))
+    first, second = (t.overrides for t in spec.trial_list)
+    assert (first["loss.w_align"], first["loss.t"], second["loss.w_align"]) == (1.0, 2.0, 0.5)
+    assert "loss.t" not in second
+    assert spec.trial_list[1].config["loss"]["t"] == 2.0  # the base's value
+    assert spec.varying == ["loss.w_align", "loss.t"]
+    assert [t.name for t in spec.trial_list] == ["w_align=1 t=2", "w_align=0.5"]
+    for grid, message in [({"loss": [1.0]}, "grid.loss is a config section"),
+                          ({"loss": [{"radius": 1}]}, "unknown key 'loss.radius' in grid")]:
+        with pytest.raises(SweepError, match=message):
+            load_sweep(write_sweep(tmp_path, "bad.yaml", grid=grid))

@@ -261,3 +261,93 @@ def test_dense_queue_kill_9_mid_epoch_then_resume_gives_the_uninterrupted_run(tm
         for name, value in expected[part].items():
             assert torch.equal(final[part][name], value), (part, name)
     assert logged_steps(run / "log.jsonl") == logged_steps(reference / "log.jsonl")
+
+
+# ------------------------------------------------------------ pair quality during training
+
+
+def _mutual(g1: torch.Tensor, g2: torch.Tensor, threshold: float = 0.5) -> list[tuple]:
+    pairs = []
+    for b in range(g1.shape[0]):
+        a = torch.nn.functional.normalize(g1[b].flatten(1).T.double(), dim=1)
+        k = torch.nn.functional.normalize(g2[b].flatten(1).T.double(), dim=1)
+        sim = a @ k.T
+        for i in range(sim.shape[0]):
+            j = int(sim[i].argmax())
+            if int(sim[:, j].argmax()) == i and sim[i, j] >= threshold:
+                pairs.append((b, i, j))
+    return pairs
+
+
+@pytest.mark.parametrize("queue", [False, True])
+def test_pair_quality_logging_changes_no_loss_and_no_weight(tmp_path, queue):
+    raw = _queue_config() if queue else dense_config(scheme="feature_argmax")
+    runs = {}
+    for every in (0, 2):
+        cfg = copy.deepcopy(raw)
+        cfg["dense"]["pair_quality_every"] = every
+        runs[every] = train(config_from_dict(cfg), tmp_path / str(every), progress=False)
+    off, on = ([json.loads(line) for line in (runs[k] / "log.jsonl").read_text().splitlines()]
+               for k in (0, 2))
+    assert len(on) == len(off) == 4
+    for a, b in zip(off, on, strict=True):
+        extra = set(b) - set(a)
+        assert {k: b[k] for k in a} == a  # every term, the loss included, to the bit
+        assert extra == (set() if b["step"] % 2 else {
+            f"pairs_{s}_{n}" for s in ("geometric", "feature_argmax", "mutual_nn")
+            for n in ("precision", "recall")})
+    a, b = (load_checkpoint(runs[k] / "checkpoint.pt") for k in (0, 2))
+    for name, value in a["model"].items():
+        assert torch.equal(b["model"][name], value), name
+    epoch = json.loads((runs[2] / "epochs.jsonl").read_text())
+    # an epoch's mean of a term logged every 2nd step is over those steps
+    assert epoch["pairs_mutual_nn_recall"] == pytest.approx(
+        (on[1]["pairs_mutual_nn_recall"] + on[3]["pairs_mutual_nn_recall"]) / 2)
+    assert epoch["loss"] == pytest.approx(sum(r["loss"] for r in on) / 4)
+
+
+def test_logged_pair_quality_equals_a_brute_force_recomputation(tmp_path, monkeypatch):
+    from alignuniform import dense
+
+    cfg = dense_config(scheme="mutual_nn", threshold=0.9, pair_quality_every=1)
+    seen = []
+    inner = dense_step_module.DenseStep.loss
+
+    def spy(self, batch, step):
+        seen.append((copy.deepcopy(self.context.model.state_dict()), batch))
+        return inner(self, batch, step)
+
+    monkeypatch.setattr(dense_step_module.DenseStep, "loss", spy)
+    out = train(config_from_dict(cfg), tmp_path / "run", progress=False)
+    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    for (state, batch), row in zip(seen, logged, strict=True):
+        model = build_model("dense", feat_dim=8, **DENSE_MODEL["kwargs"])
+        model.load_state_dict(state)
+        model.train()  # both views in one batch, as the step runs them
+        with torch.no_grad():
+            g1, g2 = model.forward_dense(torch.cat([batch["view1"], batch["view2"]])
+                                         )["backbone"].chunk(2)
+        h, w = g1.shape[-2:]
+        truth = dense.location_pairs(
+            "geometric_nearest", boxes1=batch["box1"], boxes2=batch["box2"],
+            flips1=batch["flip1"], flips2=batch["flip2"], shape1=(h, w), shape2=(h, w),
+            image_size=batch["size"]).as_set()
+        assert truth
+        # the scheme trained with uses the config's threshold (0.9: stricter than the
+        # default 0.5, which these untrained maps pass everywhere), the others their defaults
+        for scheme, pred in (("geometric", _geometric(batch, h, w)),
+                             ("feature_argmax", _argmax(g1, g2)),
+                             ("mutual_nn", _mutual(g1, g2, 0.9))):
+            hit = len(set(pred) & truth)
+            precision = hit / len(set(pred)) if pred else 1.0
+            assert row[f"pairs_{scheme}_precision"] == pytest.approx(precision), scheme
+            assert row[f"pairs_{scheme}_recall"] == pytest.approx(hit / len(truth)), scheme
+
+
+@pytest.mark.parametrize("dense, message", [
+    ({"w_align": 1.0, "pair_quality_every": -1}, "dense.pair_quality_every must be >= 0"),
+    ({"pair_quality_every": 5}, "dense.pair_quality_every needs dense terms"),
+])
+def test_bad_pair_quality_settings_are_refused(dense, message):
+    with pytest.raises(ValueError, match=message):
+        config_from_dict({**dense_config(), "dense": dense})

@@ -17,7 +17,8 @@ Scenes are generated on the fly from ``(seed, index)`` alone (NumPy's ``default_
 index])``), so scene ``i`` is the same whatever order or worker reads it; ``cache()`` holds
 them all in memory. The pool of images decides what a model has seen: build evaluation
 scenes from the validation hold-out (``build_scenes(root, "val")``), which training never
-saw.
+saw. A training run's ``data.scenes`` builds its training scenes from its own training
+images (``pool_tensors`` of the subset it trains on).
 
 Examples:
     Needs the CIFAR-10 data on disk, so it is not run as a test:
@@ -38,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import Dataset, Subset
 from torchvision.transforms.v2 import functional as TF
 
 VARIANTS = {
@@ -178,6 +179,38 @@ class SceneDataset(Dataset):
         return self.cache()._cache  # type: ignore[return-value]
 
 
+def pool_tensors(pool: Dataset) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """``(images, labels, num_classes)`` of an in-memory image data set (an
+    ``ArrayDataset``, or ``torch.utils.data.Subset`` s of one): the pool of
+    :class:`SceneDataset`.
+
+    Raises:
+        ValueError: ``pool`` holds no ``images``/``labels``/``classes`` tensors (e.g. a data
+            set read from files one by one, or 1-D signals).
+
+    >>> from alignuniform.data.synthetic import build_synthetic
+    >>> from torch.utils.data import Subset
+    >>> images, labels, k = pool_tensors(Subset(build_synthetic(n=20), [3, 7]))
+    >>> tuple(images.shape), labels.tolist(), k
+    ((2, 3, 32, 32), [3, 7], 10)
+    """
+    index: torch.Tensor | None = None
+    base = pool
+    while isinstance(base, Subset):  # outermost first: the inner subset's indices compose
+        inner = torch.as_tensor(base.indices, dtype=torch.int64)
+        index = inner if index is None else inner[index]
+        base = base.dataset
+    images, labels = getattr(base, "images", None), getattr(base, "labels", None)
+    classes = getattr(base, "classes", None)
+    if not (isinstance(images, torch.Tensor) and isinstance(labels, torch.Tensor)
+            and classes is not None):
+        raise ValueError(f"scenes need an in-memory image data set (images, labels and "
+                         f"classes, as cifar10 or synthetic have), got {type(base).__name__}")
+    if index is not None:
+        images, labels = images[index], labels[index]
+    return images, labels, len(classes)
+
+
 def build_scenes(
     root: str | Path | None,
     split: str = "val",
@@ -198,6 +231,7 @@ def build_scenes(
     """
     from alignuniform.data import build_dataset
 
-    pool = build_dataset(dataset, root, split, **dataset_kwargs)  # type: ignore[arg-type]
-    return SceneDataset(pool.images, pool.labels, n_scenes, variant, canvas=canvas,  # type: ignore[attr-defined]
-                        num_classes=len(pool.classes), seed=seed, transform=transform)  # type: ignore[attr-defined]
+    images, labels, num_classes = pool_tensors(
+        build_dataset(dataset, root, split, **dataset_kwargs))  # type: ignore[arg-type]
+    return SceneDataset(images, labels, n_scenes, variant, canvas=canvas,
+                        num_classes=num_classes, seed=seed, transform=transform)

@@ -89,6 +89,7 @@ from alignuniform.dense.metrics import DenseUniformity, dense_alignment, dense_u
 from alignuniform.dense.pairs import (
     PAIR_SCHEMES,
     PIXPRO_THRESHOLD,
+    QUALITY_SCHEMES,
     LocationPairs,
     bin_centres,
     feature_argmax_pairs,
@@ -97,6 +98,7 @@ from alignuniform.dense.pairs import (
     location_pairs,
     mutual_nn_pairs,
     pair_precision_recall,
+    pair_quality,
 )
 
 __all__ = [
@@ -106,6 +108,8 @@ __all__ = [
     "feature_argmax_pairs",
     "mutual_nn_pairs",
     "pair_precision_recall",
+    "pair_quality",
+    "QUALITY_SCHEMES",
     "PAIR_SCHEMES",
     "location_pairs",
     "flatten_locations",

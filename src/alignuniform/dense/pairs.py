@@ -7,7 +7,7 @@ function per scheme builds them (see :mod:`alignuniform.dense` for the rules):
 :func:`geometric_pairs` (PixPro's threshold, or the nearest bin, from the crop boxes),
 :func:`feature_argmax_pairs` (DenseCL), :func:`mutual_nn_pairs`, and
 :func:`location_pairs` by scheme name. :func:`pair_precision_recall` scores one set of
-pairs against another.
+pairs against another, :func:`pair_quality` each scheme against the crops' ground truth.
 
 Examples:
     >>> import torch
@@ -39,6 +39,8 @@ __all__ = [
     "PAIR_SCHEMES",
     "location_pairs",
     "pair_precision_recall",
+    "QUALITY_SCHEMES",
+    "pair_quality",
     "flatten_locations",
 ]
 
@@ -278,6 +280,61 @@ def pair_precision_recall(pred: LocationPairs, truth: LocationPairs) -> tuple[fl
     p, t = pred.as_set(), truth.as_set()
     hit = len(p & t)
     return (hit / len(p) if p else 1.0), (hit / len(t) if t else 1.0)
+
+
+#: The schemes :func:`pair_quality` scores (the ground truth, "geometric_nearest", is not).
+QUALITY_SCHEMES = ("geometric", "feature_argmax", "mutual_nn")
+
+
+def pair_quality(
+    g1: torch.Tensor,
+    g2: torch.Tensor,
+    *,
+    boxes1: torch.Tensor,
+    boxes2: torch.Tensor,
+    flips1: torch.Tensor | None = None,
+    flips2: torch.Tensor | None = None,
+    image_size: tuple[int, int] | torch.Tensor | None = None,
+    thresholds: dict[str, float] | None = None,
+    schemes: tuple[str, ...] = QUALITY_SCHEMES,
+) -> dict[str, dict[str, float]]:
+    """How well each pair scheme finds the crops' correspondence: its precision and recall
+    against ``geometric_pairs(mode="nearest")`` on the grid of the matching maps.
+
+    Args:
+        g1, g2: The matching maps ``(B, C, H, W)`` of the two views (the backbone's, as
+            DenseCL matches); the geometric schemes use only their shapes.
+        boxes1, boxes2, flips1, flips2, image_size: The views' crop geometry.
+        thresholds: A threshold per scheme name (a scheme not given: its default, PixPro's
+            0.7 for "geometric", 0.5 for "mutual_nn").
+        schemes: The schemes scored (``PAIR_SCHEMES`` names).
+
+    Returns:
+        ``{scheme: {"precision", "recall", "pairs"}}`` and ``"truth_pairs": {"pairs"}``.
+
+    Examples:
+        Features equal to each location's position find every true partner of two
+        identical crops:
+
+        >>> import torch
+        >>> g = torch.eye(4).reshape(1, 4, 2, 2)
+        >>> box = torch.tensor([[0.0, 0.0, 8.0, 8.0]])
+        >>> q = pair_quality(g, g, boxes1=box, boxes2=box, image_size=(8, 8))
+        >>> q["feature_argmax"]
+        {'precision': 1.0, 'recall': 1.0, 'pairs': 4}
+    """
+    geometry = {"boxes1": boxes1, "boxes2": boxes2, "flips1": flips1, "flips2": flips2,
+                "shape1": tuple(g1.shape[-2:]), "shape2": tuple(g2.shape[-2:]),
+                "image_size": image_size}
+    truth = location_pairs("geometric_nearest", **geometry)  # type: ignore[arg-type]
+    out: dict[str, dict[str, float]] = {}
+    for scheme in schemes:
+        pred = location_pairs(scheme, **geometry, g1=g1, g2=g2,  # type: ignore[arg-type]
+                              threshold=(thresholds or {}).get(scheme))
+        precision, recall = pair_precision_recall(pred, truth)
+        out[scheme] = {"precision": precision, "recall": recall, "pairs": len(pred)}
+    out["truth_pairs"] = {"pairs": len(truth)}
+    return out
 
 
 

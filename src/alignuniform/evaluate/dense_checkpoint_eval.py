@@ -59,8 +59,9 @@ def pair_scheme_quality(
 ) -> dict[str, dict]:
     """Precision/recall of each pair scheme against the crops' ground truth.
 
-    The first ``n_items`` items of ``views`` (one batch); feature-based schemes match the
-    backbone maps (DenseCL). Ground truth: ``geometric_pairs(mode="nearest")``.
+    The first ``n_items`` items of ``views`` (one batch) through ``dense.pair_quality``;
+    feature-based schemes match the backbone maps (DenseCL). Ground truth:
+    ``geometric_pairs(mode="nearest")``.
 
     Returns:
         ``{scheme: {"precision", "recall", "pairs"}}`` for "geometric" (PixPro 0.7),
@@ -72,18 +73,9 @@ def pair_scheme_quality(
         forward_dense = cast(DenseEncoder, model).forward_dense
         g1 = forward_dense(batch["view1"].to(dev).float())["backbone"].cpu()
         g2 = forward_dense(batch["view2"].to(dev).float())["backbone"].cpu()
-    geometry = {"boxes1": batch["box1"], "boxes2": batch["box2"], "flips1": batch["flip1"],
-                "flips2": batch["flip2"], "shape1": tuple(g1.shape[-2:]),
-                "shape2": tuple(g2.shape[-2:]), "image_size": batch["size"]}
-    truth = dense.location_pairs("geometric_nearest", **geometry)
-    out: dict[str, dict] = {}
-    for scheme in ("geometric", "feature_argmax", "mutual_nn"):
-        pred = dense.location_pairs(scheme, **geometry, g1=g1, g2=g2,
-                                    threshold=threshold if scheme == "mutual_nn" else None)
-        precision, recall = dense.pair_precision_recall(pred, truth)
-        out[scheme] = {"precision": precision, "recall": recall, "pairs": len(pred)}
-    out["truth_pairs"] = {"pairs": len(truth)}
-    return out
+    return dense.pair_quality(g1, g2, boxes1=batch["box1"], boxes2=batch["box2"],
+                              flips1=batch["flip1"], flips2=batch["flip2"],
+                              image_size=batch["size"], thresholds={"mutual_nn": threshold})
 
 
 def evaluate_dense_checkpoint(

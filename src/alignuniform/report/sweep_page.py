@@ -23,6 +23,7 @@ from alignuniform.report.augment_grid import (
 )
 from alignuniform.report.page import Section, Table, write_page
 from alignuniform.report.sweep_figures import metric_figure, plane_figure, ratio_figure
+from alignuniform.sweep.spec import grid_keys
 
 # headings of the spectral metrics, in the order of the sweep rows' columns
 _SPECTRAL_HEADS = {"rankme": "RankMe", "effective_rank": "eff. rank",
@@ -188,7 +189,7 @@ def build_sweep_report(out_dir: str | Path, *, layer: str = "embedding",
     meta = read_json(out_dir / "sweep.json")
     analysis = read_json(out_dir / "analysis.json")
     rows = enrich_rows(read_jsonl(out_dir / "results.jsonl"), meta)
-    varying = list(meta.get("grid") or {}) + list(meta.get("random") or {})
+    varying = grid_keys(meta.get("grid") or {}) + list(meta.get("random") or {})
     top = int((meta.get("analysis") or {}).get("top", 10))
     figs = {
         "plane": plane_figure(rows, out_dir / "fig5_plane.png", layer=layer, accuracy=accuracy),

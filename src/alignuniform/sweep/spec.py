@@ -7,6 +7,9 @@ A sweep file is YAML, read with ``yaml.safe_load`` and checked field by field::
     set: {epochs: 12}                # fixed overrides (dotted keys, as `train KEY=VALUE`)
     grid:                            # full product
       model.feat_dim: [2, 32]
+      dense:                         # a section: each value sets several of its keys
+        - {scheme: geometric, lam: 0.5}
+        - {scheme: geometric, lam: 0.0}
     random:                          # drawn `trials` times for every grid point
       loss.w_align: {loguniform: [0.0625, 64]}
       loss.t: {int: [1, 8]}
@@ -41,7 +44,7 @@ import yaml
 from alignuniform import _typed
 from alignuniform.sweep.space import SweepError, check_distribution, draw, labels, short
 
-__all__ = ["AnalysisSpec", "EvaluateSpec", "LAYERS", "ResourcesSpec", "SweepError",
+__all__ = ["AnalysisSpec", "EvaluateSpec", "LAYERS", "ResourcesSpec", "SweepError", "grid_keys",
            "SweepSpec", "TOP_KEYS", "Trial", "config_keys", "load_sweep"]
 
 TOP_KEYS = ("base", "set", "grid", "random", "trials", "seed", "evaluate", "resources",
@@ -143,8 +146,9 @@ class SweepSpec:
 
     @property
     def varying(self) -> list[str]:
-        """The keys that differ between trials (grid, random), in file order."""
-        return list(self.grid) + list(self.random)
+        """The keys that differ between trials (grid, random), in file order; a grid entry
+        over a section counts as the keys its values set."""
+        return grid_keys(self.grid) + list(self.random)
 
     def fingerprint(self) -> str:
         """A hash of everything that decides the table: the base config as written, the
@@ -217,6 +221,31 @@ def config_keys() -> list[str]:
     from alignuniform.train import TrainConfig
 
     return _typed.dotted_keys(TrainConfig)
+
+
+def _is_section(key: str, valid: list[str]) -> bool:
+    """``key`` names a section of the config (e.g. ``dense``), not one setting."""
+    return key not in valid and any(v.startswith(key + ".") for v in valid)
+
+
+def grid_keys(grid: dict) -> list[str]:
+    """The dotted keys a grid sets: its keys, with a section entry (values that are mappings
+    of the section's keys) replaced by the keys its values set, in file order."""
+    keys: list[str] = []
+    for key, values in grid.items():
+        subs = ([f"{key}.{sub}" for v in values for sub in v]
+                if values and all(isinstance(v, dict) for v in values)
+                and _is_section(key, config_keys()) else [key])
+        keys += [k for k in dict.fromkeys(subs) if k not in keys]
+    return keys
+
+
+def _grid_settings(key: str, value: object, sections: set[str]) -> dict:
+    """The dotted settings of one grid value: ``{key: value}``, or for a section entry
+    ``{key.sub: v}`` for each of its items."""
+    if key in sections:
+        return {f"{key}.{sub}": v for sub, v in value.items()}  # type: ignore[attr-defined]
+    return {key: value}
 
 
 def _check_key(key: object, valid: list[str], where: str) -> str:
@@ -293,12 +322,21 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
         if not isinstance(section, dict):
             raise SweepError(f"{name} must be a mapping of dotted keys, got {section!r}")
         for key in section:
-            _check_key(key, valid, name)
+            if not (name == "grid" and isinstance(key, str) and _is_section(key, valid)):
+                _check_key(key, valid, name)
     if "grid" in raw and not grid:
         raise SweepError("grid is empty: give each key a non-empty list of values, or remove it")
+    sections = {key for key in grid if _is_section(key, valid)}
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise SweepError(f"grid.{key} must be a non-empty list of values, got {values!r}")
+        if key in sections:
+            for value in values:
+                if not isinstance(value, dict) or not value:
+                    raise SweepError(f"grid.{key} is a config section: each value must be a "
+                                     f"non-empty mapping of its keys, got {value!r}")
+                for sub in value:
+                    _check_key(f"{key}.{sub}", valid, "grid")
     dists = {key: check_distribution(key, spec) for key, spec in rand.items()}
     if not grid and not rand:
         raise SweepError(f"{path} has no search space: give grid: and/or random: (with trials:)")
@@ -329,8 +367,9 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
     # the points: grid product x `trials` random draws, seeded
     rng = np.random.default_rng(seed)
     seen: dict[str, int] = {}
-    names = labels(list(grid) + list(rand))
-    grid_points = [dict(zip(grid, combo, strict=True))
+    names = labels(grid_keys(grid) + list(rand))
+    grid_points = [{k: v for key, value in zip(grid, combo, strict=True)
+                    for k, v in _grid_settings(key, value, sections).items()}
                    for combo in itertools.product(*grid.values())] or [{}]
     trial_list: list[Trial] = []
     # draws outermost: a sweep stopped part-way has covered every grid point about equally
@@ -352,7 +391,8 @@ def load_sweep(path: str | Path, *, seed: int | None = None) -> SweepSpec:
                         f"{canonical}" + (" (the random space is too small for this many "
                                           "distinct trials)" if rand else ""))
             seen[key] = len(trial_list)
-            name = " ".join(f"{names[k]}={short(canonical[k])}" for k in names) or "base"
+            name = " ".join(f"{names[k]}={short(canonical[k])}" for k in names
+                            if k in canonical) or "base"
             trial_list.append(Trial(index=len(trial_list), id=_hash(canonical, 10), name=name,
                                     overrides=canonical, config=config))
     return SweepSpec(path=str(path), base=str(base_path), set=fixed, grid=grid, random=rand,

@@ -33,6 +33,36 @@ AMP_DTYPES = {"none": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
+class ScenesConfig:
+    """Pre-training on scenes (``alignuniform.data.scenes``) instead of the images: the
+    training set is ``n_scenes`` scenes whose objects and backgrounds come from the run's
+    training images (``data.subset`` applied; never the held-out split), scene ``i`` drawn
+    from ``(seed, i)``. Off while ``variant`` is null.
+
+    Attributes:
+        variant: ``"single"`` or ``"multi"`` (``data.scenes.VARIANTS``); ``None``: train on
+            the images themselves.
+        n_scenes: Number of training scenes.
+        canvas: Scene side in pixels (>= 16). 32 for the CIFAR-10 recipe: a full-frame
+            view is then the scene at its own resolution, as a CIFAR-10 image is, and the
+            crop scale is a fraction of the frame, so a larger canvas only adds resampling.
+
+    Examples:
+        >>> ScenesConfig().active, ScenesConfig(variant="multi").active
+        (False, True)
+    """
+
+    variant: str | None = None
+    n_scenes: int = 4096
+    canvas: int = 32
+
+    @property
+    def active(self) -> bool:
+        """Whether training runs on scenes."""
+        return self.variant is not None
+
+
+@dataclass
 class DataConfig:
     """What to train on and how to make positive pairs.
 
@@ -54,6 +84,8 @@ class DataConfig:
         augment: Changes to the recipe's augmentation components
             (``{component: {param: value} | true | false}``, ``base: none``; see
             ``alignuniform.data.build_augment_recipe``); empty: the recipe as it is.
+        scenes: Train on scenes pasted from these images (:class:`ScenesConfig`); off by
+            default (the images themselves).
     """
 
     name: str = "cifar10"
@@ -68,6 +100,7 @@ class DataConfig:
     subset: int | None = None
     kwargs: dict = field(default_factory=dict)
     augment: dict = field(default_factory=dict)
+    scenes: ScenesConfig = field(default_factory=ScenesConfig)
 
 
 @dataclass
@@ -195,6 +228,11 @@ class DenseConfig:
             "mutual_nn"); "geometric_nearest" and "feature_argmax" take none.
         exclude_same_image: Dense uniformity over pairs of locations from different images
             only (without a queue).
+        pair_quality_every: Every this many steps, log the precision and recall of the
+            "geometric", "feature_argmax" and "mutual_nn" pairs of the step's batch against
+            the crops' ground truth (``dense.pair_quality``; keys
+            ``pairs_<scheme>_precision``, ``pairs_<scheme>_recall``), from the backbone maps
+            the step computed anyway; 0: never.
     """
 
     w_align: float = 0.0
@@ -207,6 +245,7 @@ class DenseConfig:
     scheme: str = "geometric"
     threshold: float | None = None
     exclude_same_image: bool = False
+    pair_quality_every: int = 0
 
     @property
     def active(self) -> bool:

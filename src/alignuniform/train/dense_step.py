@@ -9,7 +9,9 @@ come from ``dense.location_pairs(config.dense.scheme)``: from the crop geometry,
 the backbone maps (DenseCL matches on the backbone, before the dense head; the maps are
 detached, the argmax carries no gradient anyway). The loss is ``DenseLossCombination``:
 ``(1 - lam) * global + lam * dense`` with the global terms of the ``loss`` section on the
-global embeddings.
+global embeddings. With ``dense.pair_quality_every``, every so many steps the loss dict
+also holds how well each pair scheme finds the crops' correspondence on the batch
+(:func:`pair_quality_terms`, from the backbone maps of the step: no extra forward pass).
 
 Under DDP the global terms see the gathered batch (``global_batch``), the dense terms
 each rank's own images: location pairs never cross images, and in-batch dense negatives are
@@ -64,6 +66,26 @@ def batch_pairs(config: TrainConfig, batch: dict, out1: dict, out2: dict) -> den
     return pairs.to(out1["dense"].device)
 
 
+def pair_quality_terms(config: TrainConfig, batch: dict, out1: dict, out2: dict,
+                       step: int) -> dict[str, torch.Tensor]:
+    """On every ``dense.pair_quality_every``-th step (``step`` counts the steps done
+    before this one), ``pairs_<scheme>_precision`` and ``pairs_<scheme>_recall`` of each
+    scheme of ``dense.pair_quality`` on the batch's backbone maps; else nothing. The
+    config's threshold applies to the scheme it trains with, the defaults to the others."""
+    d = config.dense
+    if not d.pair_quality_every or (step + 1) % d.pair_quality_every:
+        return {}
+    with torch.no_grad():
+        quality = dense.pair_quality(
+            out1["backbone"].detach().float(), out2["backbone"].detach().float(),
+            boxes1=batch["box1"], boxes2=batch["box2"], flips1=batch["flip1"],
+            flips2=batch["flip2"], image_size=batch["size"],
+            thresholds=None if d.threshold is None else {d.scheme: d.threshold})
+    return {f"pairs_{scheme}_{number}": torch.tensor(quality[scheme][number],
+                                                     dtype=torch.float64)
+            for scheme in dense.QUALITY_SCHEMES for number in ("precision", "recall")}
+
+
 class DenseStep(TrainStep):
     """A dense step without a queue: ``DenseLossCombination`` (global and dense terms).
 
@@ -93,7 +115,9 @@ class DenseStep(TrainStep):
         if c.global_batch:
             x, y = all_gather(x), all_gather(y)
         pairs = batch_pairs(self.config, batch, out1, out2)
-        return self.criterion(out1["dense"], out2["dense"], pairs, x, y)
+        out = self.criterion(out1["dense"], out2["dense"], pairs, x, y)
+        out.update(pair_quality_terms(self.config, batch, out1, out2, step))
+        return out
 
 
 class DenseQueueStep(TrainStep):
@@ -137,6 +161,7 @@ class DenseQueueStep(TrainStep):
         lam = self.config.dense.lam
         out.update({f"global_{name}": v for name, v in glob.items() if name != "loss"})
         out["loss"] = (1.0 - lam) * glob["loss"] + lam * out["loss"]
+        out.update(pair_quality_terms(self.config, batch, out1, out2, step))
         self._keys = keys, gather_in_sample_order(dense_queue_keys(out2["dense"]))
         return out
 

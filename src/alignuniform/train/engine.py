@@ -10,8 +10,9 @@ or under ``torchrun`` with DistributedDataParallel. The run directory holds:
   also the dense queue), written
   atomically at the end of every epoch;
 - ``log.jsonl``: one JSON object per step (step, epoch, lr, loss and each loss term);
-- ``epochs.jsonl``: one JSON object per epoch (means of the terms, images_per_s, wall_s, and
-  what the ``monitor`` returned, each key prefixed ``heldout_``);
+- ``epochs.jsonl``: one JSON object per epoch (means of the terms over the steps that
+  logged them, images_per_s, wall_s, and what the ``monitor`` returned, each key prefixed
+  ``heldout_``);
 - ``.lock``: locked by the process running there (``train.run_dir.lock_run_dir``), so a
   second ``train`` on the same directory is refused at once, naming the first.
 
@@ -25,7 +26,11 @@ the checkpoint to resume is readable and its config fits. Files are written atom
 With a ``dense`` section (any dense weight > 0) each item carries two views with their crop
 geometry and the step's loss is ``train.dense_step.DenseStep``'s: global terms on the
 embeddings mixed with dense terms on the dense head's maps; the dense terms and the number
-of positive location pairs are logged with the others.
+of positive location pairs are logged with the others (and, every
+``dense.pair_quality_every`` steps, each pair scheme's precision and recall).
+
+With ``data.scenes`` the training set is scenes pasted from the training images
+(``data.scenes.SceneDataset``, generated once from ``(seed, index)``), not the images.
 
 Exact resume: the data order and every augmentation draw of an epoch are functions of
 ``(seed, epoch, rank)`` only (the sampler, the DataLoader generator, and the global RNGs are
@@ -62,6 +67,7 @@ from alignuniform.data import (
     build_recipe,
     run_dataset_kwargs,
 )
+from alignuniform.data.scenes import SceneDataset, pool_tensors
 from alignuniform.devices import check_device
 from alignuniform.distributed import (
     DistributedContext,
@@ -94,8 +100,9 @@ from alignuniform.train.steps import (
 
 
 def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Dataset:
-    """The training images (untransformed) of a data config, subset applied (``progress``:
-    a bar while a zip is decoded)."""
+    """The training set (untransformed) of a data config: its training images, subset
+    applied, or with ``data.scenes`` the scenes built from those images, seeded by ``seed``
+    (``progress``: a bar while a zip is decoded)."""
     dataset = build_dataset(data.name, data.root, data.split, progress=progress,
                             **run_dataset_kwargs(vars(data)))
     if data.subset is not None:
@@ -103,7 +110,22 @@ def build_train_set(data: DataConfig, seed: int, *, progress: bool = True) -> Da
             raise ValueError(f"data.subset must be in [1, {len(dataset)}], got {data.subset}")  # type: ignore[arg-type]
         generator = torch.Generator().manual_seed(seed)
         dataset = Subset(dataset, torch.randperm(len(dataset), generator=generator)[: data.subset])  # type: ignore[arg-type]
+    if data.scenes.active:
+        return _train_scenes(dataset, data, seed)
     return dataset
+
+
+def _train_scenes(images: Dataset, data: DataConfig, seed: int) -> SceneDataset:
+    """``data.scenes`` scenes from the training images, generated once (scene ``i`` is a
+    function of ``(seed, i)``: the same in every epoch, worker and resumed run)."""
+    s = data.scenes
+    try:
+        pool, labels, num_classes = pool_tensors(images)
+    except ValueError as err:
+        raise ValueError(f"data.scenes: {err}; set data.scenes.variant: null to train on "
+                         f"data.name={data.name!r} itself") from err
+    return SceneDataset(pool, labels, s.n_scenes, cast(str, s.variant), canvas=s.canvas,
+                        num_classes=num_classes, seed=seed).cache()
 
 
 def _warn_if_queue_outgrows_epoch(config: TrainConfig, per_epoch: int) -> None:
@@ -270,7 +292,9 @@ class _Run:
         self.generator.manual_seed(seed)
         self.net.train()
         lr = self.optimizer.param_groups[0]["lr"]
+        # terms logged on some steps only (dense.pair_quality_every) average over those
         sums: dict[str, float] = {}
+        counts: dict[str, int] = {}
         start, n_images = time.perf_counter(), 0
         bar = tqdm(self.loader, desc=f"epoch {self.epoch}/{self.config.epochs}",
                    disable=not (progress and self.main), leave=False)
@@ -280,6 +304,7 @@ class _Run:
             n_images += self.config.data.batch_size
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + value
+                counts[name] = counts.get(name, 0) + 1
             if self.main:
                 record = {"step": self.step, "epoch": self.epoch, "lr": lr, **terms}
                 append_jsonl(self.out_dir / "log.jsonl", record)
@@ -291,8 +316,7 @@ class _Run:
                                  "img/s": f"{rate:.0f}"})
         wall = time.perf_counter() - start
         self.scheduler.step()
-        steps = len(self.loader)
-        return {"epoch": self.epoch, "lr": lr, **{k: v / steps for k, v in sums.items()},
+        return {"epoch": self.epoch, "lr": lr, **{k: v / counts[k] for k, v in sums.items()},
                 "images_per_s": n_images / wall, "wall_s": wall}
 
 

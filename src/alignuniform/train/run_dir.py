@@ -57,6 +57,21 @@ def differing_keys(a: dict, b: dict, prefix: str = "") -> list[str]:
     return keys
 
 
+def with_defaults(defaults: dict, values: dict) -> dict:
+    """``values`` with each key it lacks, at any depth, taken from ``defaults``.
+
+    >>> with_defaults({"data": {"subset": None, "scenes": {"variant": None}}, "seed": 0},
+    ...               {"data": {"subset": 8}})
+    {'data': {'subset': 8, 'scenes': {'variant': None}}, 'seed': 0}
+    """
+    out = dict(defaults)
+    for key, value in values.items():
+        base = defaults.get(key)
+        out[key] = (with_defaults(base, value) if isinstance(base, dict)
+                    and isinstance(value, dict) else value)
+    return out
+
+
 def resume_state(path: Path, config: TrainConfig) -> dict:
     """The checkpoint to resume from, loaded on the CPU and checked against ``config``.
 
@@ -71,8 +86,9 @@ def resume_state(path: Path, config: TrainConfig) -> dict:
     if not isinstance(state.get("config"), dict) or "rng" not in state:
         raise ValueError(f"{path} is not a training checkpoint (no config or RNG state); "
                          "choose a new --out")
-    # a run from before a config section existed (e.g. dense) stored none: it had the defaults
-    stored = {**TrainConfig().to_dict(), **upgrade_config_dict(state["config"])}
+    # a run from before a config section or key existed (e.g. dense, data.scenes) stored
+    # none: it had the defaults
+    stored = with_defaults(TrainConfig().to_dict(), upgrade_config_dict(state["config"]))
     changed = set(differing_keys(stored, config.to_dict())) - RESUMABLE_CHANGES
     if changed:
         raise ValueError(

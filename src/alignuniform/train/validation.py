@@ -2,8 +2,8 @@
 
 ``config_from_dict`` (``train.config``) calls :func:`validate` once the sections are typed;
 each check names the key and says what would be accepted: a learning rate or decay that
-cannot train, an unknown device, a queue size that is not a multiple of the batch, dense
-terms without a dense encoder or views with crop geometry.
+cannot train, an unknown device, a queue size that is not a multiple of the batch, scenes
+of an unknown variant, dense terms without a dense encoder or views with crop geometry.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import torch
 from alignuniform._registry import resolve
 from alignuniform.data import RECIPES, RecipeSpec, build_augment_recipe, build_recipe
 from alignuniform.data.dense_views import DenseViewRecipe
+from alignuniform.data.scenes import VARIANTS
 from alignuniform.dense import PAIR_SCHEMES
 from alignuniform.train.config import AMP_DTYPES, TrainConfig
 from alignuniform.train.queue import nearest_queue_sizes
@@ -103,15 +104,38 @@ def validate(config: TrainConfig) -> None:
     if config.data.augment:  # a bad component fails here, not inside a data worker
         build_augment_recipe(config.data.recipe, config.data.augment)
     _check_queue(config)
+    _check_scenes(config)
     config.criterion()
     _check_dense(config)
+
+
+def _check_scenes(config: TrainConfig) -> None:
+    scenes = config.data.scenes
+    if not scenes.active:
+        return
+    if scenes.variant not in VARIANTS:
+        raise ValueError(f"data.scenes.variant must be one of {', '.join(sorted(VARIANTS))} "
+                         f"(or null to train on the images), got {scenes.variant!r}")
+    if scenes.n_scenes < 1:
+        raise ValueError(f"data.scenes.n_scenes must be >= 1, got {scenes.n_scenes}")
+    if scenes.canvas < 16:
+        raise ValueError(f"data.scenes.canvas must be >= 16 px (32 for the cifar10 recipe's "
+                         f"32 px views), got {scenes.canvas}")
 
 
 def _check_dense(config: TrainConfig) -> None:
     """Dense terms need a dense encoder, per-sample views with geometry and a scheme that
     exists; found here, before any data loads."""
     d = config.dense
+    if d.pair_quality_every < 0:
+        raise ValueError(f"dense.pair_quality_every must be >= 0 (0: off), got "
+                         f"{d.pair_quality_every}")
     if not d.active:
+        if d.pair_quality_every:
+            raise ValueError("dense.pair_quality_every needs dense terms (the views' crop "
+                             "geometry and the backbone maps): give a dense weight, e.g. "
+                             "dense.w_align: 1 with dense.lam: 0 to train the global loss "
+                             "alone, or set dense.pair_quality_every: 0")
         return
     config.dense_criterion()  # the dense loss checks its weights, scales and lam
     if config.queue.size and d.exclude_same_image:
