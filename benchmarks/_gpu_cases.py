@@ -29,7 +29,7 @@ HOST_ONLY = frozenset({
     "UniformityEstimate", "uniformity_bound", "LocationPairs", "PAIR_SCHEMES",
     "PIXPRO_THRESHOLD", "bin_centres", "location_pairs", "pair_precision_recall",
     "flatten_locations", "DenseUniformity", "AUCorrelation", "au_correlation",
-    "dense_au_correlation", "SpectralState", "LidarState",
+    "dense_au_correlation", "SpectralState", "LidarState", "QUALITY_SCHEMES", "pair_quality",
 })
 
 
