@@ -99,9 +99,9 @@ def _recompute(cfg: dict, state: dict, batch: dict, scheme: str) -> dict:
     return terms
 
 
-@pytest.mark.parametrize("scheme", ["geometric", "feature_argmax"])
-def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypatch, scheme):
-    cfg = dense_config(scheme=scheme)
+def _spied_run(cfg: dict, tmp_path, monkeypatch) -> tuple[list, list[dict]]:
+    """Train ``cfg``, keeping each step's model state (before the step) and batch; returns
+    them with the logged rows."""
     seen = []
     inner = dense_step_module.DenseStep.loss
 
@@ -111,7 +111,13 @@ def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypa
 
     monkeypatch.setattr(dense_step_module.DenseStep, "loss", spy)
     out = train(config_from_dict(cfg), tmp_path / "run", progress=False)
-    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    return seen, [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.parametrize("scheme", ["geometric", "feature_argmax"])
+def test_logged_dense_terms_equal_a_brute_force_recomputation(tmp_path, monkeypatch, scheme):
+    cfg = dense_config(scheme=scheme)
+    seen, logged = _spied_run(cfg, tmp_path, monkeypatch)
     assert len(logged) == len(seen) == 4  # 16 images / 4
     for step in (0, 3):  # the first step, and one after three updates
         expected = _recompute(cfg, *seen[step], scheme)
@@ -310,16 +316,7 @@ def test_logged_pair_quality_equals_a_brute_force_recomputation(tmp_path, monkey
     from alignuniform import dense
 
     cfg = dense_config(scheme="mutual_nn", threshold=0.9, pair_quality_every=1)
-    seen = []
-    inner = dense_step_module.DenseStep.loss
-
-    def spy(self, batch, step):
-        seen.append((copy.deepcopy(self.context.model.state_dict()), batch))
-        return inner(self, batch, step)
-
-    monkeypatch.setattr(dense_step_module.DenseStep, "loss", spy)
-    out = train(config_from_dict(cfg), tmp_path / "run", progress=False)
-    logged = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    seen, logged = _spied_run(cfg, tmp_path, monkeypatch)
     for (state, batch), row in zip(seen, logged, strict=True):
         model = build_model("dense", feat_dim=8, **DENSE_MODEL["kwargs"])
         model.load_state_dict(state)
