@@ -357,9 +357,14 @@ def test_cli_zoo_writes_table_figures_and_trajectories(minilm, tmp_path, capsys,
     assert main([*args, "--lidar-views", "2"]) == 0
     assert "reused 4 measured part(s)" in capsys.readouterr().out
     assert (out / "results.jsonl").read_text() == table
-    # a changed setting measures again
+    # a changed setting, or another version of the model, measures again
     with pytest.raises(AssertionError, match="measured again"):
         main([*args, "--lidar-views", "3"])
+    from alignuniform.text import zoo_run
+
+    monkeypatch.setattr(zoo_run, "_folder_fingerprint", lambda folder: "another version")
+    with pytest.raises(AssertionError, match="measured again"):
+        main([*args, "--lidar-views", "2"])
 
 
 def test_trajectories_start_at_the_trained_row_in_step_order():

@@ -76,6 +76,14 @@ def _fingerprint(split: StsSplit) -> str:
     return h.hexdigest()
 
 
+def _folder_fingerprint(folder: Path) -> str:
+    """SHA-256 of a model folder's file names and sizes (cheap: no weights are read)."""
+    h = hashlib.sha256()
+    for f in sorted(p for p in Path(folder).rglob("*") if p.is_file()):
+        h.update(f"{f.relative_to(folder)}\t{f.stat().st_size}\n".encode())
+    return h.hexdigest()
+
+
 def _part(out: Path, name: str, part: str, key: dict, measure: Callable[[], list[dict]],
           reused: list[str]) -> list[dict]:
     """The rows of one part: read from ``parts/`` when stored with the same ``key``,
@@ -172,7 +180,8 @@ def _model_rows(out: Path, name: str, folder: Path, pairs: StsPairs, train_sente
             loaded.append(load_sentence_model(folder, device=device))
         return loaded[0]
 
-    key, finetune_key = keys
+    # a reinstalled model of another version measures again
+    key, finetune_key = ({**k, "model_files": _folder_fingerprint(folder)} for k in keys)
     steps, every = finetune
     rows = _part(out, name, "trained", key, lambda: measure_model(
         model(), pairs, name=name, seed=seed, progress=progress, **settings), reused)
@@ -222,7 +231,6 @@ def run_text_zoo(
         ValueError: No requested model is installed (the message says how to install them),
             or a bad setting.
     """
-
     from alignuniform.text.stsb import read_stsb
     from alignuniform.text.zoo import StsPairs, row_id
     from alignuniform.text.zoo_models import ZOO_MODELS, zoo_models
