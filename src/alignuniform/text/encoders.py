@@ -9,10 +9,10 @@ on the same sentences.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import torch
 from torch import nn
@@ -22,6 +22,8 @@ from alignuniform.text.settings import REPRESENTATIONS, TOKEN_REPRESENTATIONS
 
 if TYPE_CHECKING:
     from sentence_transformers import SentenceTransformer
+
+K = TypeVar("K")  # a representation's key: its name, or (layer, pooling)
 
 PACKAGED_MODEL_NAMES = ("packaged", "all-MiniLM-L6-v2", "sentence-transformers/all-MiniLM-L6-v2")
 
@@ -172,6 +174,34 @@ def forward_representations(
     return reps
 
 
+def encode_batches(
+    model: SentenceTransformer, sentences: Sequence[str],
+    forward: Callable[[list[str]], dict[K, torch.Tensor]], *, batch_size: int = 64,
+    dropout: bool = False, progress: bool = True, desc: str = "encode",
+) -> dict[K, torch.Tensor]:
+    """``forward`` over ``sentences`` in batches sorted by length (less padding), without
+    gradients, in train mode when ``dropout`` (the model's mode is restored afterwards):
+    ``{key: (N, d) float32 CPU tensor}`` in the order of ``sentences``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
+    chunks: dict[K, list[torch.Tensor]] = {}
+    was_training = model.training
+    model.train(dropout)
+    try:
+        with torch.inference_mode():
+            for start in tqdm(range(0, len(order), batch_size), desc=desc,
+                              disable=not progress, leave=False):
+                batch = [sentences[i] for i in order[start:start + batch_size]]
+                for key, rep in forward(batch).items():
+                    chunks.setdefault(key, []).append(rep.float().cpu())
+    finally:
+        model.train(was_training)
+    inverse = torch.empty(len(order), dtype=torch.long)
+    inverse[torch.tensor(order)] = torch.arange(len(order))
+    return {key: torch.cat(c)[inverse] for key, c in chunks.items()}
+
+
 def encode_representations(
     model: SentenceTransformer,
     sentences: Sequence[str],
@@ -202,26 +232,12 @@ def encode_representations(
         raise ValueError(
             f"unknown representation(s) {sorted(unknown)}; choose from {list(REPRESENTATIONS)}"
         )
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     token_names = [n for n in TOKEN_REPRESENTATIONS if n in names or (
         n == "mean" and "whitened" in names)]
-    order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-    chunks: dict[str, list[torch.Tensor]] = {n: [] for n in token_names}
-    was_training = model.training
-    model.train(dropout)
-    try:
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="encode",
-                              disable=not progress, leave=False):
-                batch = [sentences[i] for i in order[start:start + batch_size]]
-                for n, rep in forward_representations(model, batch, token_names).items():
-                    chunks[n].append(rep.float().cpu())
-    finally:
-        model.train(was_training)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))
-    reps = {n: torch.cat(c)[inverse] for n, c in chunks.items()}
+    reps = encode_batches(model, sentences,
+                          lambda batch: forward_representations(model, batch, token_names),
+                          batch_size=batch_size, dropout=dropout, progress=progress,
+                          desc="encode")
     if "whitened" in names:
         reps["whitened"] = fit_whitening(reps["mean"]).apply(reps["mean"])
     return {n: reps[n] for n in names}

@@ -50,6 +50,7 @@ from alignuniform.text.encoders import (
     _masked_mean,
     _tokenize,
     check_sentences,
+    encode_batches,
     fit_whitening,
 )
 from alignuniform.text.sts_eval import sts_geometry
@@ -117,24 +118,9 @@ def encode_layers(
         dropout: Encode in train mode (dropout on); the model's mode is restored afterwards.
     """
     check_sentences(sentences)
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    order = sorted(range(len(sentences)), key=lambda i: -len(sentences[i]))
-    chunks: dict[Key, list[torch.Tensor]] = {}
-    was_training = model.training
-    model.train(dropout)
-    try:
-        with torch.inference_mode():
-            for start in tqdm(range(0, len(order), batch_size), desc="layers",
-                              disable=not progress, leave=False):
-                batch = [sentences[i] for i in order[start:start + batch_size]]
-                for key, rep in forward_layers(model, batch).items():
-                    chunks.setdefault(key, []).append(rep.float().cpu())
-    finally:
-        model.train(was_training)
-    inverse = torch.empty(len(order), dtype=torch.long)
-    inverse[torch.tensor(order)] = torch.arange(len(order))
-    return {key: torch.cat(c)[inverse] for key, c in chunks.items()}
+    return encode_batches(model, sentences, lambda batch: forward_layers(model, batch),
+                          batch_size=batch_size, dropout=dropout, progress=progress,
+                          desc="layers")
 
 
 def random_weights(model: SentenceTransformer, seed: int = 0) -> SentenceTransformer:
