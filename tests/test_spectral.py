@@ -130,6 +130,10 @@ def test_rank_k_bounded_by_k():
     assert metrics.rankme(z, eps=1e-3) > metrics.rankme(z, eps=1e-7)  # eps raises it
     assert metrics.effective_rank(z) <= 3 + 1e-9
     assert 1 <= metrics.stable_rank(z) <= 3 + 1e-9
+    # and its value: ||Z_c||_F^2 / ||Z_c||_2^2 of the centred rows, in float64 numpy
+    zc = z.double().numpy() - z.double().numpy().mean(0)
+    s = np.linalg.svd(zc, compute_uv=False)
+    assert metrics.stable_rank(z) == pytest.approx((s**2).sum() / s[0] ** 2, rel=1e-5)
 
 
 @pytest.mark.parametrize("alpha", [0.5, 1.0, 2.0])

@@ -440,7 +440,7 @@ def test_a_sweep_of_more_than_a_thousand_trials_needs_yes(tmp_path, capsys, monk
     from alignuniform.cli import main
 
     class Started(Exception):
-        pass
+        """Raised instead of running the sweep."""
 
     def run_sweep(spec, out, **kwargs):
         raise Started(len(spec.trial_list))
